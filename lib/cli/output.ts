@@ -1,0 +1,158 @@
+// How the CLI talks to people and machines: ora progress on a TTY, quiet plain lines otherwise (CI), one JSON
+// object per line with --json. Errors are one line on stderr; the stack only with --verbose. Exit codes:
+// 0 done, 1 failed, 2 usage, 3 refused for safety.
+import ora, { type Ora } from 'ora';
+import { PiImageError, SafetyError, InputError } from '../errors.ts';
+import type { ProgressEvent } from '../progress.ts';
+
+export interface GlobalOptions {
+  json?: boolean;
+  verbose?: boolean;
+  quiet?: boolean;
+}
+
+export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, REFUSED: 3 } as const;
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+}
+
+function useColor(): boolean {
+  return process.stdout.isTTY === true && !('NO_COLOR' in process.env) && process.env.TERM !== 'dumb';
+}
+
+/** The output channel of one command run. */
+export class Output {
+  readonly json: boolean;
+  readonly verbose: boolean;
+  readonly quiet: boolean;
+  readonly interactive: boolean;
+  private spinner?: Ora;
+  private phase?: string;
+  private phaseStart = 0;
+  private lastPlain = 0;
+
+  constructor(opts: GlobalOptions) {
+    this.json = opts.json === true;
+    this.verbose = opts.verbose === true;
+    this.quiet = opts.quiet === true;
+    this.interactive = !this.json && process.stderr.isTTY === true && !process.env.CI;
+  }
+
+  /** A JSON event line (only with --json). */
+  event(name: string, fields: Record<string, unknown>): void {
+    if (this.json) process.stdout.write(JSON.stringify({ event: name, ...fields }) + '\n');
+  }
+
+  /** Progress: a spinner with bytes, rate and ETA on a TTY; a line every few seconds otherwise; JSON with --json. */
+  progress = (e: ProgressEvent): void => {
+    if (this.json) {
+      this.event('progress', { phase: e.phase, done: e.done, total: e.total, detail: e.detail });
+      return;
+    }
+    if (this.quiet) return;
+    const now = Date.now();
+    if (e.phase !== this.phase) {
+      this.phase = e.phase;
+      this.phaseStart = now;
+    }
+    const text = describeProgress(e, now - this.phaseStart);
+    if (this.interactive) {
+      if (!this.spinner) this.spinner = ora({ text, stream: process.stderr, color: useColor() ? 'cyan' : undefined }).start();
+      else this.spinner.text = text;
+    } else if (now - this.lastPlain > 5000 || (e.total !== undefined && e.done >= e.total)) {
+      this.lastPlain = now;
+      process.stderr.write(text + '\n');
+    }
+  };
+
+  /** A finished step: a tick on a TTY, a plain line otherwise. */
+  step(text: string): void {
+    if (this.json || this.quiet) return;
+    if (this.spinner) {
+      this.spinner.succeed(text);
+      this.spinner = undefined;
+    } else process.stderr.write(`✔ ${text}\n`);
+  }
+
+  stopSpinner(): void {
+    this.spinner?.stop();
+    this.spinner = undefined;
+  }
+
+  /** Human text on stdout (suppressed with --json). */
+  print(text: string): void {
+    if (!this.json) process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+  }
+
+  /** The final result: JSON with --json, else the human text given. */
+  result(data: Record<string, unknown>, human?: string): void {
+    this.stopSpinner();
+    if (this.json) this.event('result', data);
+    else if (human !== undefined) this.print(human);
+  }
+
+  warn(text: string): void {
+    if (this.json) this.event('warning', { message: text });
+    else if (!this.quiet) process.stderr.write(`warning: ${text}\n`);
+  }
+
+  debug(text: string): void {
+    if (this.verbose && !this.json) process.stderr.write(`${text}\n`);
+  }
+}
+
+function describeProgress(e: ProgressEvent, elapsedMs: number): string {
+  const what = e.detail ? `${e.phase} ${e.detail}` : e.phase;
+  if (e.unit === 'items') return e.total ? `${what}: ${e.done}/${e.total}` : `${what}: ${e.done}`;
+  const rate = elapsedMs > 0 ? (e.done / elapsedMs) * 1000 : 0;
+  let text = `${what}: ${formatBytes(e.done)}`;
+  if (e.total) {
+    text += ` of ${formatBytes(e.total)} (${Math.floor((e.done / e.total) * 100)}%)`;
+    if (rate > 0 && e.done < e.total) text += `, ${formatBytes(rate)}/s, ETA ${Math.ceil((e.total - e.done) / rate)}s`;
+  } else if (rate > 0) text += `, ${formatBytes(rate)}/s`;
+  return text;
+}
+
+/** Exit code for an error: 3 for safety refusals, 2 for usage, 1 for anything else. */
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof SafetyError) return EXIT.REFUSED;
+  if (err instanceof UsageError) return EXIT.USAGE;
+  return EXIT.FAILED;
+}
+
+/** A command-line misuse (bad combination of flags); exits 2. */
+export class UsageError extends InputError {}
+
+/** Print an error as one line (plus hint) on stderr, or as a JSON event; the stack only with --verbose. */
+export function reportError(err: unknown, opts: GlobalOptions): void {
+  const message = err instanceof Error ? err.message : String(err);
+  const hint = err instanceof PiImageError ? err.hint : undefined;
+  if (opts.json) {
+    const code = err instanceof PiImageError ? err.code : 'ERROR';
+    process.stdout.write(JSON.stringify({ event: 'error', code, message, hint }) + '\n');
+  } else {
+    process.stderr.write(`pi-image: ${message}\n`);
+    if (hint) process.stderr.write(`  ${hint}\n`);
+  }
+  if (opts.verbose && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
+}
+
+/** Run a command handler with an Output, turning errors into one line and an exit code. */
+export async function runCommand<T extends GlobalOptions>(argv: T, fn: (out: Output) => Promise<void> | void): Promise<void> {
+  const out = new Output(argv);
+  try {
+    await fn(out);
+  } catch (err) {
+    out.stopSpinner();
+    reportError(err, argv);
+    process.exitCode = exitCodeFor(err);
+  }
+}

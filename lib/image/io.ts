@@ -1,0 +1,167 @@
+// Positional, bounds-checked I/O over image files (and block devices), plus windows onto a byte range of them
+// (a partition). Every filesystem layer reads and writes through a `BlockIO`, never through raw fds.
+import { openSync, closeSync, readSync, writeSync, fstatSync, fsyncSync, ftruncateSync, constants } from 'node:fs';
+import { OutOfBoundsError, CorruptImageError } from '../errors.ts';
+
+/** Random access to a run of bytes. Offsets are byte offsets from the start of this view. */
+export interface BlockIO {
+  /** Size in bytes of the view. */
+  readonly size: number;
+  /** Human name for error messages (file path, maybe with a partition suffix). */
+  readonly name: string;
+  /** Read exactly `length` bytes at `offset`; throws OutOfBoundsError / CorruptImageError (short file). */
+  read(offset: number, length: number): Buffer;
+  /** Read into `buf` at `offset`, exactly buf.length bytes. */
+  readInto(buf: Buffer, offset: number): void;
+  /** Write all of `data` at `offset`; throws when read-only or out of bounds. */
+  write(offset: number, data: Uint8Array): void;
+  /** Flush to stable storage. */
+  sync(): void;
+  readonly readOnly: boolean;
+}
+
+function checkRange(io: { size: number; name: string }, offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    throw new OutOfBoundsError(`${io.name}: invalid range offset=${offset} length=${length}`);
+  }
+  if (offset + length > io.size) {
+    throw new OutOfBoundsError(
+      `${io.name}: range ${offset}..${offset + length} is beyond the end (size ${io.size} bytes)`,
+    );
+  }
+}
+
+/** A BlockIO over a file descriptor (regular file or block device). */
+export class FileIO implements BlockIO {
+  readonly fd: number;
+  readonly name: string;
+  readonly readOnly: boolean;
+  private _size: number;
+  private closed = false;
+
+  private constructor(fd: number, name: string, size: number, readOnly: boolean) {
+    this.fd = fd;
+    this.name = name;
+    this._size = size;
+    this.readOnly = readOnly;
+  }
+
+  /** Open an existing file. `size` overrides the detected size (needed for block devices, whose st_size is 0). */
+  static open(path: string, opts: { write?: boolean; size?: number } = {}): FileIO {
+    const fd = openSync(path, opts.write ? constants.O_RDWR : constants.O_RDONLY);
+    const st = fstatSync(fd);
+    return new FileIO(fd, path, opts.size ?? st.size, !opts.write);
+  }
+
+  /** Create (or truncate) a file of `size` bytes; it is sparse, all zeros. */
+  static create(path: string, size: number): FileIO {
+    const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, 0o644);
+    ftruncateSync(fd, size);
+    return new FileIO(fd, path, size, false);
+  }
+
+  get size(): number {
+    return this._size;
+  }
+
+  read(offset: number, length: number): Buffer {
+    const buf = Buffer.allocUnsafe(length);
+    this.readInto(buf, offset);
+    return buf;
+  }
+
+  readInto(buf: Buffer, offset: number): void {
+    checkRange(this, offset, buf.length);
+    let done = 0;
+    while (done < buf.length) {
+      const n = readSync(this.fd, buf, done, buf.length - done, offset + done);
+      if (n === 0) {
+        throw new CorruptImageError(`${this.name}: file ends early (truncated image?)`, offset + done);
+      }
+      done += n;
+    }
+  }
+
+  write(offset: number, data: Uint8Array): void {
+    if (this.readOnly) throw new OutOfBoundsError(`${this.name}: opened read-only`);
+    checkRange(this, offset, data.length);
+    let done = 0;
+    while (done < data.length) {
+      done += writeSync(this.fd, data, done, data.length - done, offset + done);
+    }
+  }
+
+  /** Grow or shrink a regular file. */
+  truncate(size: number): void {
+    ftruncateSync(this.fd, size);
+    this._size = size;
+  }
+
+  sync(): void {
+    if (!this.readOnly) fsyncSync(this.fd);
+  }
+
+  close(): void {
+    if (!this.closed) {
+      this.closed = true;
+      closeSync(this.fd);
+    }
+  }
+}
+
+/** A window [start, start+size) of another BlockIO: a partition inside a disk image. */
+export class SliceIO implements BlockIO {
+  readonly name: string;
+  constructor(
+    readonly parent: BlockIO,
+    readonly start: number,
+    readonly size: number,
+    name?: string,
+  ) {
+    checkRange(parent, start, size);
+    this.name = name ?? `${parent.name}@${start}`;
+  }
+  get readOnly(): boolean {
+    return this.parent.readOnly;
+  }
+  read(offset: number, length: number): Buffer {
+    checkRange(this, offset, length);
+    return this.parent.read(this.start + offset, length);
+  }
+  readInto(buf: Buffer, offset: number): void {
+    checkRange(this, offset, buf.length);
+    this.parent.readInto(buf, this.start + offset);
+  }
+  write(offset: number, data: Uint8Array): void {
+    checkRange(this, offset, data.length);
+    this.parent.write(this.start + offset, data);
+  }
+  sync(): void {
+    this.parent.sync();
+  }
+}
+
+/** A BlockIO held in memory: for small test volumes and scratch work only, never for whole images. */
+export class MemoryIO implements BlockIO {
+  readonly readOnly = false;
+  constructor(
+    readonly buffer: Buffer,
+    readonly name = 'memory',
+  ) {}
+  get size(): number {
+    return this.buffer.length;
+  }
+  read(offset: number, length: number): Buffer {
+    checkRange(this, offset, length);
+    return Buffer.from(this.buffer.subarray(offset, offset + length));
+  }
+  readInto(buf: Buffer, offset: number): void {
+    checkRange(this, offset, buf.length);
+    this.buffer.copy(buf, 0, offset, offset + buf.length);
+  }
+  write(offset: number, data: Uint8Array): void {
+    checkRange(this, offset, data.length);
+    this.buffer.set(data, offset);
+  }
+  sync(): void {}
+}

@@ -1,0 +1,51 @@
+// Runs the uvu suite through tsx and turns uvu's totals into the closing line "N passed, N failed".
+// Usage: node test/run.mjs [--boot | --all] [pattern]
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const boot = args.includes('--boot');
+const all = args.includes('--all');
+const pattern = args.find((a) => !a.startsWith('--'));
+
+// Unit and integration suites live in test/*/ and test/*.test.ts; the QEMU first-boot suite in test/boot/.
+const runs = [];
+if (!boot || all) runs.push({ dir: 'test', pattern: pattern ?? '^(?!boot/).*\\.test\\.ts$' });
+if (boot || all) runs.push({ dir: 'test/boot', pattern: pattern ?? '\\.test\\.ts$' });
+
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+let exitCode = 0;
+for (const run of runs) {
+  const out = await new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(root, 'node_modules/uvu/bin.js'), run.dir, run.pattern, '-i', 'fixtures', '-i', 'helpers'],
+      { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' } },
+    );
+    let text = '';
+    child.stdout.on('data', (d) => {
+      process.stdout.write(d);
+      text += d.toString();
+    });
+    child.on('close', (code) => resolve({ code, text }));
+  });
+  const total = Number(/Total:\s+(\d+)/.exec(out.text)?.[1] ?? NaN);
+  const ok = Number(/Passed:\s+(\d+)/.exec(out.text)?.[1] ?? NaN);
+  const skip = Number(/Skipped:\s+(\d+)/.exec(out.text)?.[1] ?? 0);
+  if (Number.isNaN(total) || Number.isNaN(ok)) {
+    // uvu crashed before printing totals (a syntax error, an import failure): count the run as one failure.
+    failed += 1;
+    exitCode = 1;
+    continue;
+  }
+  passed += ok;
+  failed += total - ok - skip;
+  skipped += skip;
+  if (out.code !== 0) exitCode = 1;
+}
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+process.exit(exitCode || (failed > 0 ? 1 : 0));
