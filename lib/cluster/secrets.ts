@@ -1,0 +1,164 @@
+// Cluster secrets, made once and reused: the Kubernetes CA (key by node:crypto, self-signed certificate by the
+// system's `openssl`), the kubeadm bootstrap token, the discovery hash, the Heketi admin key and SSH key, and
+// the MetalLB memberlist key. They live in a state directory (0700, files 0600) beside the profile, or in
+// `--secrets DIR` / $PI_IMAGE_SECRETS. Nothing here prints them; the Secrets object hides them from
+// JSON.stringify and console.log.
+import { createHash, createPublicKey, generateKeyPairSync, randomBytes, randomInt, X509Certificate } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { inspect } from 'node:util';
+import { InputError } from '../errors.ts';
+import { BUILTIN_PROFILE, PACKAGE_ROOT } from './profile.ts';
+
+export interface Secrets {
+  /** Where they are stored. */
+  dir: string;
+  caCert: string;
+  caKey: string;
+  /** kubeadm bootstrap token `[a-z0-9]{6}.[a-z0-9]{16}`. */
+  token: string;
+  /** `sha256:<hex>` of the CA's DER SubjectPublicKeyInfo (kubeadm join --discovery-token-ca-cert-hash). */
+  discoveryHash: string;
+  heketiAdminKey: string;
+  /** RSA private key (PKCS#1 PEM) Heketi uses to reach every node as root. */
+  heketiSshKey: string;
+  /** The matching OpenSSH public key line. */
+  heketiSshPublicKey: string;
+  /** base64 of 128 random bytes. */
+  metallbMemberlistKey: string;
+}
+
+export const TOKEN_RE = /^[a-z0-9]{6}\.[a-z0-9]{16}$/;
+
+const FILES = {
+  caCert: 'ca.crt',
+  caKey: 'ca.key',
+  token: 'bootstrap-token',
+  heketiAdminKey: 'heketi-admin-key',
+  heketiSshKey: 'heketi-ssh-key',
+  heketiSshPublicKey: 'heketi-ssh-key.pub',
+  metallbMemberlistKey: 'metallb-memberlist-key',
+} as const;
+
+export interface SecretsOptions {
+  /** Explicit directory (--secrets); else $PI_IMAGE_SECRETS; else beside the profile. */
+  dir?: string;
+  /** The profile file, to put the state directory beside it. */
+  profilePath?: string;
+}
+
+/** Where the secrets of `clusterName` live. The built-in profile keeps them under the current directory. */
+export function secretsDir(clusterName: string, opts: SecretsOptions = {}): string {
+  if (opts.dir) return resolve(opts.dir);
+  if (process.env.PI_IMAGE_SECRETS) return resolve(process.env.PI_IMAGE_SECRETS);
+  const base = opts.profilePath && resolve(opts.profilePath) !== BUILTIN_PROFILE && !resolve(opts.profilePath).startsWith(join(PACKAGE_ROOT, 'profiles'))
+    ? dirname(resolve(opts.profilePath))
+    : process.cwd();
+  return join(base, '.pi-image-state', clusterName);
+}
+
+/** Load the cluster's secrets, creating them on first use. */
+export async function loadOrCreateSecrets(profile: { cluster: { name: string } }, opts: SecretsOptions = {}): Promise<Secrets> {
+  const dir = secretsDir(profile.cluster.name, opts);
+  if (!existsSync(dir)) create(dir, profile.cluster.name);
+  return load(dir);
+}
+
+function load(dir: string): Secrets {
+  const st = statSync(dir);
+  if (!st.isDirectory()) throw new InputError(`secrets path ${dir} is not a directory`);
+  if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+  const read = (name: string): string => {
+    const f = join(dir, name);
+    if (!existsSync(f)) throw new InputError(`secrets directory ${dir} lacks ${name}`, 'restore it from your backup, or move the directory away to make new secrets (nodes already built would then need rebuilding)');
+    if ((statSync(f).mode & 0o077) !== 0) chmodSync(f, 0o600);
+    return readFileSync(f, 'utf8');
+  };
+  const v = Object.fromEntries(Object.entries(FILES).map(([k, f]) => [k, read(f)])) as Record<keyof typeof FILES, string>;
+  v.token = v.token.trim();
+  if (!TOKEN_RE.test(v.token)) throw new InputError(`${join(dir, FILES.token)} is not a bootstrap token ([a-z0-9]{6}.[a-z0-9]{16})`);
+  v.heketiAdminKey = v.heketiAdminKey.trim();
+  v.metallbMemberlistKey = v.metallbMemberlistKey.trim();
+  v.heketiSshPublicKey = v.heketiSshPublicKey.trim();
+  let discoveryHash: string;
+  try {
+    new X509Certificate(v.caCert);
+    discoveryHash = discoveryHashOf(v.caCert);
+  } catch (err) {
+    throw new InputError(`${join(dir, FILES.caCert)} is not a PEM certificate: ${(err as Error).message}`);
+  }
+  return hide({ dir, ...v, discoveryHash });
+}
+
+/** `sha256:` + hex sha256 of the certificate's DER SubjectPublicKeyInfo. */
+export function discoveryHashOf(caCertPem: string): string {
+  const spki = createPublicKey(caCertPem).export({ type: 'spki', format: 'der' });
+  return 'sha256:' + createHash('sha256').update(spki).digest('hex');
+}
+
+function randomString(n: number, alphabet: string): string {
+  let s = '';
+  for (let i = 0; i < n; i++) s += alphabet[randomInt(alphabet.length)];
+  return s;
+}
+
+export function newToken(): string {
+  const a = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  return `${randomString(6, a)}.${randomString(16, a)}`;
+}
+
+/** OpenSSH `ssh-rsa` public key line from an RSA public key. */
+function sshRsaPublic(pem: string, comment: string): string {
+  const jwk = createPublicKey(pem).export({ format: 'jwk' }) as { n: string; e: string };
+  const str = (b: Buffer) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(b.length);
+    return Buffer.concat([len, b]);
+  };
+  const mpint = (b64url: string) => {
+    let b = Buffer.from(b64url, 'base64url');
+    if (b[0]! & 0x80) b = Buffer.concat([Buffer.from([0]), b]);
+    return str(b);
+  };
+  const blob = Buffer.concat([str(Buffer.from('ssh-rsa')), mpint(jwk.e), mpint(jwk.n)]);
+  return `ssh-rsa ${blob.toString('base64')} ${comment}`;
+}
+
+function create(dir: string, clusterName: string): void {
+  mkdirSync(dirname(dir), { recursive: true, mode: 0o700 });
+  const tmp = mkdtempSync(`${dir}.partial-`);
+  try {
+    chmodSync(tmp, 0o700);
+    const put = (name: string, data: string) => writeFileSync(join(tmp, name), data, { mode: 0o600 });
+    const ca = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    put(FILES.caKey, ca.privateKey.export({ type: 'pkcs1', format: 'pem' }) as string);
+    // Self-signed CA certificate, as kubeadm would make it (CN=kubernetes, CA:TRUE, keyCertSign), for 100 years.
+    execFileSync('openssl', [
+      'req', '-x509', '-new', '-key', join(tmp, FILES.caKey), '-out', join(tmp, FILES.caCert), '-days', '36500', '-sha256',
+      '-subj', '/CN=kubernetes', '-addext', 'basicConstraints=critical,CA:TRUE',
+      '-addext', 'keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign', '-addext', 'subjectKeyIdentifier=hash',
+    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    chmodSync(join(tmp, FILES.caCert), 0o600);
+    put(FILES.token, newToken() + '\n');
+    put(FILES.heketiAdminKey, randomString(32, 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789') + '\n');
+    put(FILES.metallbMemberlistKey, randomBytes(128).toString('base64') + '\n');
+    const ssh = generateKeyPairSync('rsa', { modulusLength: 3072 });
+    put(FILES.heketiSshKey, ssh.privateKey.export({ type: 'pkcs1', format: 'pem' }) as string);
+    put(FILES.heketiSshPublicKey, sshRsaPublic(ssh.publicKey.export({ type: 'spki', format: 'pem' }) as string, `heketi@${clusterName}`) + '\n');
+    renameSync(tmp, dir);
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && /openssl/.test(String(err))) {
+      throw new InputError('making the cluster CA needs the `openssl` command', 'install it (Debian/Ubuntu: apt-get install openssl)');
+    }
+    throw err;
+  }
+}
+
+/** Keep secrets out of JSON output and console logs by accident. */
+function hide(s: Secrets): Secrets {
+  Object.defineProperty(s, 'toJSON', { value: () => ({ dir: s.dir, secrets: 'redacted' }), enumerable: false });
+  Object.defineProperty(s, inspect.custom, { value: () => `Secrets { dir: ${JSON.stringify(s.dir)}, [redacted] }`, enumerable: false });
+  return s;
+}
