@@ -1,0 +1,204 @@
+// Block group descriptors (32- and 64-byte, with or without meta_bg) and the used-block map built from the block
+// bitmaps, including groups whose bitmap was never initialised (BLOCK_UNINIT), the way e2fsprogs reads them.
+import type { BlockIO } from '../io.ts';
+import { CorruptImageError } from '../../errors.ts';
+import { COMPAT, INCOMPAT, RO_COMPAT, type Superblock } from './superblock.ts';
+
+export const BG_INODE_UNINIT = 0x1;
+export const BG_BLOCK_UNINIT = 0x2;
+
+export interface GroupDesc {
+  blockBitmap: number;
+  inodeBitmap: number;
+  inodeTable: number;
+  freeBlocks: number;
+  freeInodes: number;
+  flags: number;
+}
+
+/** A run of bytes inside the filesystem (structurally the same as sparse.ts's ByteRange). */
+export interface ByteRange {
+  start: number;
+  length: number;
+}
+
+function isPowerOf(n: number, base: number): boolean {
+  while (n > 1 && n % base === 0) n /= base;
+  return n === 1;
+}
+
+/** Does block group `g` carry a superblock backup (and, without meta_bg, a copy of the descriptor table)? */
+export function groupHasSuper(sb: Superblock, g: number): boolean {
+  if (g === 0) return true;
+  if (sb.compat & COMPAT.SPARSE_SUPER2) return g === sb.backupBgs[0] || g === sb.backupBgs[1];
+  if (g <= 1 || !(sb.roCompat & RO_COMPAT.SPARSE_SUPER)) return true;
+  if (!(g & 1)) return false;
+  return isPowerOf(g, 3) || isPowerOf(g, 5) || isPowerOf(g, 7);
+}
+
+export function groupFirstBlock(sb: Superblock, g: number): number {
+  return sb.firstDataBlock + g * sb.blocksPerGroup;
+}
+
+export function descsPerBlock(sb: Superblock): number {
+  return sb.blockSize / sb.descSize;
+}
+
+/** Number of blocks the group descriptor table takes. */
+export function descBlockCount(sb: Superblock): number {
+  return Math.ceil(sb.groupCount / descsPerBlock(sb));
+}
+
+/** Block number of descriptor-table block `i` (meta_bg moves later ones into their meta group). */
+function descBlockLocation(sb: Superblock, i: number): number {
+  const base = sb.firstDataBlock + 1;
+  if (!(sb.incompat & INCOMPAT.META_BG) || i < sb.firstMetaBg) return base + i;
+  const g = i * descsPerBlock(sb);
+  return groupFirstBlock(sb, g) + (groupHasSuper(sb, g) ? 1 : 0);
+}
+
+/** Read all group descriptors. */
+export function readGroupDescs(io: BlockIO, sb: Superblock): GroupDesc[] {
+  const out: GroupDesc[] = [];
+  const per = descsPerBlock(sb);
+  const wide = sb.descSize >= 64;
+  for (let i = 0; out.length < sb.groupCount; i++) {
+    const blk = descBlockLocation(sb, i);
+    if (blk >= sb.blocksCount) {
+      throw new CorruptImageError(`${io.name}: ext4 group descriptor block ${blk} is beyond the filesystem`, blk * sb.blockSize);
+    }
+    const buf = io.read(blk * sb.blockSize, sb.blockSize);
+    for (let j = 0; j < per && out.length < sb.groupCount; j++) {
+      const d = buf.subarray(j * sb.descSize, (j + 1) * sb.descSize);
+      const hi = (o: number): number => (wide ? d.readUInt32LE(o) * 2 ** 32 : 0);
+      const hi16 = (o: number): number => (wide ? d.readUInt16LE(o) * 65536 : 0);
+      const g: GroupDesc = {
+        blockBitmap: d.readUInt32LE(0x0) + hi(0x20),
+        inodeBitmap: d.readUInt32LE(0x4) + hi(0x24),
+        inodeTable: d.readUInt32LE(0x8) + hi(0x28),
+        freeBlocks: d.readUInt16LE(0xc) + hi16(0x2c),
+        freeInodes: d.readUInt16LE(0xe) + hi16(0x2e),
+        flags: d.readUInt16LE(0x12),
+      };
+      const gi = out.length;
+      for (const [what, v] of [['block bitmap', g.blockBitmap], ['inode bitmap', g.inodeBitmap], ['inode table', g.inodeTable]] as const) {
+        if (v >= sb.blocksCount) {
+          throw new CorruptImageError(
+            `${io.name}: ext4 group ${gi} ${what} at block ${v} is beyond the filesystem (${sb.blocksCount} blocks)`,
+            blk * sb.blockSize + j * sb.descSize,
+          );
+        }
+      }
+      out.push(g);
+    }
+  }
+  return out;
+}
+
+/** Blocks of group `g` holding the superblock copy, descriptor table copy and reserved GDT blocks (relative to
+ *  the filesystem), as e2fsprogs' ext2fs_reserve_super_and_bgd counts them. */
+export function superAndDescBlocks(sb: Superblock, g: number): Array<[number, number]> {
+  const runs: Array<[number, number]> = [];
+  const first = groupFirstBlock(sb, g);
+  const hasSuper = groupHasSuper(sb, g);
+  if (g === 0 && sb.firstDataBlock === 0 && !hasSuper) runs.push([0, 1]);
+  let next = first;
+  if (hasSuper) {
+    runs.push([first, 1]);
+    next = first + 1;
+  }
+  if (sb.incompat & INCOMPAT.META_BG) {
+    const oldDesc = sb.firstMetaBg;
+    if (hasSuper && oldDesc > 0) runs.push([next, oldDesc]);
+    const per = descsPerBlock(sb);
+    const metaBg = Math.floor(g / per);
+    const inMeta = g % per;
+    if (metaBg >= sb.firstMetaBg && (inMeta === 0 || inMeta === 1 || inMeta === per - 1)) {
+      runs.push([first + (hasSuper ? 1 : 0), 1]);
+    }
+  } else if (hasSuper) {
+    runs.push([next, descBlockCount(sb) + sb.reservedGdtBlocks]);
+  }
+  return runs;
+}
+
+/** Inclusive-exclusive block bounds of group `g`. */
+export function groupBounds(sb: Superblock, g: number): [number, number] {
+  const start = groupFirstBlock(sb, g);
+  return [start, Math.min(start + sb.blocksPerGroup, sb.blocksCount)];
+}
+
+/** Iterate the used runs of blocks, merged, as [firstBlock, count], in ascending order. Blocks before
+ *  s_first_data_block (the 1 KiB boot block of 1 KiB-block filesystems) count as used. */
+export function* usedBlockRuns(io: BlockIO, sb: Superblock, groups: GroupDesc[]): Iterable<[number, number]> {
+  let runStart = -1;
+  let runEnd = -1;
+  const add = (s: number, n: number): [number, number] | undefined => {
+    if (n <= 0) return undefined;
+    if (s === runEnd) {
+      runEnd += n;
+      return undefined;
+    }
+    const prev: [number, number] | undefined = runStart >= 0 ? [runStart, runEnd - runStart] : undefined;
+    runStart = s;
+    runEnd = s + n;
+    return prev;
+  };
+  const out: Array<[number, number]> = [];
+  const flush = (r: [number, number] | undefined): void => {
+    if (r) out.push(r);
+  };
+  flush(add(0, sb.firstDataBlock));
+  const ratio = sb.clusterSize / sb.blockSize;
+  const csum = (sb.roCompat & (RO_COMPAT.GDT_CSUM | RO_COMPAT.METADATA_CSUM)) !== 0;
+  for (let g = 0; g < groups.length; g++) {
+    const gd = groups[g];
+    const [start, end] = groupBounds(sb, g);
+    if (csum && gd.flags & BG_BLOCK_UNINIT) {
+      // No bitmap on disk: only the group's own metadata is in use (e2fsprogs: mark_uninit_bg_group_blocks).
+      const marks: Array<[number, number]> = [...superAndDescBlocks(sb, g)];
+      marks.push([gd.blockBitmap, 1], [gd.inodeBitmap, 1]);
+      const itBlocks = Math.ceil((sb.inodesPerGroup * sb.inodeSize) / sb.blockSize);
+      marks.push([gd.inodeTable, itBlocks]);
+      // Only those inside this group are reported here; metadata in other groups (flex_bg) is in their bitmaps.
+      const inGroup = marks
+        .map(([s, n]): [number, number] => [Math.max(s, start), Math.min(s + n, end)])
+        .filter(([s, e]) => e > s)
+        .sort((a, b) => a[0] - b[0]);
+      let cursor = start;
+      for (const [s, e] of inGroup) {
+        const from = Math.max(s, cursor);
+        if (e > from) flush(add(from, e - from));
+        cursor = Math.max(cursor, e);
+      }
+      for (const r of out.splice(0)) yield r;
+      continue;
+    }
+    const bitmap = io.read(gd.blockBitmap * sb.blockSize, sb.blockSize);
+    const clusters = Math.ceil((end - start) / ratio);
+    let c = 0;
+    while (c < clusters) {
+      // Skip whole zero or whole 0xff bytes fast.
+      if ((c & 7) === 0 && c + 8 <= clusters) {
+        const byte = bitmap[c >> 3];
+        if (byte === 0) {
+          c += 8;
+          continue;
+        }
+        if (byte === 0xff) {
+          const s = start + c * ratio;
+          flush(add(s, Math.min(8 * ratio, end - s)));
+          c += 8;
+          continue;
+        }
+      }
+      if (bitmap[c >> 3] & (1 << (c & 7))) {
+        const s = start + c * ratio;
+        flush(add(s, Math.min(ratio, end - s)));
+      }
+      c++;
+    }
+    for (const r of out.splice(0)) yield r;
+  }
+  if (runStart >= 0) yield [runStart, runEnd - runStart];
+}
