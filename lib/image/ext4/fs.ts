@@ -4,12 +4,13 @@
 import type { BlockIO } from '../io.ts';
 import { CorruptImageError, NotFoundError } from '../../errors.ts';
 import { readSuperblock, INCOMPAT, RO_COMPAT, COMPAT, type Superblock } from './superblock.ts';
-import { readGroupDescs, usedBlockRuns, type GroupDesc, type ByteRange } from './groups.ts';
+import { readGroupDescs, usedBlockRuns, type GroupDesc } from './groups.ts';
+import type { ByteRange } from '../sparse.ts';
 import { readInode, findInodeXattr, INODE_FLAGS, type Inode, type FileType } from './inode.ts';
 import { blockRuns } from './blockmap.ts';
 import { parseDirBlock, type DirEntry } from './directory.ts';
 
-export type { ByteRange } from './groups.ts';
+export type { ByteRange } from '../sparse.ts';
 
 export interface Ext4Stat {
   ino: number;

@@ -3,6 +3,7 @@
 import type { BlockIO } from '../io.ts';
 import { CorruptImageError } from '../../errors.ts';
 import { COMPAT, INCOMPAT, RO_COMPAT, type Superblock } from './superblock.ts';
+export type { ByteRange } from '../sparse.ts';
 
 export const BG_INODE_UNINIT = 0x1;
 export const BG_BLOCK_UNINIT = 0x2;
@@ -16,11 +17,6 @@ export interface GroupDesc {
   flags: number;
 }
 
-/** A run of bytes inside the filesystem (structurally the same as sparse.ts's ByteRange). */
-export interface ByteRange {
-  start: number;
-  length: number;
-}
 
 function isPowerOf(n: number, base: number): boolean {
   while (n > 1 && n % base === 0) n /= base;
