@@ -312,7 +312,9 @@ export class FatFs {
     const build = (): Buffer[] => {
       const set = this.entrySet(target, dst.name, s[11], e.firstCluster, e.isDirectory ? 0 : e.size, this.clock());
       // Keep the short entry's attributes, cluster, size and timestamps: only the name changes.
-      s.copy(set[set.length - 1], 11, 11, 32);
+      const short = set[set.length - 1];
+      short[11] = s[11];
+      s.copy(short, 13, 13, 32); // byte 12 (NT lowercase flags) belongs to the new name
       return set;
     };
     if (sameDir) {
