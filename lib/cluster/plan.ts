@@ -1,0 +1,55 @@
+// Everything the build needs for one node, as data: disk signatures, root PARTUUID, kernel command-line
+// additions, the SSD root partition size and the seed files. The build only writes these bytes.
+import { renderSeed, type Seed } from '../cloud-init/seed.ts';
+import { diskSignature, mbrPartuuid, sdDiskSignature } from './disk.ts';
+import type { Profile } from './profile.ts';
+import type { Secrets } from './secrets.ts';
+import { findNode } from '../cloud-init/seed.ts';
+
+export interface NodePlan {
+  name: string;
+  role: 'master' | 'worker';
+  /** MBR disk signature of the SSD image (root on p1). */
+  ssdDiskSignature: number;
+  /** MBR disk signature of the SD card image. */
+  sdDiskSignature: number;
+  /** `PARTUUID=xxxxxxxx-01`: the kernel's root= value. */
+  rootPartuuid: string;
+  /** Words to add to the kernel command line (replace any root=/rootfstype= already there). */
+  cmdline: string[];
+  /** Size of the SSD's root partition (p1) in bytes; the ext4 inside grows to it on first boot. */
+  rootPartitionBytes: number;
+  /** Whether first boot creates p2 (raw, for Heketi) in the rest of the SSD. */
+  brick: boolean;
+  /** Seed files for the system-boot partition: user-data, meta-data, network-config. */
+  seed: { 'user-data': string; 'meta-data': string; 'network-config': string };
+  instanceId: string;
+  /** Pi serial (8 hex) and MAC when the profile gives them (netboot, review). */
+  serial?: string;
+  mac?: string;
+}
+
+export function nodePlan(profile: Profile, nodeName: string, secrets: Secrets): NodePlan {
+  const node = findNode(profile, nodeName);
+  const ssd = diskSignature(profile.cluster.name, node.name);
+  const seed: Seed = renderSeed(profile, node.name, secrets);
+  const rootPartuuid = `PARTUUID=${mbrPartuuid(ssd, 1)}`;
+  const cmdline = [`root=${rootPartuuid}`, 'rootfstype=ext4', 'rootwait'];
+  if (profile.ssd.quirks.length > 0) cmdline.push(`usb-storage.quirks=${profile.ssd.quirks.join(',')}`);
+  if (profile.kubernetes.enabled) cmdline.push('cgroup_enable=cpuset', 'cgroup_enable=memory', 'cgroup_memory=1', 'swapaccount=1');
+  cmdline.push(...profile.kernel.cmdline);
+  return {
+    name: node.name,
+    role: node.role,
+    ssdDiskSignature: ssd,
+    sdDiskSignature: sdDiskSignature(profile.cluster.name, node.name),
+    rootPartuuid,
+    cmdline,
+    rootPartitionBytes: profile.rootSizeBytes,
+    brick: profile.ssd.brick,
+    seed: { 'user-data': seed['user-data'], 'meta-data': seed['meta-data'], 'network-config': seed['network-config'] },
+    instanceId: seed.instanceId,
+    serial: node.serial,
+    mac: node.mac,
+  };
+}
