@@ -1,0 +1,399 @@
+// flash(): write a disk image to a block device or a file — only the blocks its bmap maps (a map is made on the
+// fly when there is none), the first MiB last, fsync, re-read the partition table, then read every mapped range
+// back and compare its sha256 with the bmap. Safety checks run first (see safety.ts); nothing here prints.
+import { openSync, closeSync, readSync, writeSync, fsyncSync, ftruncateSync, statSync, renameSync, rmSync, existsSync, readFileSync, constants } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { dirname, basename, join } from 'node:path';
+import { parseBmap, bmapByteRanges, blockRangeBytes, type Bmap, type BmapRange } from '../image/bmap.ts';
+import { forEachDataRun, rangesBytes } from '../image/sparse.ts';
+import { CorruptImageError, InputError, SafetyError, VerifyError } from '../errors.ts';
+import type { OnProgress } from '../progress.ts';
+import { describeTarget, listDrives, drivesHoldingPath, systemDrives, type Drive, type Target } from './drives.ts';
+import { assessTarget, enforce, describeDrive, type Finding } from './safety.ts';
+
+/** The first MiB (MBR, partition gap, boot loader area) is written last. */
+export const HEAD_BYTES = 1 << 20;
+const CHUNK = 8 << 20;
+const PATH_ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
+
+/** Verification found the target differs from what was written: `offset` is the first bad byte. */
+export class FlashVerifyError extends VerifyError {
+  readonly offset: number;
+  constructor(message: string, offset: number, hint?: string) {
+    super(message, hint);
+    this.offset = offset;
+  }
+}
+
+export interface ConfirmRequest {
+  target: string;
+  /** "Generic Flash Disk, 31.9 GB, usb, removable" or "regular file". */
+  description: string;
+  size: number;
+  imageSize: number;
+  warnings: string[];
+}
+
+export interface FlashOptions {
+  /** Raw disk image to write. */
+  image: string;
+  /** Block device (/dev/sdb) or file path. */
+  target: string;
+  /** A bmap file path or parsed bmap; undefined = use `<image>.bmap` when present; false = ignore any bmap file. */
+  bmap?: string | Bmap | false;
+  /** Read back and compare (default true). */
+  verify?: boolean;
+  onProgress?: OnProgress;
+  /** Asked before writing a device (or an existing non-image file); return false to cancel. */
+  confirm?: (req: ConfirmRequest) => boolean | Promise<boolean>;
+  /** Consent given up front (the --yes flag): no confirm needed. */
+  yes?: boolean;
+  /** Lift soft refusals (internal disk, partition). */
+  force?: boolean;
+  /** Unmount the target's mounted filesystems (with umount) instead of refusing. */
+  unmount?: boolean;
+  onWarning?: (message: string) => void;
+  /** Label for progress events ("sd", "ssd"). */
+  detail?: string;
+  /** I/O size in bytes (default 8 MiB). */
+  chunk?: number;
+}
+
+export interface FlashResult {
+  image: string;
+  target: string;
+  targetKind: 'file' | 'device';
+  imageSize: number;
+  /** Bytes the map says hold data (and were written). */
+  mappedBytes: number;
+  bmap: { source: 'file' | 'generated'; path?: string; ranges: number };
+  verified: boolean;
+  writeSeconds: number;
+  verifySeconds: number;
+  unmounted: string[];
+}
+
+function readFull(fd: number, buf: Buffer, pos: number, name: string): void {
+  for (let n = 0; n < buf.length; ) {
+    const got = readSync(fd, buf, n, buf.length - n, pos + n);
+    if (got === 0) throw new CorruptImageError(`${name}: ends early`, pos + n);
+    n += got;
+  }
+}
+
+function writeFull(fd: number, buf: Uint8Array, pos: number): void {
+  for (let n = 0; n < buf.length; ) n += writeSync(fd, buf, n, buf.length - n, pos + n);
+}
+
+const yieldNow = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Reports progress at most every 100 ms and lets the event loop breathe (spinners, signals). */
+function ticker(onProgress: OnProgress | undefined, phase: string, total: number, detail?: string) {
+  let last = 0;
+  return async (done: number, force = false): Promise<void> => {
+    const now = Date.now();
+    if (!force && now - last < 100) return;
+    last = now;
+    onProgress?.({ phase, done, total, unit: 'bytes', detail });
+    await yieldNow();
+  };
+}
+
+function loadBmap(opts: FlashOptions): { bmap?: Bmap; path?: string } {
+  if (opts.bmap === false) return {};
+  if (typeof opts.bmap === 'object') return { bmap: opts.bmap };
+  const path = opts.bmap ?? (existsSync(`${opts.image}.bmap`) ? `${opts.image}.bmap` : undefined);
+  if (!path) return {};
+  if (!existsSync(path)) throw new InputError(`${path}: bmap file not found`);
+  return { bmap: parseBmap(readFileSync(path, 'utf8'), path), path };
+}
+
+function unmountAll(drive: Drive): string[] {
+  const done: string[] = [];
+  const points = drive.mountpoints.filter((m) => m.startsWith('/')).sort((a, b) => b.length - a.length);
+  for (const m of points) {
+    try {
+      execFileSync('umount', [m], { env: PATH_ENV, stdio: ['ignore', 'ignore', 'pipe'] });
+      done.push(m);
+    } catch (err) {
+      const msg = String((err as { stderr?: Buffer }).stderr ?? err).trim();
+      throw new SafetyError(`could not unmount ${m} (${drive.path}): ${msg}`, 'Close whatever uses it and unmount it yourself.');
+    }
+  }
+  return done;
+}
+
+/** Check the target, unmounting when asked; returns the (re-read) target, findings to show, and what was unmounted. */
+async function checkSafety(
+  opts: FlashOptions,
+  imageSize: number,
+): Promise<{ target: Target; warnings: Finding[]; unmounted: string[] }> {
+  const imageStats = statSync(opts.image);
+  const needDrives = (() => {
+    try {
+      return statSync(opts.target).isBlockDevice();
+    } catch {
+      return false;
+    }
+  })();
+  let drives: Drive[] = needDrives ? listDrives() : [];
+  let target = describeTarget(opts.target, drives);
+  const ctx = () => ({
+    imageSize,
+    imageStats,
+    systemDrives: needDrives ? systemDrives(drives) : [],
+    sourceDrives: needDrives ? drivesHoldingPath(drives, opts.image, imageStats) : [],
+  });
+  let { findings, needsConfirmation } = assessTarget(target, ctx());
+  let unmounted: string[] = [];
+  if (opts.unmount && target.kind === 'device' && findings.some((f) => f.level === 'mounted')) {
+    // Unmount only when nothing else would refuse anyway.
+    enforce(findings.filter((f) => f.level !== 'mounted'), opts);
+    unmounted = unmountAll(target.drive);
+    drives = listDrives();
+    target = describeTarget(opts.target, drives);
+    ({ findings, needsConfirmation } = assessTarget(target, ctx()));
+  }
+  const warnings = enforce(findings, opts);
+  for (const w of warnings) opts.onWarning?.(w.message);
+  if (needsConfirmation && !opts.yes) {
+    const description = target.kind === 'device' ? describeDrive(target.drive) : target.kind === 'file' ? 'existing file that is not a disk image' : 'unknown';
+    const req: ConfirmRequest = {
+      target: opts.target,
+      description,
+      size: target.kind === 'device' || target.kind === 'file' ? target.size : 0,
+      imageSize,
+      warnings: warnings.map((w) => w.message),
+    };
+    if (!opts.confirm) {
+      throw new SafetyError(`${opts.target} (${description}) will be overwritten: confirmation needed`, 'Run on a terminal to be asked, or pass --yes.');
+    }
+    if (!(await opts.confirm(req))) throw new SafetyError(`cancelled: ${opts.target} was not written`);
+  }
+  return { target, warnings, unmounted };
+}
+
+/** Write `image` to `target`. See FlashOptions; throws SafetyError, InputError, FlashVerifyError. */
+export async function flash(opts: FlashOptions): Promise<FlashResult> {
+  const verify = opts.verify !== false;
+  const chunk = opts.chunk ?? CHUNK;
+  let imageSize: number;
+  try {
+    imageSize = statSync(opts.image).size;
+  } catch {
+    throw new InputError(`${opts.image}: image not found`);
+  }
+  if (!statSync(opts.image).isFile()) throw new InputError(`${opts.image}: not a regular file`);
+  const loaded = loadBmap(opts);
+  const where = loaded.path ?? 'bmap';
+  if (loaded.bmap && loaded.bmap.imageSize !== imageSize) {
+    throw new InputError(
+      `${where}: made for an image of ${loaded.bmap.imageSize} bytes, but ${opts.image} has ${imageSize}`,
+      'Use the bmap that belongs to this image, or leave --bmap out to map the image on the fly.',
+    );
+  }
+  const { target, unmounted } = await checkSafety(opts, imageSize);
+  const isDevice = target.kind === 'device';
+  const blockSize = loaded.bmap?.blockSize ?? 4096;
+
+  // Files are written under a temporary name beside the target and renamed after verification.
+  const writePath = isDevice ? opts.target : join(dirname(opts.target), `.${basename(opts.target)}.partial-${process.pid}`);
+  const src = openSync(opts.image, 'r');
+  let dst = -1;
+  const t0 = Date.now();
+  let ranges: BmapRange[];
+  let checksumType = loaded.bmap?.checksumType ?? 'sha256';
+  try {
+    dst = isDevice
+      ? openSync(writePath, constants.O_RDWR | constants.O_EXCL) // exclusive: fails with EBUSY if mounted or in use
+      : openSync(writePath, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, 0o644);
+    if (!isDevice) ftruncateSync(dst, imageSize);
+    const head = Buffer.alloc(Math.min(HEAD_BYTES, imageSize));
+    if (isDevice) {
+      // Erase the old partition table first, so a flash that dies halfway leaves nothing bootable-looking.
+      writeFull(dst, head, 0);
+      fsyncSync(dst);
+    }
+    const headRuns: { start: number; end: number }[] = [];
+    const put = (offset: number, data: Buffer) => {
+      let d = data;
+      let off = offset;
+      if (off < head.length) {
+        const n = Math.min(d.length, head.length - off);
+        d.copy(head, off, 0, n);
+        headRuns.push({ start: off, end: off + n });
+        d = d.subarray(n);
+        off += n;
+      }
+      if (d.length > 0) writeFull(dst, d, off);
+    };
+    const buf = Buffer.allocUnsafe(Math.max(blockSize, Math.floor(chunk / blockSize) * blockSize));
+
+    if (loaded.bmap) {
+      ranges = loaded.bmap.ranges;
+      const byteRanges = bmapByteRanges(loaded.bmap);
+      const total = rangesBytes(byteRanges);
+      const tick = ticker(opts.onProgress, 'write', total, opts.detail);
+      let done = 0;
+      for (const r of byteRanges) {
+        for (let off = r.start; off < r.start + r.length; ) {
+          const view = buf.subarray(0, Math.min(buf.length, r.start + r.length - off));
+          readFull(src, view, off, opts.image);
+          put(off, view);
+          off += view.length;
+          done += view.length;
+          await tick(done);
+        }
+      }
+      await tick(done, true);
+    } else {
+      // No map: read the whole image once, write and hash only its non-zero blocks.
+      checksumType = 'sha256';
+      ranges = [];
+      const tick = ticker(opts.onProgress, 'write', imageSize, opts.detail);
+      let cur: { first: number; last: number; hash: ReturnType<typeof createHash> } | undefined;
+      const close = () => {
+        if (cur) ranges.push({ first: cur.first, last: cur.last, checksum: cur.hash.digest('hex') });
+        cur = undefined;
+      };
+      for (let pos = 0; pos < imageSize; ) {
+        const view = buf.subarray(0, Math.min(buf.length, imageSize - pos));
+        readFull(src, view, pos, opts.image);
+        let covered = 0;
+        forEachDataRun(view, blockSize, (s, e) => {
+          if (s > covered) close();
+          if (!cur) cur = { first: (pos + s) / blockSize, last: 0, hash: createHash('sha256') };
+          const data = view.subarray(s, e);
+          cur.hash.update(data);
+          cur.last = Math.ceil((pos + e) / blockSize) - 1;
+          put(pos + s, data);
+          covered = e;
+        });
+        if (covered < view.length) close();
+        pos += view.length;
+        await tick(pos);
+      }
+      close();
+      await tick(imageSize, true);
+    }
+    fsyncSync(dst);
+    for (const r of headRuns) writeFull(dst, head.subarray(r.start, r.end), r.start);
+    fsyncSync(dst);
+  } catch (err) {
+    if (dst >= 0) closeSync(dst);
+    closeSync(src);
+    if (!isDevice) rmSync(writePath, { force: true });
+    throw err;
+  }
+  closeSync(dst);
+  const writeSeconds = (Date.now() - t0) / 1000;
+  if (isDevice) {
+    for (const args of [['--rereadpt'], ['--flushbufs']]) {
+      // Ask the kernel to see the new partitions, and drop cached pages so verify reads the medium.
+      try {
+        execFileSync('blockdev', [...args, opts.target], { env: PATH_ENV, stdio: 'ignore' });
+      } catch {
+        /* not fatal: loop devices without partition scanning, kernels that refuse */
+      }
+    }
+  }
+  const mappedBytes = ranges.reduce((s, r) => s + blockRangeBytes(r, blockSize, imageSize).length, 0);
+  const t1 = Date.now();
+  try {
+    if (verify) await verifyTarget(src, opts.image, writePath, opts.target, ranges, { blockSize, imageSize, checksumType, chunk, onProgress: opts.onProgress, detail: opts.detail, where });
+  } catch (err) {
+    closeSync(src);
+    if (!isDevice) rmSync(writePath, { force: true });
+    throw err;
+  }
+  closeSync(src);
+  if (!isDevice) renameSync(writePath, opts.target);
+  return {
+    image: opts.image,
+    target: opts.target,
+    targetKind: isDevice ? 'device' : 'file',
+    imageSize,
+    mappedBytes,
+    bmap: { source: loaded.bmap ? 'file' : 'generated', path: loaded.path, ranges: ranges.length },
+    verified: verify,
+    writeSeconds,
+    verifySeconds: (Date.now() - t1) / 1000,
+    unmounted,
+  };
+}
+
+/**
+ * Read every mapped range of the target back and compare its checksum with the map (or, for ranges without a
+ * checksum, with the image). On a mismatch, compare byte by byte with the image to name the first bad offset.
+ */
+export async function verifyTarget(
+  src: number,
+  imageName: string,
+  targetPath: string,
+  targetName: string,
+  ranges: BmapRange[],
+  o: { blockSize: number; imageSize: number; checksumType: string; chunk?: number; onProgress?: OnProgress; detail?: string; where?: string },
+): Promise<void> {
+  const fd = openSync(targetPath, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(o.chunk ?? CHUNK);
+    const other = Buffer.allocUnsafe(buf.length);
+    const total = ranges.reduce((s, r) => s + blockRangeBytes(r, o.blockSize, o.imageSize).length, 0);
+    const tick = ticker(o.onProgress, 'verify', total, o.detail);
+    let done = 0;
+    for (const r of ranges) {
+      const { start, length } = blockRangeBytes(r, o.blockSize, o.imageSize);
+      const h = r.checksum && o.checksumType !== 'none' ? createHash(o.checksumType) : undefined;
+      let equalToImage = true;
+      for (let off = start; off < start + length; ) {
+        const view = buf.subarray(0, Math.min(buf.length, start + length - off));
+        readFull(fd, view, off, targetName);
+        if (h) h.update(view);
+        else {
+          const img = other.subarray(0, view.length);
+          readFull(src, img, off, imageName);
+          if (!img.equals(view)) equalToImage = false;
+        }
+        off += view.length;
+        done += view.length;
+        await tick(done);
+      }
+      const ok = h ? h.digest('hex') === r.checksum : equalToImage;
+      if (!ok) locateMismatch(src, fd, imageName, targetName, r, start, length, buf, other, o.where ?? 'bmap');
+    }
+    await tick(done, true);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function locateMismatch(
+  src: number, fd: number, imageName: string, targetName: string, r: BmapRange, start: number, length: number,
+  a: Buffer, b: Buffer, where: string,
+): never {
+  for (let off = start; off < start + length; ) {
+    const n = Math.min(a.length, start + length - off);
+    const t = a.subarray(0, n);
+    const i = b.subarray(0, n);
+    readFull(fd, t, off, targetName);
+    readFull(src, i, off, imageName);
+    if (!t.equals(i)) {
+      let k = 0;
+      while (t[k] === i[k]) k++;
+      const at = off + k;
+      throw new FlashVerifyError(
+        `verify failed: ${targetName} differs from ${imageName} at byte offset ${at} (0x${at.toString(16)}; blocks ${r.first}-${r.last}): ` +
+          `wrote 0x${i[k].toString(16).padStart(2, '0')}, read back 0x${t[k].toString(16).padStart(2, '0')}`,
+        at,
+        'The card or disk may be failing, or something else wrote to it; try again or use another one.',
+      );
+    }
+    off += n;
+  }
+  throw new FlashVerifyError(
+    `verify failed: ${imageName} does not match ${where} in blocks ${r.first}-${r.last} (the target holds exactly the image's bytes)`,
+    start,
+    'The bmap belongs to another version of the image: make it again, or flash without --bmap.',
+  );
+}
