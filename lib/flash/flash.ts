@@ -5,7 +5,7 @@ import { openSync, closeSync, readSync, writeSync, fsyncSync, ftruncateSync, sta
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { dirname, basename, join } from 'node:path';
-import { parseBmap, bmapByteRanges, blockRangeBytes, type Bmap, type BmapRange } from '../image/bmap.ts';
+import { parseBmap, bmapByteRanges, blockRangeBytes, scanAndHash, type Bmap, type BmapRange } from '../image/bmap.ts';
 import { forEachDataRun, rangesBytes } from '../image/sparse.ts';
 import { CorruptImageError, InputError, SafetyError, VerifyError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
@@ -91,10 +91,12 @@ const yieldNow = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** Reports progress at most every 100 ms and lets the event loop breathe (spinners, signals). */
 function ticker(onProgress: OnProgress | undefined, phase: string, total: number, detail?: string) {
   let last = 0;
+  let lastDone = -1;
   return async (done: number, force = false): Promise<void> => {
     const now = Date.now();
-    if (!force && now - last < 100) return;
+    if ((!force && now - last < 100) || done === lastDone) return;
     last = now;
+    lastDone = done;
     onProgress?.({ phase, done, total, unit: 'bytes', detail });
     await yieldNow();
   };
@@ -321,6 +323,26 @@ export async function flash(opts: FlashOptions): Promise<FlashResult> {
     verifySeconds: (Date.now() - t1) / 1000,
     unmounted,
   };
+}
+
+/**
+ * Check an already-written target against an image: every mapped range (from the bmap, or found by scanning the
+ * image) must hash to the map's checksum. Throws FlashVerifyError naming the first bad byte.
+ */
+export async function verifyImage(opts: { image: string; target: string; bmap?: string | Bmap | false; onProgress?: OnProgress }): Promise<{ mappedBytes: number }> {
+  const loaded = loadBmap(opts as FlashOptions);
+  const src = openSync(opts.image, 'r');
+  try {
+    const imageSize = statSync(opts.image).size;
+    const blockSize = loaded.bmap?.blockSize ?? 4096;
+    const ranges = loaded.bmap?.ranges ?? scanAndHash(src, opts.image, imageSize, blockSize);
+    await verifyTarget(src, opts.image, opts.target, opts.target, ranges, {
+      blockSize, imageSize, checksumType: loaded.bmap?.checksumType ?? 'sha256', onProgress: opts.onProgress, where: loaded.path,
+    });
+    return { mappedBytes: ranges.reduce((s, r) => s + blockRangeBytes(r, blockSize, imageSize).length, 0) };
+  } finally {
+    closeSync(src);
+  }
 }
 
 /**
