@@ -49,7 +49,8 @@ export function firstbootSteps(p: Profile, node: ResolvedNode): string[] {
   const master = node.role === 'master';
   const steps: string[] = [];
   if (p.ssd.brick) steps.push('brick');
-  steps.push('base', 'packages');
+  steps.push('base');
+  if (k8s || g || p.apt.packages.length > 0) steps.push('packages');
   if (k8s) steps.push('runtime', 'kubernetes');
   if (g) steps.push('gluster');
   if (k8s) steps.push(master ? 'master' : 'join');
