@@ -1,0 +1,91 @@
+// Secrets: made once with the right modes, reused, checked by openssl, overridable by env, never printed.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
+import { statSync, readdirSync, writeFileSync, mkdirSync, copyFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { inspect } from 'node:util';
+import { loadOrCreateSecrets, secretsDir, TOKEN_RE } from '../../lib/cluster/secrets.ts';
+import { BUILTIN_PROFILE } from '../../lib/cluster/profile.ts';
+import { InputError } from '../../lib/errors.ts';
+import { tempDir } from '../helpers/cluster.ts';
+
+const t = tempDir('pi-image-secrets-test-');
+process.on('exit', t.cleanup);
+const cluster = { cluster: { name: 'c1' } };
+
+test('made once: 0700 directory, 0600 files, a CA openssl accepts, a valid token', async () => {
+  const dir = join(t.dir, 'a', 'c1');
+  const s = await loadOrCreateSecrets(cluster, { dir });
+  assert.is(statSync(dir).mode & 0o777, 0o700);
+  for (const f of readdirSync(dir)) assert.is(statSync(join(dir, f)).mode & 0o777, 0o600, f);
+  assert.match(s.token, TOKEN_RE);
+  const text = execFileSync('openssl', ['x509', '-in', join(dir, 'ca.crt'), '-noout', '-text']).toString();
+  assert.match(text, /CA:TRUE/);
+  assert.match(text, /Subject: CN ?= ?kubernetes/);
+  assert.match(text, /Certificate Sign/);
+  // The key matches the certificate.
+  const certPub = execFileSync('openssl', ['x509', '-in', join(dir, 'ca.crt'), '-noout', '-pubkey']).toString();
+  const keyPub = execFileSync('openssl', ['pkey', '-in', join(dir, 'ca.key'), '-pubout']).toString();
+  assert.is(certPub, keyPub);
+  // The Heketi SSH public key is an OpenSSH key ssh-keygen reads, matching the private key.
+  const fromPriv = execFileSync('ssh-keygen', ['-y', '-f', join(dir, 'heketi-ssh-key')]).toString().trim();
+  assert.is(s.heketiSshPublicKey.split(' ').slice(0, 2).join(' '), fromPriv.split(' ').slice(0, 2).join(' '));
+  assert.is(Buffer.from(s.metallbMemberlistKey, 'base64').length, 128);
+  assert.match(s.heketiAdminKey, /^[A-Za-z0-9]{32}$/);
+});
+
+test('reused: a second load returns the same values; a missing file is an error, not a new CA', async () => {
+  const dir = join(t.dir, 'a', 'c1');
+  const a = await loadOrCreateSecrets(cluster, { dir });
+  const b = await loadOrCreateSecrets(cluster, { dir });
+  assert.equal({ ...a }, { ...b });
+  const broken = join(t.dir, 'broken');
+  mkdirSync(broken, { mode: 0o700 });
+  copyFileSync(join(dir, 'ca.crt'), join(broken, 'ca.crt'));
+  try {
+    await loadOrCreateSecrets(cluster, { dir: broken });
+    assert.unreachable();
+  } catch (err) {
+    assert.instance(err, InputError);
+    assert.match((err as Error).message, /lacks ca\.key/);
+  }
+});
+
+test('a bad token file is refused', async () => {
+  const dir = join(t.dir, 'bad-token');
+  await loadOrCreateSecrets(cluster, { dir });
+  writeFileSync(join(dir, 'bootstrap-token'), 'ABCDEF.0123456789abcdef\n');
+  try {
+    await loadOrCreateSecrets(cluster, { dir });
+    assert.unreachable();
+  } catch (err) {
+    assert.match((err as Error).message, /not a bootstrap token/);
+  }
+});
+
+test('where: --secrets, then PI_IMAGE_SECRETS, then beside the profile; the built-in profile uses the cwd', () => {
+  const saved = process.env.PI_IMAGE_SECRETS;
+  try {
+    delete process.env.PI_IMAGE_SECRETS;
+    assert.is(secretsDir('c1', { profilePath: '/home/me/cl/pi-image.yaml' }), '/home/me/cl/.pi-image-state/c1');
+    assert.is(secretsDir('c1', { profilePath: BUILTIN_PROFILE }), join(process.cwd(), '.pi-image-state', 'c1'));
+    process.env.PI_IMAGE_SECRETS = '/ci/secrets';
+    assert.is(secretsDir('c1', { profilePath: '/home/me/cl/pi-image.yaml' }), '/ci/secrets');
+    assert.is(secretsDir('c1', { dir: '/explicit' }), '/explicit');
+  } finally {
+    if (saved === undefined) delete process.env.PI_IMAGE_SECRETS;
+    else process.env.PI_IMAGE_SECRETS = saved;
+  }
+});
+
+test('never printed: JSON and inspect show no secret', async () => {
+  const s = await loadOrCreateSecrets(cluster, { dir: join(t.dir, 'a', 'c1') });
+  for (const text of [JSON.stringify(s), inspect(s), JSON.stringify({ nested: s })]) {
+    assert.not.ok(text.includes(s.token));
+    assert.not.ok(text.includes('PRIVATE KEY'));
+    assert.not.ok(text.includes(s.heketiAdminKey));
+  }
+});
+
+test.run();
