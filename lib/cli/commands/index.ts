@@ -2,5 +2,8 @@
 import type { CommandModule } from 'yargs';
 import { command as flash } from './flash.ts';
 import { command as drives } from './drives.ts';
+import { command as inspect } from './inspect.ts';
+import { command as ls } from './ls.ts';
+import { command as cat } from './cat.ts';
 
-export const commands: CommandModule<any, any>[] = [flash, drives];
+export const commands: CommandModule<any, any>[] = [flash, drives, inspect, ls, cat];
