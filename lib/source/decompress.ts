@@ -1,0 +1,175 @@
+// Streaming decompression of a source file into raw image bytes: the format is told by its magic bytes (not its
+// name); xz through a spawned `xz -dc` when the system has one (fast, flat memory) or the xz-decompress WASM decoder
+// otherwise; .zip through unzipper (its single .img member; names with `..` or absolute paths are refused; CRC32
+// and size checked); .gz through zlib; anything else is copied as a raw image. Damaged input is a CorruptImageError.
+import { spawn, spawnSync } from 'node:child_process';
+import { createReadStream, openSync, readSync, closeSync } from 'node:fs';
+import { basename } from 'node:path';
+import { Readable } from 'node:stream';
+import { createGunzip, crc32 } from 'node:zlib';
+import unzipper from 'unzipper';
+import { CorruptImageError, InputError } from '../errors.ts';
+
+export type SourceFormat = 'xz' | 'zip' | 'gz' | 'raw';
+export type XzDecoder = 'auto' | 'xz' | 'wasm';
+
+/** The format of a file from its first bytes. */
+export function detectFormat(path: string): SourceFormat {
+  const fd = openSync(path, 'r');
+  const b = Buffer.alloc(6);
+  const n = readSync(fd, b, 0, 6, 0);
+  closeSync(fd);
+  if (n >= 6 && b.equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  if (n >= 4 && b.readUInt32LE(0) === 0x04034b50) return 'zip';
+  if (n >= 4 && b.readUInt32LE(0) === 0x06054b50) return 'zip'; // empty zip: refused later with a clear message
+  if (n >= 2 && b[0] === 0x1f && b[1] === 0x8b) return 'gz';
+  return 'raw';
+}
+
+let xzPresent: boolean | undefined;
+/** True when a working `xz` is on PATH. */
+export function hasSystemXz(): boolean {
+  if (xzPresent === undefined) xzPresent = spawnSync('xz', ['--version'], { stdio: 'ignore' }).status === 0;
+  return xzPresent;
+}
+
+/** The uncompressed size recorded in an .xz index (`xz --robot --list`), when the system xz can tell. */
+export function xzUncompressedSize(path: string): number | undefined {
+  if (!hasSystemXz()) return undefined;
+  const r = spawnSync('xz', ['--robot', '--list', path], { encoding: 'utf8' });
+  if (r.status !== 0) return undefined;
+  const totals = r.stdout.split('\n').find((l) => l.startsWith('totals'));
+  const n = Number(totals?.split('\t')[4]);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+export interface Decoded {
+  /** Raw image bytes. */
+  stream: AsyncIterable<Buffer>;
+  /** 'xz' (system xz -dc), 'wasm', 'zlib', 'unzipper' or 'copy'. */
+  decoder: string;
+  /** Uncompressed size when known in advance. */
+  expectedSize?: number;
+  /** The zip member read. */
+  member?: string;
+  /** Resolves once the decoder has checked the end of its input (exit code, CRC); throws CorruptImageError. */
+  finished: () => Promise<void>;
+}
+
+/** Is `name` a safe relative zip member name (no `..` segment, not absolute, no drive letter)? */
+export function isSafeMemberName(name: string): boolean {
+  if (name.startsWith('/') || name.startsWith('\\') || /^[A-Za-z]:/.test(name)) return false;
+  return !name.split(/[\\/]/).some((seg) => seg === '..');
+}
+
+/** Open `path` (of `format`) for decompression. */
+export async function openDecoded(path: string, format: SourceFormat, opts: { xz?: XzDecoder; signal?: AbortSignal } = {}): Promise<Decoded> {
+  const name = basename(path);
+  const big = { highWaterMark: 1 << 20 };
+  switch (format) {
+    case 'raw': {
+      return { stream: createReadStream(path, big), decoder: 'copy', finished: async () => {} };
+    }
+    case 'gz': {
+      const gunzip = createGunzip({ chunkSize: 1 << 20 });
+      const stream = createReadStream(path, big).pipe(gunzip);
+      return { stream: wrapErrors(stream, (e) => new CorruptImageError(`${name}: gzip data is damaged or truncated: ${e.message}`)), decoder: 'zlib', finished: async () => {} };
+    }
+    case 'xz': {
+      const which = opts.xz ?? ((process.env.PI_IMAGE_XZ as XzDecoder | undefined) || 'auto');
+      if (which === 'xz' || (which === 'auto' && hasSystemXz())) return spawnXz(path, name, opts.signal);
+      const { XzReadableStream } = await import('xz-decompress');
+      const input = Readable.toWeb(createReadStream(path, big)) as unknown as ReadableStream<Uint8Array>;
+      const out = Readable.fromWeb(new XzReadableStream(input) as unknown as import('node:stream/web').ReadableStream<Uint8Array>);
+      const stream = mapChunks(wrapErrors(out, (e) => new CorruptImageError(`${name}: xz data is damaged or truncated (WASM decoder: ${e.message})`)));
+      return { stream, decoder: 'wasm', expectedSize: xzUncompressedSize(path), finished: async () => {} };
+    }
+    case 'zip':
+      return openZip(path, name);
+  }
+}
+
+/** `xz -dc < path`: stdout is the stream; a non-zero exit after it ends is a CorruptImageError with xz's words. */
+function spawnXz(path: string, name: string, signal?: AbortSignal): Decoded {
+  const child = spawn('xz', ['-dc', '--', path], { stdio: ['ignore', 'pipe', 'pipe'], signal });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d: string) => (stderr += d));
+  const exit = new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve(code));
+  });
+  exit.catch(() => undefined);
+  return {
+    stream: child.stdout,
+    decoder: 'xz',
+    expectedSize: xzUncompressedSize(path),
+    finished: async () => {
+      const code = await exit;
+      if (code !== 0) {
+        const msg = stderr.trim().replace(/^xz: /gm, '').replace(/\n/g, '; ');
+        throw new CorruptImageError(`${name}: xz data is damaged or truncated: ${msg || `xz exited with ${code}`}`, undefined, 'Delete it and download again (pi-image images prune).');
+      }
+    },
+    // Killing xz if the consumer stops early is done by the caller through `signal` or by closing stdout.
+  };
+}
+
+async function openZip(path: string, name: string): Promise<Decoded> {
+  let dir: unzipper.CentralDirectory;
+  try {
+    dir = await unzipper.Open.file(path);
+  } catch (err) {
+    throw new CorruptImageError(`${name}: not a readable zip archive (truncated or damaged?): ${(err as Error).message}`);
+  }
+  for (const f of dir.files) {
+    if (!isSafeMemberName(f.path)) {
+      throw new InputError(`${name}: zip member "${f.path}" has an unsafe path (.. or absolute); refusing the archive`);
+    }
+  }
+  const imgs = dir.files.filter((f) => f.type === 'File' && /\.img$/i.test(f.path) && !f.path.startsWith('__MACOSX/'));
+  if (imgs.length !== 1) {
+    const names = dir.files.filter((f) => f.type === 'File').map((f) => f.path);
+    throw new InputError(`${name}: expected exactly one .img member in the zip, found ${imgs.length} (members: ${names.join(', ') || 'none'})`);
+  }
+  const f = imgs[0];
+  let crc = 0;
+  let size = 0;
+  const entry = f.stream();
+  const stream = (async function* () {
+    try {
+      for await (const chunk of entry) {
+        const buf = chunk as Buffer;
+        crc = crc32(buf, crc);
+        size += buf.length;
+        yield buf;
+      }
+    } catch (err) {
+      throw new CorruptImageError(`${name}: zip member ${f.path} is damaged: ${(err as Error).message}`);
+    }
+  })();
+  return {
+    stream,
+    decoder: 'unzipper',
+    expectedSize: f.uncompressedSize,
+    member: f.path,
+    finished: async () => {
+      if (size !== f.uncompressedSize) throw new CorruptImageError(`${name}: zip member ${f.path} gave ${size} bytes, its header says ${f.uncompressedSize}`);
+      if ((crc >>> 0) !== (f.crc32 >>> 0)) {
+        throw new CorruptImageError(`${name}: zip member ${f.path} CRC32 mismatch: expected ${(f.crc32 >>> 0).toString(16)}, got ${(crc >>> 0).toString(16)}`);
+      }
+    },
+  };
+}
+
+async function* wrapErrors(stream: AsyncIterable<unknown>, wrap: (e: Error) => Error): AsyncIterable<Buffer> {
+  try {
+    for await (const c of stream) yield c as Buffer;
+  } catch (err) {
+    throw wrap(err as Error);
+  }
+}
+
+async function* mapChunks(stream: AsyncIterable<Buffer | Uint8Array>): AsyncIterable<Buffer> {
+  for await (const c of stream) yield Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+}

@@ -1,0 +1,290 @@
+// Verified, resumable HTTP downloads with node-fetch: the body streams into `<dest>.partial` while a sha256 runs
+// over it; an interruption (reset, timeout, 5xx, a killed process) resumes with `Range` from the bytes on disk (re-
+// hashed first when resuming in a new run), guarded by `If-Range` so a changed file restarts from zero. Only a
+// download whose sha256 matches is renamed to `<dest>`; a mismatch deletes the bytes and names both hashes.
+import { createHash, type Hash } from 'node:crypto';
+import { openSync, closeSync, writeSync, ftruncateSync, fstatSync, renameSync, rmSync, existsSync, createReadStream, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import fetch, { type Response } from 'node-fetch';
+import { PiImageError, NotFoundError, VerifyError } from '../errors.ts';
+import type { OnProgress } from '../progress.ts';
+import { readJson, writeJsonAtomic, type DownloadRecord } from './cache.ts';
+
+/** A download failed for a reason other than a missing file or a bad checksum (HTTP error, network, timeout). */
+export class DownloadError extends PiImageError {
+  readonly url: string;
+  readonly status?: number;
+  constructor(url: string, message: string, status?: number, hint?: string) {
+    super('DOWNLOAD', `${url}: ${message}`, hint ?? 'Check the network or the URL; run the command again to resume.');
+    this.url = url;
+    this.status = status;
+  }
+}
+
+export interface DownloadOptions {
+  /** The final path; bytes go to `<dest>.partial` until verified. */
+  dest: string;
+  /** Pinned sha256 of the file: a mismatch is a VerifyError and nothing is kept. */
+  expectedSha256?: string;
+  onProgress?: OnProgress;
+  signal?: AbortSignal;
+  /** Attempts without progress before giving up (default 5). */
+  retries?: number;
+  /** First backoff delay; doubles each time, capped at 30 s (default 1000 ms). */
+  backoffMs?: number;
+  /** No bytes for this long aborts the attempt and retries (default 30 s). */
+  idleTimeoutMs?: number;
+  /** Progress detail (file name). */
+  detail?: string;
+  /** Catalog id, stored in the record. */
+  entryId?: string;
+}
+
+export interface DownloadResult {
+  path: string;
+  sha256: string;
+  size: number;
+  /** Bytes already on disk from an earlier attempt or run when this call started. */
+  resumedFrom: number;
+  /** Bytes received over the network by this call. */
+  bytesFetched: number;
+  etag?: string;
+}
+
+interface PartialMeta {
+  url: string;
+  etag?: string;
+  lastModified?: string;
+  total?: number;
+}
+
+const USER_AGENT = 'pi-image (+https://github.com/pi-image)';
+
+/** Hash the first `length` bytes of a file (resuming: what an earlier run wrote). */
+async function hashPrefix(path: string, length: number, hash: Hash): Promise<void> {
+  if (length === 0) return;
+  for await (const chunk of createReadStream(path, { start: 0, end: length - 1, highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+}
+
+function isRetryableStatus(status: number): boolean {
+  return status >= 500 || status === 408 || status === 429;
+}
+
+/** Download `url` to `opts.dest` (resuming a `.partial` left by an earlier attempt), verifying the sha256. */
+export async function download(url: string, opts: DownloadOptions): Promise<DownloadResult> {
+  const partial = `${opts.dest}.partial`;
+  const metaPath = `${partial}.json`;
+  const retries = opts.retries ?? 5;
+  const backoff = opts.backoffMs ?? 1000;
+  const idle = opts.idleTimeoutMs ?? 30_000;
+  const detail = opts.detail ?? url.split('/').pop();
+
+  let meta = readJson<PartialMeta>(metaPath);
+  if (!meta || meta.url !== url || !existsSync(partial)) {
+    rmSync(partial, { force: true });
+    meta = { url };
+  }
+  const fd = openSync(partial, 'a+');
+  let offset = fstatSync(fd).size;
+  let hash = createHash('sha256');
+  let fetched = 0;
+  let restartedOnce = false;
+  try {
+    await hashPrefix(partial, offset, hash);
+    const resumedFrom = offset;
+    let failures = 0;
+    for (;;) {
+      opts.signal?.throwIfAborted();
+      const before = offset;
+      let done = false;
+      try {
+        done = await attempt();
+      } catch (err) {
+        if (opts.signal?.aborted) throw opts.signal.reason ?? err;
+        if (err instanceof NotFoundError || (err instanceof DownloadError && err.status !== undefined && !isRetryableStatus(err.status))) throw err;
+        if (offset > before) failures = 0;
+        else failures++;
+        if (failures > retries) {
+          throw err instanceof DownloadError ? err : new DownloadError(url, `gave up after ${retries + 1} attempts without progress: ${(err as Error).message}`);
+        }
+        const wait = offset > before ? backoff / 4 : Math.min(30_000, backoff * 2 ** (failures - 1));
+        opts.onProgress?.({ phase: 'download', done: offset, total: meta.total, detail: `${detail} (retrying in ${Math.round(wait)} ms: ${(err as Error).message})` });
+        await sleep(wait, undefined, { signal: opts.signal });
+        continue;
+      }
+      if (!done) continue;
+      const sha256 = hash.digest('hex');
+      if (opts.expectedSha256 && sha256 !== opts.expectedSha256) {
+        if (resumedFrom > 0 && !restartedOnce) {
+          // The bytes from the earlier run may belong to an older file: fetch it whole once before failing.
+          restartedOnce = true;
+          restart();
+          continue;
+        }
+        ftruncateSync(fd, 0);
+        rmSync(partial, { force: true });
+        rmSync(metaPath, { force: true });
+        throw new VerifyError(
+          `${url}: sha256 mismatch: expected ${opts.expectedSha256}, got ${sha256} (${offset} bytes); the file was deleted`,
+          'The download is corrupt or the mirror serves a different file; try again or another --mirror.',
+        );
+      }
+      closeSync(fd);
+      renameSync(partial, opts.dest);
+      const record: DownloadRecord = { url, size: offset, sha256, etag: meta.etag, lastModified: meta.lastModified, entryId: opts.entryId, finishedAt: new Date().toISOString() };
+      writeJsonAtomic(`${opts.dest}.json`, record);
+      rmSync(metaPath, { force: true });
+      return { path: opts.dest, sha256, size: offset, resumedFrom, bytesFetched: fetched, etag: meta.etag };
+    }
+  } catch (err) {
+    try {
+      closeSync(fd);
+    } catch {
+      /* closed on success */
+    }
+    throw err;
+  }
+
+  /** Throw away the bytes on disk and start again from zero. */
+  function restart(): void {
+    ftruncateSync(fd, 0);
+    offset = 0;
+    hash = createHash('sha256');
+    meta = { url };
+  }
+
+  /** One HTTP request; true when the whole file is on disk. */
+  async function attempt(): Promise<boolean> {
+    const ctl = new AbortController();
+    const onAbort = (): void => ctl.abort(opts.signal?.reason);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => ctl.abort(new DownloadError(url, `no data for ${idle / 1000} s`)), idle);
+    };
+    try {
+      const headers: Record<string, string> = { 'Accept-Encoding': 'identity', 'User-Agent': USER_AGENT };
+      if (offset > 0) {
+        headers.Range = `bytes=${offset}-`;
+        const validator = meta!.etag && !meta!.etag.startsWith('W/') ? meta!.etag : meta!.lastModified;
+        if (validator) headers['If-Range'] = validator;
+      }
+      arm();
+      let res: Response;
+      try {
+        res = await fetch(url, { headers, signal: ctl.signal, compress: false, redirect: 'follow', follow: 10 });
+      } catch (err) {
+        throw reason(ctl, err);
+      }
+      if (res.status === 404 || res.status === 410) {
+        throw new NotFoundError(`${url}: HTTP ${res.status} ${res.statusText}: the file is not there (wrong URL, or the release moved)`);
+      }
+      if (res.status === 416 && offset > 0) {
+        // Range not satisfiable: either we already have it all, or the file shrank. Check by length.
+        const total = Number(/\/(\d+)$/.exec(res.headers.get('content-range') ?? '')?.[1] ?? NaN);
+        await res.arrayBuffer().catch(() => undefined);
+        if (total === offset) return true;
+        restart();
+        return false;
+      }
+      if (res.status !== 200 && res.status !== 206) {
+        await res.arrayBuffer().catch(() => undefined);
+        throw new DownloadError(url, `HTTP ${res.status} ${res.statusText}`, res.status);
+      }
+      if (res.status === 200 && offset > 0) restart(); // server ignored Range, or If-Range said the file changed
+      if (res.status === 206) {
+        const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
+        if (!m || Number(m[1]) !== offset) {
+          await res.arrayBuffer().catch(() => undefined);
+          restart();
+          return false;
+        }
+        if (m[3] !== '*') meta!.total = Number(m[3]);
+      } else {
+        const len = res.headers.get('content-length');
+        meta!.total = len !== null ? Number(len) : undefined;
+        meta!.etag = res.headers.get('etag') ?? undefined;
+        meta!.lastModified = res.headers.get('last-modified') ?? undefined;
+      }
+      if (res.headers.get('content-encoding') && res.headers.get('content-encoding') !== 'identity') {
+        throw new DownloadError(url, `server sent Content-Encoding ${res.headers.get('content-encoding')} despite Accept-Encoding: identity`);
+      }
+      writeJsonAtomic(metaPath, meta);
+      const body = res.body;
+      if (!body) throw new DownloadError(url, 'empty response body');
+      let lastReport = 0;
+      try {
+        for await (const chunk of body) {
+          arm();
+          const buf = chunk as Buffer;
+          hash.update(buf);
+          let w = 0;
+          while (w < buf.length) w += writeSync(fd, buf, w, buf.length - w);
+          offset += buf.length;
+          fetched += buf.length;
+          const now = Date.now();
+          if (now - lastReport > 200) {
+            lastReport = now;
+            opts.onProgress?.({ phase: 'download', done: offset, total: meta!.total, unit: 'bytes', detail });
+          }
+        }
+      } catch (err) {
+        throw reason(ctl, err);
+      }
+      if (meta!.total !== undefined && offset < meta!.total) {
+        throw new DownloadError(url, `connection closed after ${offset} of ${meta!.total} bytes`);
+      }
+      if (meta!.total !== undefined && offset > meta!.total) {
+        restart();
+        throw new DownloadError(url, `server sent more bytes than announced`);
+      }
+      opts.onProgress?.({ phase: 'download', done: offset, total: meta!.total ?? offset, unit: 'bytes', detail });
+      return true;
+    } finally {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+}
+
+/** The error that explains an aborted request: our timeout's DownloadError, the caller's reason, or the original. */
+function reason(ctl: AbortController, err: unknown): unknown {
+  if (ctl.signal.aborted && ctl.signal.reason instanceof Error) return ctl.signal.reason;
+  return err;
+}
+
+/** Fetch a small text file (SHA256SUMS) over http(s) or file://, with a few retries. */
+export async function fetchText(url: string, opts: { signal?: AbortSignal; retries?: number; backoffMs?: number } = {}): Promise<string> {
+  if (url.startsWith('file:')) {
+    try {
+      return readFileSync(fileURLToPath(url), 'utf8');
+    } catch (err) {
+      throw new NotFoundError(`${url}: ${(err as Error).message}`);
+    }
+  }
+  const retries = opts.retries ?? 3;
+  for (let i = 0; ; i++) {
+    try {
+      const res = await fetch(url, { headers: { 'Accept-Encoding': 'identity', 'User-Agent': USER_AGENT }, signal: opts.signal ?? AbortSignal.timeout(60_000), compress: false });
+      if (res.status === 404 || res.status === 410) throw new NotFoundError(`${url}: HTTP ${res.status}: not found`);
+      if (!res.ok) throw new DownloadError(url, `HTTP ${res.status} ${res.statusText}`, res.status);
+      return await res.text();
+    } catch (err) {
+      const retryable = !(err instanceof NotFoundError) && !(err instanceof DownloadError && err.status !== undefined && !isRetryableStatus(err.status));
+      if (!retryable || i >= retries || opts.signal?.aborted) throw err instanceof PiImageError ? err : new DownloadError(url, (err as Error).message);
+      await sleep((opts.backoffMs ?? 1000) * 2 ** i);
+    }
+  }
+}
+
+/** Parse a SHA256SUMS file (`<hex> *<file>` or `<hex>  <file>`) into file -> hash. */
+export function parseSha256Sums(text: string): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const line of text.split(/\r?\n/)) {
+    const m = /^([0-9a-fA-F]{64}) [ *](.+)$/.exec(line.trim());
+    if (m) map.set(m[2].replace(/^\.\//, ''), m[1].toLowerCase());
+  }
+  return map;
+}

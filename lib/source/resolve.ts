@@ -1,0 +1,238 @@
+// resolveImage: turn "a base image" as a user names it (catalog id or alias, http(s) URL, file:// URL, local path)
+// into a verified raw image in the cache, downloading and decompressing only what is not there yet.
+// Cache key: the sha256 of the source file (compressed, as published). A pinned catalog hash finds its image with
+// no network at all; a finished download's record (verified against SHA256SUMS when it was made) finds it by
+// catalog id or URL; a local file is hashed once and remembered by path+size+mtime. The same bytes reached by a
+// mirror, a URL or a local copy share one entry, and the key says exactly which published file the image came from.
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, rmSync, statSync, renameSync } from 'node:fs';
+import { basename, resolve as resolvePath } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { InputError, NotFoundError, VerifyError, PiImageError } from '../errors.ts';
+import type { OnProgress } from '../progress.ts';
+import { FileIO } from '../image/io.ts';
+import { readMbr } from '../image/mbr.ts';
+import { getCatalogEntry, type CatalogEntry } from './catalog.ts';
+import { Cache, downloadName, writeJsonAtomic, type ImageRecord, type RecordedPartition } from './cache.ts';
+import { download, fetchText, parseSha256Sums } from './download.ts';
+import { detectFormat, openDecoded, type XzDecoder } from './decompress.ts';
+import { mirrorFromEnv, mirrorUrls } from './mirror.ts';
+import { SparseWriter } from './sparse-writer.ts';
+
+export interface ResolveOptions {
+  cacheDir?: string;
+  /** Mirror base URL (else PI_IMAGE_MIRROR): catalog URLs are rewritten onto it and only it is asked. */
+  mirror?: string;
+  onProgress?: OnProgress;
+  catalogDir?: string;
+  signal?: AbortSignal;
+  /** xz decoder: system `xz`, the WASM one, or auto (system when present; also PI_IMAGE_XZ). */
+  xz?: XzDecoder;
+  /** Expected sha256 of the source file for URLs and paths (catalog entries carry their own). */
+  sha256?: string;
+  /** Download tuning (tests). */
+  retries?: number;
+  backoffMs?: number;
+  idleTimeoutMs?: number;
+}
+
+export interface ResolvedImage {
+  /** The raw sparse .img in the cache (treat as read-only). */
+  path: string;
+  /** Catalog id, or the source's file name. */
+  id: string;
+  /** sha256 of the raw image. */
+  sha256: string;
+  /** sha256 of the file it came from (compressed), the cache key. */
+  sourceSha256: string;
+  entry?: CatalogEntry;
+  size: number;
+  diskSignature: number;
+  partitions: RecordedPartition[];
+  /** How it was decompressed: 'xz' (system xz -dc), 'wasm', 'zlib', 'unzipper', 'copy'. */
+  decoder: string;
+  /** True when the image was already in the cache (nothing downloaded or decompressed). */
+  cached: boolean;
+  record: ImageRecord;
+}
+
+/** Where a source name points. */
+export type SourceKind = { kind: 'catalog'; entry: CatalogEntry } | { kind: 'url'; url: string } | { kind: 'file'; path: string };
+
+export function classifySource(src: string, catalogDir?: string): SourceKind {
+  if (/^https?:\/\//i.test(src)) return { kind: 'url', url: src };
+  if (/^file:\/\//i.test(src)) return { kind: 'file', path: fileURLToPath(src) };
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(src)) throw new InputError(`image source ${src}: unsupported URL scheme (use http, https or file)`);
+  if (existsSync(src)) return { kind: 'file', path: resolvePath(src) };
+  if (src.includes('/') || /\.(img|xz|zip|gz)$/i.test(src)) throw new NotFoundError(`image file ${src}: no such file`);
+  return { kind: 'catalog', entry: getCatalogEntry(src, catalogDir) };
+}
+
+/** Resolve a base image to a verified raw image in the cache (see the file header). */
+export async function resolveImage(src: string, opts: ResolveOptions = {}): Promise<ResolvedImage> {
+  const cache = new Cache(opts.cacheDir);
+  cache.ensure();
+  const source = classifySource(src, opts.catalogDir);
+  const progress = opts.onProgress;
+
+  if (source.kind === 'file') {
+    if (!statSync(source.path).isFile()) throw new InputError(`image source ${source.path}: not a regular file`);
+    const sha = cache.lookupLocal(source.path) ?? (await hashFile(source.path, progress));
+    cache.rememberLocal(source.path, sha);
+    if (opts.sha256 && opts.sha256 !== sha) {
+      throw new VerifyError(`${source.path}: sha256 mismatch: expected ${opts.sha256}, got ${sha}`);
+    }
+    return fromSource(cache, source.path, sha, basename(source.path), source.path, undefined, opts);
+  }
+
+  if (source.kind === 'url') {
+    const name = basename(new URL(source.url).pathname) || 'image';
+    const prior = cache.listDownloads().find((d) => d.record.url === source.url && (!opts.sha256 || d.record.sha256 === opts.sha256));
+    if (prior) return fromSource(cache, prior.path, prior.record.sha256, name, source.url, undefined, opts);
+    const dest = `${cache.downloads}/${downloadName(source.url, name, sha256Text)}`;
+    const d = await download(source.url, { dest, expectedSha256: opts.sha256, onProgress: progress, signal: opts.signal, retries: opts.retries, backoffMs: opts.backoffMs, idleTimeoutMs: opts.idleTimeoutMs, detail: name });
+    return fromSource(cache, d.path, d.sha256, name, source.url, undefined, opts);
+  }
+
+  // A catalog entry: reuse what the cache has, else try its URLs (or the mirror's) in order.
+  const entry = source.entry;
+  if (entry.sha256) {
+    const hit = cache.findImage(entry.sha256);
+    if (hit) return done(hit.path, hit.record, entry, true);
+  }
+  const prior = cache.listDownloads().find((d) => (entry.sha256 ? d.record.sha256 === entry.sha256 : d.record.entryId === entry.id));
+  if (prior) return fromSource(cache, prior.path, prior.record.sha256, entry.id, prior.record.url, entry, opts);
+
+  const urls = mirrorUrls(entry.urls, mirrorFromEnv(opts.mirror));
+  const failures: string[] = [];
+  for (const url of urls) {
+    opts.signal?.throwIfAborted();
+    try {
+      const expected = entry.sha256 ?? (await publishedSha256(entry, url, opts.signal));
+      if (url.startsWith('file:')) {
+        const path = fileURLToPath(url);
+        if (!existsSync(path)) throw new NotFoundError(`${url}: no such file`);
+        const sha = await hashFile(path, progress);
+        if (sha !== expected) throw new VerifyError(`${url}: sha256 mismatch: expected ${expected}, got ${sha}`);
+        return fromSource(cache, path, sha, entry.id, url, entry, opts);
+      }
+      const dest = `${cache.downloads}/${downloadName(url, entry.file, sha256Text)}`;
+      const d = await download(url, { dest, expectedSha256: expected, onProgress: progress, signal: opts.signal, retries: opts.retries, backoffMs: opts.backoffMs, idleTimeoutMs: opts.idleTimeoutMs, detail: entry.file, entryId: entry.id });
+      return fromSource(cache, d.path, d.sha256, entry.id, url, entry, opts);
+    } catch (err) {
+      // A missing file or a dead host moves on to the next URL; a checksum mismatch or bad data stops here.
+      if (err instanceof VerifyError || opts.signal?.aborted || !(err instanceof PiImageError) || err.code === 'CORRUPT' || err.code === 'INPUT') throw err;
+      failures.push((err as Error).message);
+      progress?.({ phase: 'download', done: 0, detail: `${entry.file}: ${(err as Error).message}; trying the next URL` });
+    }
+  }
+  throw new NotFoundError(`catalog image ${entry.id}: no URL worked:\n  ${failures.join('\n  ')}`);
+}
+
+/** The sha256 of `entry.file` from the SHA256SUMS published beside `url` (or at the entry's absolute URL). */
+async function publishedSha256(entry: CatalogEntry, url: string, signal?: AbortSignal): Promise<string> {
+  const sumsUrl = new URL(entry.sha256sumsUrl ?? 'SHA256SUMS', url).toString();
+  const sums = parseSha256Sums(await fetchText(sumsUrl, { signal }));
+  const hex = sums.get(entry.file);
+  if (!hex) throw new VerifyError(`${sumsUrl}: has no line for ${entry.file}, so it cannot be verified`, 'Pin sha256 in the catalog entry, or check the mirror.');
+  return hex;
+}
+
+function sha256Text(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+async function hashFile(path: string, onProgress?: OnProgress): Promise<string> {
+  const h = createHash('sha256');
+  const total = statSync(path).size;
+  let done = 0;
+  let last = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    h.update(chunk as Buffer);
+    done += (chunk as Buffer).length;
+    if (onProgress && Date.now() - last > 200) {
+      last = Date.now();
+      onProgress({ phase: 'hash', done, total, unit: 'bytes', detail: basename(path) });
+    }
+  }
+  return h.digest('hex');
+}
+
+function done(path: string, record: ImageRecord, entry: CatalogEntry | undefined, cached: boolean): ResolvedImage {
+  return {
+    path,
+    id: record.id,
+    sha256: record.sha256,
+    sourceSha256: record.sourceSha256,
+    entry,
+    size: record.size,
+    diskSignature: record.diskSignature,
+    partitions: record.partitions,
+    decoder: record.decoder,
+    cached,
+    record,
+  };
+}
+
+/** The cached image for a verified source file, decompressing it (once) when missing. */
+async function fromSource(cache: Cache, sourcePath: string, sourceSha256: string, id: string, label: string, entry: CatalogEntry | undefined, opts: ResolveOptions): Promise<ResolvedImage> {
+  const hit = cache.findImage(sourceSha256);
+  if (hit) return done(hit.path, hit.record, entry, true);
+  const record = await decompressInto(cache, sourcePath, sourceSha256, id, label, opts);
+  return done(cache.imagePath(sourceSha256), record, entry, false);
+}
+
+/** Decompress a source into the cache: temp name, sparse, partition table read, then renamed into place. */
+export async function decompressInto(cache: Cache, sourcePath: string, sourceSha256: string, id: string, label: string, opts: ResolveOptions = {}): Promise<ImageRecord> {
+  const format = detectFormat(sourcePath);
+  const decoded = await openDecoded(sourcePath, format, { xz: opts.xz, signal: opts.signal });
+  const detail = `${basename(sourcePath)} via ${decoded.decoder === 'xz' ? 'xz -dc' : decoded.decoder === 'wasm' ? 'WASM xz decoder' : decoded.decoder}`;
+  const final = cache.imagePath(sourceSha256);
+  const tmp = `${final}.tmp-${process.pid}`;
+  const writer = new SparseWriter(tmp);
+  let last = 0;
+  try {
+    opts.onProgress?.({ phase: 'decompress', done: 0, total: decoded.expectedSize, unit: 'bytes', detail });
+    for await (const chunk of decoded.stream) {
+      writer.write(chunk);
+      if (opts.onProgress && Date.now() - last > 200) {
+        last = Date.now();
+        opts.onProgress({ phase: 'decompress', done: writer.size, total: decoded.expectedSize, unit: 'bytes', detail });
+      }
+    }
+    await decoded.finished();
+    const out = writer.finish();
+    if (decoded.expectedSize !== undefined && out.size !== decoded.expectedSize) {
+      throw new VerifyError(`${basename(sourcePath)}: decompressed to ${out.size} bytes, expected ${decoded.expectedSize}`);
+    }
+    opts.onProgress?.({ phase: 'decompress', done: out.size, total: out.size, unit: 'bytes', detail });
+    const io = FileIO.open(tmp);
+    let mbr;
+    try {
+      mbr = readMbr(io);
+    } finally {
+      io.close();
+    }
+    const record: ImageRecord = {
+      id,
+      sha256: out.sha256,
+      sourceSha256,
+      size: out.size,
+      dataBytes: out.dataBytes,
+      format,
+      decoder: decoded.decoder,
+      source: label,
+      ...(decoded.member ? { member: decoded.member } : {}),
+      diskSignature: mbr.diskSignature,
+      partitions: mbr.partitions.map((p) => ({ index: p.index, type: p.type, bootable: p.bootable, startLba: p.startLba, sectors: p.sectors, start: p.start, size: p.size })),
+      createdAt: new Date().toISOString(),
+    };
+    renameSync(tmp, final);
+    writeJsonAtomic(cache.recordPath(sourceSha256), record);
+    return record;
+  } catch (err) {
+    writer.abort();
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
