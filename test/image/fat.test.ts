@@ -198,7 +198,10 @@ test('FAT12/16 fixed root directory: full is a NoSpaceError, and the volume stay
       (e: unknown) => e instanceof NoSpaceError && /root directory is full/.test((e as Error).message),
     );
     assert.ok(made >= 14 && made <= 16, `made ${made}`);
+    assert.throws(() => fs.mkdir('/more'), (e: unknown) => e instanceof NoSpaceError);
+    fs.writeFile('/F0.TXT', Buffer.alloc(5000, 1)); // overwriting still works, and flushes the FAT
     fsckClean(img);
+    assert.is(fs.freeBytes(), bytesFree(img));
   } finally {
     io.close();
   }

@@ -222,10 +222,23 @@ export class FatFs {
     } else {
       validateLongName(name, path);
       const cl = this.fat.allocChain(need);
-      this.writeClusters(cl, data);
-      parent.addEntries(this.entrySet(parent, name, ATTR_ARCHIVE, cl.length ? cl[0] : 0, data.length, now));
+      this.undoOnError(cl, () => {
+        this.writeClusters(cl, data);
+        parent.addEntries(this.entrySet(parent, name, ATTR_ARCHIVE, cl.length ? cl[0] : 0, data.length, now));
+      });
     }
     this.fat.flush();
+  }
+
+  /** Run `fn`; if it throws (say the directory is full), give the freshly allocated clusters back first. */
+  private undoOnError(clusters: number[], fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      for (const c of clusters) this.fat.set(c, 0);
+      this.fat.flush();
+      throw e;
+    }
   }
 
   /** Long-name entries (when needed) plus the short entry for a new name in `dir`. */
@@ -244,11 +257,14 @@ export class FatFs {
     validateLongName(w.name, path);
     const now = this.clock();
     const [c] = this.fat.allocChain(1);
-    const buf = Buffer.alloc(this.clusterSize);
-    makeShortEntry(Buffer.from('.          ', 'latin1'), 0, ATTR_DIR, c, 0, now).copy(buf, 0);
-    makeShortEntry(Buffer.from('..         ', 'latin1'), 0, ATTR_DIR, w.parent.cluster === this.geometry.rootCluster ? 0 : w.parent.cluster, 0, now).copy(buf, 32);
-    this.io.write(this.geometry.dataOffset + (c - 2) * this.clusterSize, buf);
-    w.parent.addEntries(this.entrySet(w.parent, w.name, ATTR_DIR, c, 0, now));
+    this.undoOnError([c], () => {
+      const buf = Buffer.alloc(this.clusterSize);
+      makeShortEntry(Buffer.from('.          ', 'latin1'), 0, ATTR_DIR, c, 0, now).copy(buf, 0);
+      const up = w.parent.cluster === this.geometry.rootCluster ? 0 : w.parent.cluster;
+      makeShortEntry(Buffer.from('..         ', 'latin1'), 0, ATTR_DIR, up, 0, now).copy(buf, 32);
+      this.io.write(this.geometry.dataOffset + (c - 2) * this.clusterSize, buf);
+      w.parent.addEntries(this.entrySet(w.parent, w.name, ATTR_DIR, c, 0, now));
+    });
     this.fat.flush();
   }
 
