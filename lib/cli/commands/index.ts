@@ -5,5 +5,7 @@ import { command as drives } from './drives.ts';
 import { command as inspect } from './inspect.ts';
 import { command as ls } from './ls.ts';
 import { command as cat } from './cat.ts';
+import { command as init } from './init.ts';
+import { command as seed } from './seed.ts';
 
-export const commands: CommandModule<any, any>[] = [flash, drives, inspect, ls, cat];
+export const commands: CommandModule<any, any>[] = [flash, drives, inspect, ls, cat, init, seed];
