@@ -3,14 +3,10 @@
 import { createHash, type Hash } from 'node:crypto';
 import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
 import type { OnProgress } from '../progress.ts';
+import { toBlockRanges, type BmapRange } from './bmap.ts';
 
-export interface BlockRange {
-  /** First and last block, inclusive (bmaptool's convention). */
-  first: number;
-  last: number;
-  /** Hex sha256 of the range's bytes. */
-  checksum: string;
-}
+/** A mapped block range with its sha256 (bmaptool's convention: first and last block, inclusive). */
+export type BlockRange = Required<BmapRange>;
 
 export interface ImageDigest {
   size: number;
@@ -29,22 +25,6 @@ function feedZeros(hash: Hash, length: number): void {
     hash.update(n === CHUNK ? ZEROS : ZEROS.subarray(0, n));
     length -= n;
   }
-}
-
-/** Turn byte ranges into sorted, merged, block-aligned ranges [firstBlock, lastBlock] clipped to the image. */
-export function toBlockRanges(ranges: { start: number; length: number }[], blockSize: number, size: number): [number, number][] {
-  const lastBlock = Math.ceil(size / blockSize) - 1;
-  const blocks = ranges
-    .filter((r) => r.length > 0)
-    .map((r): [number, number] => [Math.floor(r.start / blockSize), Math.min(lastBlock, Math.ceil((r.start + r.length) / blockSize) - 1)])
-    .sort((a, b) => a[0] - b[0]);
-  const merged: [number, number][] = [];
-  for (const [f, l] of blocks) {
-    const prev = merged[merged.length - 1];
-    if (prev && f <= prev[1] + 1) prev[1] = Math.max(prev[1], l);
-    else merged.push([f, l]);
-  }
-  return merged;
 }
 
 /**
@@ -67,8 +47,8 @@ export function digestImage(
     let pos = 0;
     let mapped = 0;
     let done = 0;
-    const total = blocks.reduce((s, [f, l]) => s + Math.min(size, (l + 1) * blockSize) - f * blockSize, 0);
-    for (const [first, last] of blocks) {
+    const total = blocks.reduce((s, b) => s + Math.min(size, (b.last + 1) * blockSize) - b.first * blockSize, 0);
+    for (const { first, last } of blocks) {
       const start = first * blockSize;
       const end = Math.min(size, (last + 1) * blockSize);
       feedZeros(whole, start - pos);

@@ -1,0 +1,159 @@
+// `build`: a profile and a base image in, per node an SD boot image and an SSD OS image out, with block maps and a
+// manifest. Decompresses once (the source cache), copies only used blocks, runs nodes in parallel, and writes
+// everything under out/.staging-* until it is complete.
+import { availableParallelism } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { FileIO } from '../image/io.ts';
+import { readMbr, type MbrPartition } from '../image/mbr.ts';
+import { FatFs } from '../image/fat/index.ts';
+import { partitionIO } from '../image/mbr.ts';
+import { resolveImage } from '../source/index.ts';
+import type { BootSpec } from '../source/catalog.ts';
+import { loadProfile, loadOrCreateSecrets, nodePlan } from '../cluster/index.ts';
+import { InputError, CorruptImageError } from '../errors.ts';
+import type { OnProgress } from '../progress.ts';
+import { Staging } from './staging.ts';
+import { runJobs } from './pool.ts';
+import type { NodeJob } from './node-job.ts';
+import type { BootStyle } from './sd-image.ts';
+import { renderManifest, type Manifest, type ManifestNode, type ManifestImage } from './manifest.ts';
+
+export interface BuildOptions {
+  /** Node names, or 'all'. */
+  nodes: string[] | 'all';
+  /** Profile path (default: ./pi-image.yaml, else the reference cluster). */
+  profile?: string;
+  /** Base image: catalog id, URL or path (default: the profile's). */
+  image?: string;
+  outDir?: string;
+  jobs?: number;
+  secretsDir?: string;
+  cacheDir?: string;
+  mirror?: string;
+  compress?: 'xz' | 'gz';
+  /** Timestamp for everything written; default SOURCE_DATE_EPOCH, the profile's, else the base boot files' newest. */
+  sourceDateEpoch?: number;
+  onProgress?: OnProgress;
+  /** Called when a node is complete and in place. */
+  onNode?: (name: string, node: ManifestNode) => void;
+}
+
+export interface BuildResult {
+  outDir: string;
+  manifestPath: string;
+  manifest: Manifest;
+}
+
+const VERSION = '0.1.0';
+
+/** Pick the partitions the catalog names (1-based), checking they hold what they should. */
+function pickPartition(parts: MbrPartition[], index: number, what: string, image: string): MbrPartition {
+  const p = parts.find((x) => x.index === index);
+  if (!p) throw new CorruptImageError(`${image}: no partition ${index} (${what}); the catalog entry says it should be there`);
+  return p;
+}
+
+/** Newest modification time among the base image's boot files: a deterministic default build time. */
+function defaultEpoch(basePath: string, bootPart: MbrPartition): number {
+  const io = FileIO.open(basePath);
+  try {
+    const fat = FatFs.open(partitionIO(io, bootPart));
+    const newest = Math.max(0, ...fat.readdir('/').map((e) => e.mtime.getTime()));
+    return Math.floor(newest / 1000);
+  } finally {
+    io.close();
+  }
+}
+
+export async function build(opts: BuildOptions): Promise<BuildResult> {
+  const onProgress = opts.onProgress ?? (() => {});
+  const loaded = await loadProfile(opts.profile);
+  const profile = loaded.profile;
+  const names = profile.nodes.map((n) => n.name);
+  const wanted = opts.nodes === 'all' ? names : opts.nodes;
+  if (wanted.length === 0) throw new InputError('no node named', `name nodes (${names.join(', ')}) or pass --all`);
+  for (const n of wanted) {
+    if (!names.includes(n)) throw new InputError(`no node "${n}" in profile ${loaded.profilePath}`, `nodes there: ${names.join(', ')}`);
+  }
+  const secrets = await loadOrCreateSecrets(profile, { dir: opts.secretsDir });
+  const image = await resolveImage(opts.image ?? profile.image, { cacheDir: opts.cacheDir, mirror: opts.mirror, onProgress });
+  const bootData: Partial<BootSpec> = image.entry?.boot ?? {};
+  const base = FileIO.open(image.path);
+  let parts: MbrPartition[];
+  try {
+    parts = readMbr(base).partitions;
+  } finally {
+    base.close();
+  }
+  const bootPart = pickPartition(parts, bootData.bootPartition ?? 1, 'boot', image.path);
+  const rootPart = pickPartition(parts, bootData.rootPartition ?? 2, 'root', image.path);
+  const boot: BootStyle = {
+    kernel: bootData.kernel ?? 'vmlinuz',
+    initrd: bootData.initrd ?? 'initrd.img',
+    compression: bootData.kernelCompression ?? 'auto',
+    decompressedKernel: 'vmlinux',
+    model: 'pi4',
+  };
+  const envEpoch = process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined;
+  const epoch = opts.sourceDateEpoch ?? envEpoch ?? defaultEpoch(image.path, bootPart);
+  if (!Number.isInteger(epoch) || epoch < 315532800) {
+    throw new InputError(`SOURCE_DATE_EPOCH=${epoch} is not usable`, 'give whole seconds since 1970, at or after 1980 (FAT cannot store earlier)');
+  }
+
+  const outDir = resolve(opts.outDir ?? 'out');
+  const staging = Staging.create(outDir);
+  try {
+    const jobs: NodeJob[] = wanted.map((name) => {
+      const plan = nodePlan(profile, name, secrets);
+      return {
+        node: name,
+        role: plan.role,
+        instanceId: plan.instanceId,
+        basePath: image.path,
+        bootPart,
+        rootPart,
+        boot,
+        sdSignature: plan.sdDiskSignature,
+        ssdSignature: plan.ssdDiskSignature,
+        cmdline: plan.cmdline,
+        seed: plan.seed,
+        epoch,
+        dir: staging.path(name),
+        compress: opts.compress,
+      };
+    });
+    const parallel = Math.max(1, Math.min(opts.jobs ?? availableParallelism(), jobs.length));
+    const results = await runJobs(jobs, parallel, onProgress);
+
+    const rel = (f: { file: string }) => {
+      f.file = relative(staging.dir, f.file);
+    };
+    const nodes: Record<string, ManifestNode> = {};
+    results.forEach((r, i) => {
+      for (const img of [r.sd, r.ssd] as ManifestImage[]) {
+        rel(img);
+        rel(img.bmap);
+        if (img.compressed) rel(img.compressed);
+      }
+      nodes[jobs[i].node] = r;
+    });
+    const manifest: Manifest = {
+      manifestVersion: 1,
+      generator: `pi-image ${VERSION}`,
+      sourceDateEpoch: epoch,
+      profile: { cluster: profile.cluster.name, digest: loaded.digest },
+      image: { id: image.id, sha256: image.sha256 },
+      nodes,
+    };
+    for (const name of wanted) {
+      staging.commitDir(name);
+      opts.onNode?.(name, nodes[name]);
+    }
+    staging.commitFile('manifest.json', renderManifest(manifest));
+    staging.discard();
+    return { outDir, manifestPath: join(outDir, 'manifest.json'), manifest };
+  } catch (err) {
+    staging.discard();
+    throw err;
+  }
+}

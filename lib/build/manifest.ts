@@ -1,0 +1,40 @@
+// out/manifest.json: what was built from what — profile digest, base image, and per node every file with its size,
+// sha256, disk ids and PARTUUIDs. Deterministic: no times, no absolute paths, keys in a fixed order.
+
+export interface ManifestFile {
+  file: string;
+  size: number;
+  sha256: string;
+}
+
+export interface ManifestImage extends ManifestFile {
+  bmap: ManifestFile;
+  diskId: string;
+  partUuids: string[];
+  mappedBytes: number;
+  compressed?: ManifestFile & { format: 'xz' | 'gz' };
+}
+
+export interface ManifestNode {
+  role: string;
+  instanceId: string;
+  sd: ManifestImage;
+  ssd: ManifestImage;
+  rootPartUuid: string;
+  cmdline: string;
+}
+
+export interface Manifest {
+  manifestVersion: 1;
+  generator: string;
+  sourceDateEpoch: number;
+  profile: { cluster: string; digest: string };
+  image: { id: string; sha256: string };
+  nodes: Record<string, ManifestNode>;
+}
+
+export function renderManifest(m: Manifest): string {
+  const nodes: Record<string, ManifestNode> = {};
+  for (const name of Object.keys(m.nodes).sort()) nodes[name] = m.nodes[name];
+  return JSON.stringify({ ...m, nodes }, null, 2) + '\n';
+}

@@ -1,0 +1,128 @@
+// The SD-card boot image of one node: an MBR with one FAT32 `system-boot` partition, a copy of the base image's
+// boot files (only allocated clusters), the kernel decompressed for direct boot, config.txt and the cmdline file
+// that config.txt really uses edited for root on the SSD, and the node's cloud-init seed.
+import { gunzipSync } from 'node:zlib';
+import { FileIO, type BlockIO } from '../image/io.ts';
+import { writeMbr, partitionIO, partUuid, type MbrPartition } from '../image/mbr.ts';
+import { copyRanges } from '../image/sparse.ts';
+import { FatFs } from '../image/fat/index.ts';
+import {
+  resolveBootConfig,
+  editConfigForDirectBoot,
+  editCmdline,
+  isGzip,
+  decompressScript,
+  decompressSumFile,
+  decompressSumText,
+  DECOMPRESS_SCRIPT_NAME,
+} from '../pi/index.ts';
+import { CorruptImageError } from '../errors.ts';
+import { SECTOR, FIRST_LBA } from './ssd-image.ts';
+
+/** What the build needs to know of the release's boot partition: catalog data, not code. */
+export interface BootStyle {
+  /** Kernel file in the base image's boot partition (e.g. vmlinuz). */
+  kernel: string;
+  /** Initramfs file (e.g. initrd.img). */
+  initrd: string;
+  /** gzip: must be gzip; none: boot as is; auto: decompress when the bytes are gzip. */
+  compression: 'gzip' | 'none' | 'auto';
+  /** Name the decompressed kernel is written to when the kernel is gzip (e.g. vmlinux). */
+  decompressedKernel: string;
+  /** Pi model whose config sections count (pi4). */
+  model: string;
+}
+
+export interface SdImageResult {
+  path: string;
+  size: number;
+  diskSignature: number;
+  kernel: string;
+  cmdlineFile: string;
+  cmdline: string;
+  mapped: { start: number; length: number }[];
+}
+
+export function writeSdImage(opts: {
+  path: string;
+  base: BlockIO;
+  bootPart: MbrPartition;
+  diskSignature: number;
+  boot: BootStyle;
+  /** Kernel arguments to set: root=… and rootfstype=… replace the base image's; the rest are added when absent. */
+  cmdline: string[];
+  seed: Record<string, string>;
+  clock: () => Date;
+}): SdImageResult {
+  const src = partitionIO(opts.base, opts.bootPart);
+  const srcFat = FatFs.open(src);
+  const size = (FIRST_LBA + opts.bootPart.sectors) * SECTOR;
+  const out = FileIO.create(opts.path, size);
+  try {
+    writeMbr(out, {
+      diskSignature: opts.diskSignature,
+      partitions: [{ type: opts.bootPart.type, bootable: opts.bootPart.bootable, startLba: FIRST_LBA, sectors: opts.bootPart.sectors }],
+    });
+    const part: MbrPartition = { ...opts.bootPart, index: 1, startLba: FIRST_LBA, start: FIRST_LBA * SECTOR };
+    const dst = partitionIO(out, part);
+    copyRanges(src, dst, srcFat.usedRanges());
+    const fat = FatFs.open(dst, { clock: opts.clock });
+    const read = (name: string): string | undefined => (fat.exists(name) ? fat.readFile(name).toString('latin1') : undefined);
+
+    // Kernel: gzip → decompressed copy booted directly; anything else (raw Image, bzImage) is booted as it is.
+    if (!fat.exists(opts.boot.kernel)) {
+      throw new CorruptImageError(`${opts.base.name}: boot partition has no kernel ${opts.boot.kernel}`);
+    }
+    const packed = fat.readFile(opts.boot.kernel);
+    let kernel = opts.boot.kernel;
+    const gzip = isGzip(packed);
+    if (opts.boot.compression === 'gzip' && !gzip) {
+      throw new CorruptImageError(`${opts.base.name}: ${opts.boot.kernel} is not gzip-compressed, as the catalog says it is`);
+    }
+    if (gzip && opts.boot.compression !== 'none') {
+      kernel = opts.boot.decompressedKernel;
+      const names = { packed: opts.boot.kernel, kernel };
+      fat.writeFile(kernel, gunzipSync(packed));
+      fat.writeFile(DECOMPRESS_SCRIPT_NAME, Buffer.from(decompressScript(names)));
+      fat.writeFile(decompressSumFile(names), Buffer.from(decompressSumText(packed)));
+    }
+
+    // config.txt (and the file the release keeps for user changes): boot that kernel and initramfs directly.
+    for (const [file, text] of Object.entries(editConfigForDirectBoot(read, { kernel, initramfs: opts.boot.initrd, model: opts.boot.model }))) {
+      fat.writeFile(file, Buffer.from(text, 'latin1'));
+    }
+    const after = resolveBootConfig(read, opts.boot.model);
+    if (after.kernel !== kernel) {
+      throw new CorruptImageError(`${opts.base.name}: config.txt still selects ${after.kernel} for ${opts.boot.model} after editing (wanted ${kernel})`);
+    }
+
+    // The cmdline file config.txt really uses: root on the SSD by PARTUUID, plus the profile's flags.
+    const cmdText = read(after.cmdlineFile) ?? '';
+    const value = (key: string) => opts.cmdline.find((a) => a.startsWith(`${key}=`))?.slice(key.length + 1);
+    const cmdline = editCmdline(cmdText, {
+      root: value('root'),
+      rootfstype: value('rootfstype'),
+      add: opts.cmdline.filter((a) => !a.startsWith('root=') && !a.startsWith('rootfstype=')),
+    });
+    fat.writeFile(after.cmdlineFile, Buffer.from(cmdline, 'latin1'));
+
+    for (const [name, text] of Object.entries(opts.seed)) fat.writeFile(name, Buffer.from(text, 'utf8'));
+    fat.flush();
+    out.sync();
+    return {
+      path: opts.path,
+      size,
+      diskSignature: opts.diskSignature,
+      kernel,
+      cmdlineFile: after.cmdlineFile,
+      cmdline: cmdline.trim(),
+      mapped: [{ start: 0, length: SECTOR }, ...fat.usedRanges().map((r) => ({ start: r.start + part.start, length: r.length }))],
+    };
+  } finally {
+    out.close();
+  }
+}
+
+export function sdPartUuid(sig: number): string {
+  return partUuid(sig, 1);
+}

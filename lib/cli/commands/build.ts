@@ -1,0 +1,67 @@
+// `pi-image build`: per-node SD and SSD images from a profile and a base image.
+import type { CommandModule } from 'yargs';
+import { relative } from 'node:path';
+import { build } from '../../build/build.ts';
+import { runCommand, formatBytes, UsageError, type GlobalOptions } from '../output.ts';
+
+interface BuildArgs extends GlobalOptions {
+  nodes?: string[];
+  all?: boolean;
+  profile?: string;
+  image?: string;
+  out: string;
+  jobs?: number;
+  secrets?: string;
+  cache?: string;
+  mirror?: string;
+  compress?: 'xz' | 'gz';
+}
+
+export const command: CommandModule<GlobalOptions, BuildArgs> = {
+  command: 'build [nodes..]',
+  describe: 'Build SD boot and SSD OS images for nodes of the cluster profile',
+  builder: (y) =>
+    y
+      .positional('nodes', { type: 'string', array: true, describe: 'Node names from the profile' })
+      .option('all', { type: 'boolean', describe: 'Build every node of the profile' })
+      .option('profile', { type: 'string', describe: 'Cluster profile (default ./pi-image.yaml, else the reference cluster)' })
+      .option('image', { type: 'string', describe: 'Base image: catalog id, URL, file:// URL or path (default: the profile\'s)' })
+      .option('out', { type: 'string', default: 'out', describe: 'Output directory' })
+      .option('jobs', { type: 'number', describe: 'Nodes built in parallel (default: CPU cores)' })
+      .option('secrets', { type: 'string', describe: 'Secrets directory (CA, token …), e.g. from a CI secret store' })
+      .option('cache', { type: 'string', describe: 'Image cache directory' })
+      .option('mirror', { type: 'string', describe: 'Download base images from this mirror instead' })
+      .option('compress', { choices: ['xz', 'gz'] as const, describe: 'Also write compressed copies of the images' })
+      .example('$0 build node1', 'SD and SSD images of node1 in out/node1/')
+      .example('$0 build --all --json', 'every node, JSON lines for CI')
+      .example('SOURCE_DATE_EPOCH=1577836800 $0 build --all --compress xz', 'reproducible, compressed artifacts'),
+  handler: (argv) =>
+    runCommand(argv, async (out) => {
+      const nodes = argv.all ? 'all' : (argv.nodes ?? []);
+      if (argv.all && argv.nodes?.length) throw new UsageError('name nodes or pass --all, not both');
+      if (!argv.all && nodes.length === 0) throw new UsageError('name the nodes to build (e.g. node1) or pass --all');
+      const result = await build({
+        nodes,
+        profile: argv.profile,
+        image: argv.image,
+        outDir: argv.out,
+        jobs: argv.jobs,
+        secretsDir: argv.secrets,
+        cacheDir: argv.cache,
+        mirror: argv.mirror,
+        compress: argv.compress,
+        onProgress: out.progress,
+        onNode: (name, n) => {
+          out.event('node', { node: name, sd: n.sd, ssd: n.ssd, rootPartUuid: n.rootPartUuid });
+          out.step(`${name}: sd.img ${formatBytes(n.sd.size)}, ssd.img ${formatBytes(n.ssd.size)} (${formatBytes(n.ssd.mappedBytes)} used), root=PARTUUID=${n.rootPartUuid}`);
+        },
+      });
+      const dir = relative(process.cwd(), result.outDir) || '.';
+      const lines = [`Built ${Object.keys(result.manifest.nodes).length} node(s) into ${dir}/ (manifest: ${dir}/manifest.json).`, 'Flash them with:'];
+      for (const name of Object.keys(result.manifest.nodes)) {
+        lines.push(`  pi-image flash ${dir}/${name}/sd.img /dev/sdX     # SD card of ${name}`);
+        lines.push(`  pi-image flash ${dir}/${name}/ssd.img /dev/sdY    # SSD of ${name}`);
+      }
+      out.result({ outDir: result.outDir, manifest: result.manifestPath, nodes: Object.keys(result.manifest.nodes) }, lines.join('\n'));
+    }),
+};

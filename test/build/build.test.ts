@@ -1,0 +1,157 @@
+// Build, end to end: all four reference-cluster nodes from a lookalike Ubuntu 19.10.1 image served over real HTTP on
+// 127.0.0.1, checked with the tools the world trusts (sfdisk, fsck.fat, mtools, e2fsck, debugfs, bmaptool).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createServer, type Server } from 'node:http';
+import { createReadStream, statSync, readFileSync, rmSync, existsSync, readdirSync, mkdirSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeUbuntuLookalike, tempDir, stagedFile, type Lookalike } from '../helpers/lookalike.ts';
+import { build, type BuildResult } from '../../lib/build/build.ts';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const NODES = ['node1', 'node2', 'node3', 'node4'];
+const EPOCH = 1577836800; // 2020-01-01
+
+let work: string;
+let look: Lookalike;
+let server: Server;
+let url: string;
+let first: BuildResult;
+const env = () => ({ cacheDir: join(work, 'cache'), secretsDir: join(work, 'secrets'), sourceDateEpoch: EPOCH, profile: join(ROOT, 'profiles', 'yarpi4.yaml') });
+
+function sh(cmd: string, args: string[], opts: { input?: string } = {}): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', input: opts.input, stdio: ['pipe', 'pipe', 'pipe'] });
+}
+const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
+
+test.before(async () => {
+  work = tempDir('pi-image-build-');
+  look = await makeUbuntuLookalike(work, { variant: 'late2019', legacyCmdline: true });
+  execFileSync('xz', ['-T1', '-0', '-k', look.img]);
+  const xz = `${look.img}.xz`;
+  server = createServer((req, res) => {
+    res.writeHead(200, { 'content-length': statSync(xz).size, 'content-type': 'application/x-xz' });
+    createReadStream(xz).pipe(res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  url = `http://127.0.0.1:${port}/ubuntu-lookalike.img.xz`;
+  first = await build({ nodes: 'all', image: url, outDir: join(work, 'out'), ...env() });
+});
+
+test.after(() => {
+  server?.close();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+test('every node gets an SD image and an SSD image, one partition each, with its own disk ids', () => {
+  const ids = new Set<string>();
+  for (const n of NODES) {
+    const node = first.manifest.nodes[n];
+    assert.ok(node, `${n} in the manifest`);
+    const sd = JSON.parse(sh('sfdisk', ['--json', join(first.outDir, n, 'sd.img')])).partitiontable;
+    const ssd = JSON.parse(sh('sfdisk', ['--json', join(first.outDir, n, 'ssd.img')])).partitiontable;
+    assert.is(sd.label, 'dos');
+    assert.is(sd.partitions.length, 1);
+    assert.is(sd.partitions[0].type, 'c');
+    assert.is(ssd.partitions.length, 1);
+    assert.is(ssd.partitions[0].type, '83');
+    assert.is(sd.id, node.sd.diskId);
+    assert.is(ssd.id, node.ssd.diskId);
+    ids.add(sd.id).add(ssd.id);
+  }
+  assert.is(ids.size, NODES.length * 2, 'all disk ids differ');
+});
+
+test('the SD boot partition passes fsck.fat and holds the seed, config and cmdline', () => {
+  for (const n of NODES) {
+    const img = join(first.outDir, n, 'sd.img');
+    const part = join(work, `${n}-p1.vfat`);
+    execFileSync('dd', [`if=${img}`, `of=${part}`, 'bs=1M', 'skip=1', 'status=none']);
+    sh('fsck.fat', ['-n', part]);
+    const mtype = (f: string) => sh('mtype', ['-i', `${img}@@1M`, `::${f}`]);
+    assert.match(mtype('user-data'), /^#cloud-config/);
+    assert.match(mtype('meta-data'), new RegExp(`instance-id: ${first.manifest.nodes[n].instanceId}`));
+    assert.match(mtype('network-config'), /version: 2/);
+    const usercfg = mtype('usercfg.txt');
+    assert.match(usercfg, /^kernel=vmlinux$/m);
+    assert.match(usercfg, /^initramfs initrd.img followkernel$/m);
+    // config.txt keeps every original line.
+    assert.is(mtype('config.txt'), stagedFile(look, 'boot', 'config.txt').toString());
+    // The cmdline file config.txt really uses (nobtcmd.txt), not the stray cmdline.txt.
+    const cmd = mtype('nobtcmd.txt');
+    const ssdId = first.manifest.nodes[n].ssd.diskId.slice(2);
+    assert.match(cmd, new RegExp(`root=PARTUUID=${ssdId}-01 `));
+    assert.match(cmd, /rootfstype=ext4/);
+    assert.match(cmd, /rootwait/);
+    assert.match(cmd, /usb-storage\.quirks=174c:55aa:u/);
+    assert.match(cmd, /cgroup_enable=cpuset cgroup_enable=memory cgroup_memory=1/);
+    assert.is(mtype('cmdline.txt'), stagedFile(look, 'boot', 'cmdline.txt').toString(), 'unused cmdline.txt untouched');
+    // vmlinux is gunzip(vmlinuz).
+    const out = join(work, `${n}-vmlinux`);
+    execFileSync('mcopy', ['-n', '-i', `${img}@@1M`, '::vmlinux', out]);
+    const vmlinuz = stagedFile(look, 'boot', 'vmlinuz');
+    assert.ok(gunzipSync(vmlinuz).equals(readFileSync(out)), 'vmlinux = gunzip(vmlinuz)');
+  }
+});
+
+test('the SSD root passes e2fsck and reads back fstab and the NoCloud config', () => {
+  for (const n of NODES) {
+    const spec = `${join(first.outDir, n, 'ssd.img')}?offset=1048576`;
+    sh('e2fsck', ['-fn', spec]);
+    const fstab = sh('debugfs', ['-R', 'cat /etc/fstab', spec]);
+    assert.is(fstab, stagedFile(look, 'root', 'etc/fstab').toString());
+    const ds = sh('debugfs', ['-R', 'cat /etc/cloud/cloud.cfg.d/99-fake_cloud.cfg', spec]);
+    assert.match(ds, /fs_label: system-boot/);
+  }
+});
+
+test('bmaptool copy with our block maps reproduces each image, and the manifest checksums hold', () => {
+  for (const n of NODES) {
+    for (const kind of ['sd', 'ssd'] as const) {
+      const img = join(first.outDir, n, `${kind}.img`);
+      const copy = join(work, `${n}-${kind}.copy`);
+      sh('bmaptool', ['copy', '--bmap', `${img}.bmap`, img, copy]);
+      sh('cmp', [img, copy]);
+      rmSync(copy);
+      const entry = first.manifest.nodes[n][kind];
+      assert.is(sha(img), entry.sha256);
+      assert.is(statSync(img).size, entry.size);
+    }
+  }
+});
+
+test('a second build is byte-identical', async () => {
+  const again = await build({ nodes: 'all', image: url, outDir: join(work, 'out2'), ...env() });
+  assert.is(readFileSync(again.manifestPath, 'utf8'), readFileSync(first.manifestPath, 'utf8'));
+  for (const n of NODES) for (const f of ['sd.img', 'ssd.img', 'sd.img.bmap', 'ssd.img.bmap']) {
+    sh('cmp', [join(first.outDir, n, f), join(again.outDir, n, f)]);
+  }
+});
+
+test('a build killed mid-way leaves nothing under the final names, and the next build succeeds', async () => {
+  const out = join(work, 'out-killed');
+  mkdirSync(out);
+  const args = [join(ROOT, 'bin', 'pi-image.js'), 'build', '--all', '--image', url, '--out', out, '--profile', env().profile,
+    '--cache', env().cacheDir, '--secrets', env().secretsDir, '--jobs', '1'];
+  const child = spawn(process.execPath, args, { stdio: 'ignore', env: { ...process.env, SOURCE_DATE_EPOCH: String(EPOCH) } });
+  // Wait until it is writing images in its staging directory, then kill it hard.
+  for (let i = 0; i < 600; i++) {
+    const staging = readdirSync(out).find((d) => d.startsWith('.staging-'));
+    if (staging && existsSync(join(out, staging, 'node1', 'ssd.img'))) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill('SIGKILL');
+  await new Promise((r) => child.on('close', r));
+  assert.equal(readdirSync(out).filter((d) => !d.startsWith('.')), [], 'no final names');
+  const again = await build({ nodes: 'all', image: url, outDir: out, ...env() });
+  assert.equal(readdirSync(out).filter((d) => !d.startsWith('.')).sort(), ['manifest.json', ...NODES]);
+  assert.equal(readdirSync(out).filter((d) => d.startsWith('.')), [], 'the dead staging dir was cleaned up');
+  assert.is(readFileSync(again.manifestPath, 'utf8'), readFileSync(first.manifestPath, 'utf8'));
+});
+
+test.run();
