@@ -1,6 +1,6 @@
 // `pi-image init [DIR]`: write a commented starter profile (DIR/pi-image.yaml). Asks on a TTY; takes flags otherwise.
 import type { CommandModule } from 'yargs';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { join, resolve } from 'node:path';
 import { runCommand, type GlobalOptions } from '../output.ts';
@@ -82,6 +82,7 @@ export const command: CommandModule<GlobalOptions, InitArgs> = {
       }
       if (!['eoan', 'noble'].includes(a.release)) throw new InputError(`release "${a.release}": choose eoan or noble`);
       const text = starterProfile(a);
+      mkdirSync(resolve(argv.dir), { recursive: true });
       const tmp = `${file}.partial`;
       writeFileSync(tmp, text, { mode: 0o644 });
       renameSync(tmp, file);
