@@ -1,0 +1,293 @@
+// The netboot pipeline: from a base Ubuntu Pi image, per board a TFTP directory (firmware, dtbs, overlays,
+// config.txt for direct kernel boot, an NFS-root cmdline, vmlinux, initrd + overlay; files common to all boards
+// written once and hard-linked), per node an NFS root (directory or tar) with its seed in /boot/firmware, plus the
+// dnsmasq config, exports lines and EEPROM settings. Takes plain inputs; the CLI maps the profile onto them.
+import { mkdirSync, openSync, writeSync, closeSync, linkSync, copyFileSync, rmSync, renameSync, existsSync, readdirSync, statSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve as resolvePath } from 'node:path';
+import { FileIO, type BlockIO } from '../image/io.ts';
+import { readMbr, partitionIO } from '../image/mbr.ts';
+import { FatFs } from '../image/fat/index.ts';
+import { Ext4Fs } from '../image/ext4/index.ts';
+import { resolveBootConfig, editConfigForDirectBoot, editCmdline, extractKernel } from '../pi/index.ts';
+import { CorruptImageError, InputError } from '../errors.ts';
+import type { OnProgress } from '../progress.ts';
+import { exportDir, exportTar, type FileOverride, type ExportResult } from './export-root.ts';
+import { makeOverlay, alignPadding, type OverlayFile } from './initramfs.ts';
+import { boardDirName, dnsmasqConfig, eepromSettings, exportsLines, parseIPv4 } from './server.ts';
+
+export interface NetbootNode {
+  name: string;
+  serial?: string;
+  mac?: string;
+  /** The node's address, for a tighter NFS export. */
+  address?: string;
+  /** cloud-init seed: file name (user-data, meta-data, network-config) → content. */
+  seed: Record<string, string | Buffer>;
+  /** Extra kernel command line flags (cgroups, quirks). */
+  extraCmdline?: string[];
+}
+
+export interface NetbootOptions {
+  /** Base image (raw .img) with a FAT boot partition and an ext4 root. */
+  image: string;
+  server: string;
+  tftpRoot: string;
+  nfsRoot: string;
+  nodes: NetbootNode[];
+  by?: 'serial' | 'mac';
+  format?: 'dir' | 'tar';
+  /** LAN prefix length for proxy DHCP and exports (default 24). */
+  prefix?: number;
+  /** Extra files for the initramfs overlay. */
+  overlayFiles?: OverlayFile[];
+  /** Timestamp for generated files (default: the ext4 root's mtime, reproducible). */
+  mtime?: Date;
+  onProgress?: OnProgress;
+}
+
+export interface NetbootNodeResult {
+  name: string;
+  tftpDir: string;
+  /** The NFS root directory the cmdline points at. */
+  nfsPath: string;
+  /** The tar written (format tar) — extract it at nfsPath with `tar -xpf … --numeric-owner`. */
+  tarFile?: string;
+  cmdline: string;
+  export: ExportResult;
+}
+
+export interface NetbootResult {
+  nodes: NetbootNodeResult[];
+  dnsmasqConf: string;
+  exports: string[];
+  eeprom: string[];
+  /** Files written once and hard-linked into each further board directory. */
+  sharedFiles: number;
+}
+
+/** Boot files a Pi 4 fetches over TFTP (no bootcode.bin, no u-boot). */
+const TFTP_FILE = /^(start4[a-z]*\.elf|fixup4[a-z]*\.dat|.*\.dtb|.*\.txt)$/i;
+const SEED_NAMES = new Set(['user-data', 'meta-data', 'network-config', 'vendor-data']);
+
+export const NOCLOUD_NETBOOT_CFG = [
+  '# pi-image netboot: the cloud-init seed lives in this NFS root at /boot/firmware/, not on a FAT partition',
+  '# labelled system-boot.',
+  'datasource_list: [ NoCloud, None ]',
+  'datasource:',
+  '  NoCloud:',
+  '    seedfrom: file:///boot/firmware/',
+  '',
+].join('\n');
+
+export const OVERLAY_CONF = 'conf/conf.d/pi-image-netboot';
+
+/** fstab for an NFS root: the root and boot-partition lines are commented out (the kernel mounts / from NFS). */
+export function nfsFstab(text: string): string {
+  return text
+    .split('\n')
+    .map((line) => {
+      const f = line.trim().split(/\s+/);
+      if (line.trim().startsWith('#') || f.length < 3) return line;
+      if (f[1] === '/' || f[1] === '/boot/firmware' || f[1] === '/boot') {
+        return `# pi-image netboot (root is NFS, no SD card): ${line}`;
+      }
+      return line;
+    })
+    .join('\n');
+}
+
+/** The image's kernel command line turned to an NFS root: its own root/rootfstype/ro/rw/ip/rootwait/fixrtc
+ *  dropped, then `root=/dev/nfs nfsroot=<server>:<path>,vers=3 rw ip=dhcp rootwait` and the node's extra flags. */
+export function nfsCmdline(original: string, server: string, nfsPath: string, extra: string[]): string {
+  const base = editCmdline(original.split(/\r?\n/)[0], {
+    remove: ['root', 'rootfstype', 'nfsroot', 'ro', 'rw', 'ip', 'rootwait', 'fixrtc'],
+  }).replace(/\s*\brootwait$/, '');
+  const line = `${base} root=/dev/nfs nfsroot=${server}:${nfsPath},vers=3 rw ip=dhcp rootwait`.trim();
+  return extra.length ? editCmdline(line, { add: extra }) : line;
+}
+
+function findPartitions(io: FileIO): { boot: BlockIO; root: BlockIO } {
+  const mbr = readMbr(io);
+  const fat = mbr.partitions.find((p) => [0x0b, 0x0c, 0x0e, 0x06, 0x04, 0x01].includes(p.type));
+  const lin = mbr.partitions.find((p) => p.type === 0x83);
+  if (!fat || !lin) {
+    throw new CorruptImageError(`${io.name}: need a FAT boot partition and a Linux (0x83) root partition in the MBR`, 446);
+  }
+  return { boot: partitionIO(io, fat), root: partitionIO(io, lin) };
+}
+
+function writeChunks(path: string, chunks: Iterable<Buffer>, tail?: Buffer): number {
+  const fd = openSync(path, 'w', 0o644);
+  let pos = 0;
+  try {
+    for (const c of chunks) {
+      writeSync(fd, c, 0, c.length, pos);
+      pos += c.length;
+    }
+    if (tail) {
+      const pad = Buffer.alloc(alignPadding(pos));
+      writeSync(fd, pad, 0, pad.length, pos);
+      pos += pad.length;
+      writeSync(fd, tail, 0, tail.length, pos);
+      pos += tail.length;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return pos;
+}
+
+/** Hard-link every file of `from` into `to` (same tree), copying when links are impossible. */
+function linkTree(from: string, to: string, skip: Set<string>, rel = ''): number {
+  let n = 0;
+  mkdirSync(join(to, rel), { recursive: true });
+  for (const name of readdirSync(join(from, rel))) {
+    const r = rel ? `${rel}/${name}` : name;
+    if (skip.has(r)) continue;
+    if (statSync(join(from, r)).isDirectory()) n += linkTree(from, to, skip, r);
+    else {
+      try {
+        linkSync(join(from, r), join(to, r));
+      } catch {
+        copyFileSync(join(from, r), join(to, r));
+      }
+      n++;
+    }
+  }
+  return n;
+}
+
+export async function netboot(o: NetbootOptions): Promise<NetbootResult> {
+  const by = o.by ?? 'serial';
+  const format = o.format ?? 'dir';
+  parseIPv4(o.server, '--server');
+  if (o.nodes.length === 0) throw new InputError('netboot: no nodes given');
+  const tftpRoot = resolvePath(o.tftpRoot);
+  const nfsRoot = resolvePath(o.nfsRoot);
+  const boards = o.nodes.map((n) => ({ node: n, dir: boardDirName(by, n) }));
+  const dup = boards.find((b, i) => boards.findIndex((c) => c.dir === b.dir) !== i);
+  if (dup) throw new InputError(`netboot: two nodes map to the same TFTP directory ${dup.dir}`);
+  for (const n of o.nodes) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(n.name)) throw new InputError(`netboot: node name ${JSON.stringify(n.name)} cannot be a directory name`);
+    if (!n.seed['user-data'] || !n.seed['meta-data']) {
+      throw new InputError(`node ${n.name}: the seed needs user-data and meta-data (NoCloud requires both)`);
+    }
+  }
+
+  const io = FileIO.open(o.image);
+  try {
+    const parts = findPartitions(io);
+    const fat = FatFs.open(parts.boot);
+    const ext = Ext4Fs.open(parts.root);
+    const mtime = o.mtime ?? ext.stat('/').mtime;
+    const readText = (name: string): string | undefined => (fat.exists(name) ? fat.readFile(name).toString('utf8') : undefined);
+    const cfg = resolveBootConfig(readText, 'pi4');
+    if (!cfg.cmdlineFound) throw new CorruptImageError(`${o.image}: boot partition has no ${cfg.cmdlineFile} (the cmdline config.txt names)`);
+
+    // ---- the shared TFTP files, staged once ------------------------------------------------------------
+    mkdirSync(tftpRoot, { recursive: true });
+    const stage = join(tftpRoot, `.pi-image-staging-${process.pid}`);
+    rmSync(stage, { recursive: true, force: true });
+    mkdirSync(join(stage, 'overlays'), { recursive: true });
+    let shared = 0;
+    for (const e of fat.readdir('/')) {
+      if (e.isDirectory || !TFTP_FILE.test(e.name) || SEED_NAMES.has(e.name)) continue;
+      writeChunks(join(stage, e.name), fat.readFileChunks('/' + e.name));
+      shared++;
+    }
+    if (fat.exists('/overlays')) {
+      for (const e of fat.readdir('/overlays')) {
+        if (e.isDirectory) continue;
+        writeChunks(join(stage, 'overlays', e.name), fat.readFileChunks('/overlays/' + e.name));
+        shared++;
+      }
+    }
+    o.onProgress?.({ phase: 'tftp', done: shared, unit: 'items', detail: 'firmware' });
+    // Kernel: the packed kernel (vmlinuz), decompressed to vmlinux; u-boot is bypassed.
+    const packed = fat.exists('/vmlinuz') ? 'vmlinuz' : cfg.kernel;
+    if (!fat.exists('/' + packed) || /uboot/i.test(packed)) throw new CorruptImageError(`${o.image}: no kernel (vmlinuz) on the boot partition`);
+    const vmfd = openSync(join(stage, 'vmlinux'), 'w', 0o644);
+    let vpos = 0;
+    await extractKernel(fat.readFileChunks('/' + packed), (c) => {
+      writeSync(vmfd, c, 0, c.length, vpos);
+      vpos += c.length;
+    }, `${o.image}:${packed}`);
+    closeSync(vmfd);
+    shared++;
+    // initrd + overlay.
+    const initrdName = cfg.initramfs?.file ?? 'initrd.img';
+    if (!fat.exists('/' + initrdName)) throw new CorruptImageError(`${o.image}: no ${initrdName} on the boot partition`);
+    const overlay = await makeOverlay(
+      [{ name: OVERLAY_CONF, data: '# pi-image netboot: the root file system comes over NFS\nBOOT=nfs\n' }, ...(o.overlayFiles ?? [])],
+      mtime,
+    );
+    writeChunks(join(stage, 'initrd.img'), fat.readFileChunks('/' + initrdName), overlay);
+    shared++;
+    // config.txt & co for direct boot of vmlinux + initrd.img.
+    for (const [name, text] of Object.entries(editConfigForDirectBoot(readText, { kernel: 'vmlinux', initramfs: 'initrd.img' }))) {
+      writeFileSync(join(stage, name), text);
+    }
+    const cmdlineFiles = [...new Set(['cmdline.txt', cfg.cmdlineFile])];
+
+    // ---- per board ---------------------------------------------------------------------------------------
+    const results: NetbootNodeResult[] = [];
+    let first: string | undefined;
+    for (const { node, dir } of boards) {
+      const nfsPath = join(nfsRoot, node.name);
+      const cmdline = nfsCmdline(cfg.cmdline, o.server, nfsPath, node.extraCmdline ?? []);
+      const boardDir = join(tftpRoot, dir);
+      const tmp = `${boardDir}.partial`;
+      rmSync(tmp, { recursive: true, force: true });
+      shared = linkTree(first ?? stage, tmp, new Set(cmdlineFiles));
+      for (const f of cmdlineFiles) writeFileSync(join(tmp, f), cmdline + '\n');
+      const check = resolveBootConfig((n) => (existsSync(join(tmp, n)) ? readFileSync(join(tmp, n), 'utf8') : undefined), 'pi4');
+      if (check.kernel !== 'vmlinux' || !check.cmdline.includes('root=/dev/nfs')) {
+        throw new CorruptImageError(`${o.image}: the TFTP config for ${node.name} does not boot vmlinux with the NFS cmdline`);
+      }
+      rmSync(boardDir, { recursive: true, force: true });
+      renameSync(tmp, boardDir);
+      first ??= boardDir;
+
+      // NFS root.
+      const overrides: Record<string, FileOverride> = {};
+      try {
+        overrides['/etc/fstab'] = { data: nfsFstab(ext.readFile('/etc/fstab').toString('utf8')) };
+      } catch {
+        overrides['/etc/fstab'] = { data: '# pi-image netboot: root is NFS (kernel command line)\n' };
+      }
+      let cloudCfg = '/etc/cloud/cloud.cfg.d/99-pi-image-netboot.cfg';
+      try {
+        ext.lstat('/etc/cloud/cloud.cfg.d/99-fake_cloud.cfg');
+        cloudCfg = '/etc/cloud/cloud.cfg.d/99-fake_cloud.cfg';
+      } catch {
+        /* keep our own name */
+      }
+      overrides[cloudCfg] = { data: NOCLOUD_NETBOOT_CFG };
+      for (const [name, data] of Object.entries(node.seed)) {
+        overrides[`/boot/firmware/${name}`] = { data, mode: name === 'user-data' ? 0o600 : 0o644, uid: 0, gid: 0 };
+      }
+      mkdirSync(nfsRoot, { recursive: true });
+      const progress: OnProgress = (e) => o.onProgress?.({ ...e, phase: `${node.name}: nfs root` });
+      let exp: ExportResult;
+      let tarFile: string | undefined;
+      if (format === 'tar') {
+        tarFile = join(nfsRoot, `${node.name}.tar`);
+        exp = await exportTar(ext, tarFile, { overrides, mtime, onProgress: progress });
+      } else {
+        exp = await exportDir(ext, nfsPath, { overrides, mtime, onProgress: progress });
+      }
+      results.push({ name: node.name, tftpDir: boardDir, nfsPath, tarFile, cmdline, export: exp });
+    }
+    rmSync(stage, { recursive: true, force: true });
+    return {
+      nodes: results,
+      dnsmasqConf: dnsmasqConfig({ server: o.server, tftpRoot, prefix: o.prefix }),
+      exports: exportsLines(results.map((r, i) => ({ path: r.nfsPath, client: o.nodes[i].address })), o.server, o.prefix),
+      eeprom: eepromSettings(by, o.server),
+      sharedFiles: shared,
+    };
+  } finally {
+    io.close();
+  }
+}
+
