@@ -9,7 +9,7 @@ declare -A need=(
   [fsck.fat]=dosfstools [mkfs.vfat]=dosfstools [mtype]=mtools [sfdisk]=fdisk [mkfs.ext4]=e2fsprogs
   [debugfs]=e2fsprogs [xz]=xz-utils [cpio]=cpio [bmaptool]=bmap-tools [cloud-init]=cloud-init
   [openssl]=openssl [dnsmasq]=dnsmasq-base [tar]=tar [gzip]=gzip [zip]=zip [lsblk]=util-linux
-  [losetup]=mount [debootstrap]=debootstrap [qemu-system-x86_64]=qemu-system-x86
+  [losetup]=mount [debootstrap]=debootstrap [qemu-system-x86_64]=qemu-system-x86 [ssh-keygen]=openssh-client
 )
 missing=()
 for cmd in "${!need[@]}"; do
