@@ -2,3 +2,4 @@
 export { FatFs, type ByteRange, type FatEntry } from './fs.ts';
 export { NoSpaceError } from './errors.ts';
 export { parseBootSector, type FatGeometry } from './bpb.ts';
+export { formatFat32, type FormatFat32Options } from './format.ts';
