@@ -1,0 +1,118 @@
+// Boots disk images under qemu-system-x86_64 the way the Pi firmware would start them: kernel, initrd and command
+// line read from the SD image's boot partition (config.txt resolved for a Pi 4), every image attached as a virtio
+// disk opened with snapshot=on (never written). TCG by default (a nested KVM guest hangs on these machines); KVM only
+// with PI_IMAGE_BOOT_KVM=1. The serial console is collected with a timeout and kept as a log file.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cmdlineOf, resolveBootFiles, type BootFiles } from './firmware.ts';
+import { partitionOffset, readFat } from './layout.ts';
+import { toolEnv, which } from './sh.ts';
+
+export interface FirmwareLoad extends BootFiles {
+  kernelBytes: Buffer;
+  initrdBytes?: Buffer;
+  cmdline: string;
+}
+
+/** Reads what the firmware would load from partition 1 of `sdImage`. */
+export function loadFromBootPartition(sdImage: string): FirmwareLoad {
+  const { offset } = partitionOffset(sdImage, 1);
+  const read = (name: string) => readFat(sdImage, offset, name)?.toString('utf8');
+  const files = resolveBootFiles(read);
+  const kernelBytes = readFat(sdImage, offset, files.kernel);
+  if (!kernelBytes) throw new Error(`${sdImage}: config.txt selects kernel ${files.kernel}, which is not on the boot partition`);
+  const initrdBytes = files.initramfs ? readFat(sdImage, offset, files.initramfs) : undefined;
+  if (files.initramfs && !initrdBytes) throw new Error(`${sdImage}: initramfs ${files.initramfs} is not on the boot partition`);
+  const cmdText = read(files.cmdlineFile);
+  if (cmdText === undefined) throw new Error(`${sdImage}: cmdline file ${files.cmdlineFile} is not on the boot partition`);
+  return { ...files, kernelBytes, initrdBytes, cmdline: cmdlineOf(cmdText) };
+}
+
+export interface BootResult {
+  log: string;
+  exitCode: number | null;
+  timedOut: boolean;
+  /** stopped early because `stopWhen` matched */
+  stopped: boolean;
+  seconds: number;
+  /** the kernel said "reboot: Power down": a clean power-off */
+  poweredOff: boolean;
+}
+
+export interface BootOptions {
+  disks: string[];
+  load: FirmwareLoad;
+  timeoutSeconds: number;
+  logFile?: string;
+  /** a user-mode NIC (virtio, eth0) restricted to the guest: no host, no outside world */
+  nic?: boolean;
+  stopWhen?: RegExp;
+  onLine?: (line: string) => void;
+}
+
+export function qemuMissing(): string | undefined {
+  return which('qemu-system-x86_64') ? undefined : 'qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)';
+}
+
+export async function boot(opts: BootOptions): Promise<BootResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'pi-image-boot-qemu-'));
+  const kernel = join(dir, 'kernel');
+  writeFileSync(kernel, opts.load.kernelBytes);
+  const args = [
+    ...(process.env.PI_IMAGE_BOOT_KVM === '1' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg', '-cpu', 'max']),
+    // -nodefaults: no floppy (cloud-init's probing of an empty fd0 costs seconds), no VGA, no default NIC.
+    '-nodefaults', '-m', '1024', '-smp', '2', '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot',
+    '-kernel', kernel, '-append', opts.load.cmdline,
+  ];
+  if (opts.load.initrdBytes) {
+    writeFileSync(join(dir, 'initrd'), opts.load.initrdBytes);
+    args.push('-initrd', join(dir, 'initrd'));
+  }
+  for (const d of opts.disks) args.push('-drive', `file=${d},if=virtio,format=raw,snapshot=on`);
+  args.push(...(opts.nic ? ['-netdev', 'user,id=n0,restrict=on', '-device', 'virtio-net-pci,netdev=n0'] : ['-nic', 'none']));
+  if (opts.logFile) writeFileSync(opts.logFile, `# qemu-system-x86_64 ${args.join(' ')}\n`);
+
+  const started = Date.now();
+  const child = spawn('qemu-system-x86_64', args, { env: toolEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+  let log = '';
+  let partial = '';
+  let timedOut = false;
+  let stopped = false;
+  const onData = (d: Buffer) => {
+    const s = d.toString('utf8');
+    log += s;
+    if (opts.logFile) appendFileSync(opts.logFile, s);
+    partial += s;
+    const lines = partial.split(/\r?\n/);
+    partial = lines.pop() ?? '';
+    for (const l of lines) opts.onLine?.(l);
+    if (opts.stopWhen && !stopped && opts.stopWhen.test(log)) {
+      stopped = true;
+      child.kill('SIGTERM');
+    }
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+  }, opts.timeoutSeconds * 1000);
+  const exitCode = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve(code));
+  }).finally(() => {
+    clearTimeout(timer);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    log,
+    exitCode,
+    timedOut,
+    stopped,
+    seconds: (Date.now() - started) / 1000,
+    poweredOff: /reboot: Power down/.test(log),
+  };
+}

@@ -1,0 +1,159 @@
+// Builds (once) and caches a minimal Debian 12 amd64 root file system that boots like Ubuntu's raspi image does:
+// systemd, cloud-init with the NoCloud seed on the `system-boot` partition, a kernel and an initramfs with virtio and
+// vfat. debootstrap needs root; the directory is cached under PI_IMAGE_BOOT_CACHE (or ~/.cache/pi-image-boot), keyed
+// by a hash of the recipe below, so editing the recipe rebuilds it and nothing else does.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, renameSync, writeFileSync, appendFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { run, runLogged, which } from './sh.ts';
+
+export const SUITE = 'bookworm';
+
+/** Everything that decides the root fs's content; its hash names the cache entry. */
+export const RECIPE = {
+  suite: SUITE,
+  arch: 'amd64',
+  variant: 'minbase',
+  // python3-cffi-backend must be named: without it cloud-init's dependencies fail to configure under debootstrap.
+  include: [
+    'systemd', 'systemd-sysv', 'udev', 'cloud-init', 'python3-cffi-backend', 'linux-image-amd64', 'initramfs-tools',
+    'e2fsprogs', 'dosfstools', 'fdisk', 'util-linux', 'iproute2', 'sudo', 'openssh-server',
+  ],
+  // The initramfs must find the root fs on a virtio disk by LABEL/PARTUUID; the FAT modules serve /boot/firmware.
+  initramfsModules: ['virtio_pci', 'virtio_blk', 'virtio_net', 'ext4', 'vfat', 'nls_cp437', 'nls_ascii'],
+  // Debian 12's cloud-init has no netplan: with systemd-networkd enabled it renders network-config v2 for networkd.
+  enable: ['systemd-networkd'],
+  files: {
+    'etc/fstab': 'LABEL=writable\t/\text4\tdefaults\t0 1\nLABEL=system-boot\t/boot/firmware\tvfat\tdefaults\t0 1\n',
+    'etc/cloud/cloud.cfg.d/99-fake_cloud.cfg':
+      '# where cloud-init finds the seed: the FAT boot partition, as in Ubuntu\'s raspi images\n' +
+      'datasource_list: [ NoCloud, None ]\ndatasource:\n  NoCloud:\n    fs_label: system-boot\n',
+    'etc/hostname': 'debian\n',
+    // Ubuntu's netplan marks `optional: true` links not required for online; Debian's networkd renderer does not, so
+    // waiting for "online" is bounded here (a Pi that has no network still finishes its first boot).
+    'etc/systemd/system/systemd-networkd-wait-online.service.d/10-pi-image-boot.conf':
+      '[Service]\nExecStart=\nExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=20\n',
+    'etc/machine-id': '',
+  } as Record<string, string>,
+  revision: 1,
+};
+
+/** Names the debootstrap'd tree (packages, initramfs, units); the small `files` are laid over it on every use. */
+export function recipeKey(): string {
+  const { files: _files, ...packages } = RECIPE;
+  return createHash('sha256').update(JSON.stringify(packages)).digest('hex').slice(0, 16);
+}
+
+/** Names the tree together with its `files`: what the base image is keyed by. */
+export function contentKey(): string {
+  return createHash('sha256').update(JSON.stringify(RECIPE)).digest('hex').slice(0, 16);
+}
+
+function layFiles(dir: string): void {
+  for (const [path, content] of Object.entries(RECIPE.files)) {
+    mkdirSync(join(dir, path, '..'), { recursive: true });
+    const p = join(dir, path);
+    if (existsSync(p) && readFileSync(p, 'utf8') === content) continue;
+    writeFileSync(p, content);
+  }
+}
+
+export function cacheDir(): string {
+  const dir = process.env.PI_IMAGE_BOOT_CACHE || join(homedir(), '.cache', 'pi-image-boot');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** The Debian mirror the machine's apt uses (deb822 .sources or one-line .list), else deb.debian.org. */
+export function debianMirror(): string {
+  if (process.env.PI_IMAGE_BOOT_MIRROR) return process.env.PI_IMAGE_BOOT_MIRROR;
+  const files: string[] = [];
+  if (existsSync('/etc/apt/sources.list')) files.push('/etc/apt/sources.list');
+  if (existsSync('/etc/apt/sources.list.d')) {
+    for (const f of readdirSync('/etc/apt/sources.list.d').sort()) {
+      if (f.endsWith('.list') || f.endsWith('.sources')) files.push(join('/etc/apt/sources.list.d', f));
+    }
+  }
+  for (const f of files) {
+    const text = readFileSync(f, 'utf8');
+    if (f.endsWith('.sources')) {
+      for (const stanza of text.split(/\n\s*\n/)) {
+        const uris = /^URIs:\s*(.+)$/im.exec(stanza)?.[1]?.trim().split(/\s+/) ?? [];
+        const suites = /^Suites:\s*(.+)$/im.exec(stanza)?.[1]?.trim().split(/\s+/) ?? [];
+        const enabled = !/^Enabled:\s*no/im.test(stanza);
+        if (enabled && suites.includes(SUITE) && uris[0]) return uris[0].replace(/\/$/, '');
+      }
+    } else {
+      for (const line of text.split('\n')) {
+        const m = /^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)/.exec(line.trim());
+        if (m && m[2] === SUITE) return m[1].replace(/\/$/, '');
+      }
+    }
+  }
+  return 'http://deb.debian.org/debian';
+}
+
+/** Why the root fs cannot be built here (plainly), or undefined when it can. */
+export async function cannotBuild(mirror: string): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return 'debootstrap needs root (run the boot suite as root)';
+  if (!which('debootstrap')) return 'debootstrap is not installed (apt-get install debootstrap)';
+  if (!which('chroot')) return 'chroot is not available';
+  try {
+    const res = await fetch(`${mirror}/dists/${SUITE}/Release`, { method: 'HEAD', signal: AbortSignal.timeout(15000) });
+    if (!res.ok) return `the Debian mirror ${mirror} answered ${res.status} for dists/${SUITE}/Release`;
+  } catch (e) {
+    return `no Debian mirror reachable (${mirror}: ${(e as Error).message})`;
+  }
+  return undefined;
+}
+
+export interface RootFs {
+  dir: string;
+  key: string;
+  /** true when this call built it (cold), false when it came from the cache */
+  built: boolean;
+  seconds: number;
+}
+
+/** Returns the cached root fs directory, building it with debootstrap first when it is missing. */
+export async function ensureRootFs(log: (s: string) => void = () => {}): Promise<RootFs> {
+  const key = recipeKey();
+  const dir = join(cacheDir(), `rootfs-${key}`);
+  if (existsSync(`${dir}.complete`)) {
+    layFiles(dir);
+    return { dir, key: contentKey(), built: false, seconds: 0 };
+  }
+  const started = Date.now();
+  const partial = `${dir}.partial`;
+  rmSync(partial, { recursive: true, force: true });
+  const mirror = debianMirror();
+  const logFile = `${dir}.log`;
+  writeFileSync(logFile, `debootstrap from ${mirror}\n`);
+  const tee = (s: string) => {
+    appendFileSync(logFile, s);
+    log(s);
+  };
+  await runLogged(
+    'debootstrap',
+    [`--variant=${RECIPE.variant}`, `--arch=${RECIPE.arch}`, `--include=${RECIPE.include.join(',')}`, SUITE, partial, mirror],
+    tee,
+  );
+  // initramfs: add the modules the first boot needs, then regenerate it inside the chroot.
+  appendFileSync(join(partial, 'etc/initramfs-tools/modules'), RECIPE.initramfsModules.join('\n') + '\n');
+  await runLogged('chroot', [partial, 'update-initramfs', '-u', '-k', 'all'], tee);
+  for (const unit of RECIPE.enable) run('chroot', [partial, 'systemctl', 'enable', unit]);
+  layFiles(partial);
+  // Nothing of the build host may leak into the image; apt's caches only cost space.
+  rmSync(join(partial, 'etc/resolv.conf'), { force: true });
+  rmSync(join(partial, 'var/lib/dbus/machine-id'), { force: true });
+  for (const d of ['var/cache/apt/archives', 'var/lib/apt/lists']) {
+    const p = join(partial, d);
+    if (!existsSync(p)) continue;
+    for (const f of readdirSync(p)) if (f.endsWith('.deb') || f.includes('_dists_')) rmSync(join(p, f), { force: true });
+  }
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(partial, dir);
+  writeFileSync(`${dir}.complete`, `${new Date().toISOString()}\n`);
+  return { dir, key: contentKey(), built: true, seconds: (Date.now() - started) / 1000 };
+}
