@@ -8,5 +8,6 @@ import { command as cat } from './cat.ts';
 import { command as init } from './init.ts';
 import { command as seed } from './seed.ts';
 import { command as build } from './build.ts';
+import { command as netboot } from './netboot.ts';
 
-export const commands: CommandModule<any, any>[] = [build, flash, drives, inspect, ls, cat, init, seed];
+export const commands: CommandModule<any, any>[] = [build, flash, drives, inspect, ls, cat, init, seed, netboot];

@@ -1,0 +1,97 @@
+// `pi-image netboot <node…|--all> --server IP --tftp-root DIR --nfs-root DIR [--by serial|mac] [--format dir|tar]`:
+// TFTP trees and NFS roots for network-booted Pi 4 nodes, plus the dnsmasq config, exports lines and EEPROM
+// settings. Glue only: the profile and seeds come from lib/cluster + lib/cloud-init, the work from lib/netboot.
+import type { Argv, CommandModule } from 'yargs';
+import { writeFileSync, renameSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { runCommand, UsageError, type GlobalOptions } from '../output.ts';
+import { loadProfile } from '../../cluster/profile.ts';
+import { loadOrCreateSecrets } from '../../cluster/secrets.ts';
+import { findNode, renderSeed } from '../../cloud-init/seed.ts';
+import { K8S_CGROUP_ARGS } from '../../pi/cmdline.ts';
+import { netboot, type NetbootNode } from '../../netboot/index.ts';
+
+interface NetbootArgs extends GlobalOptions {
+  nodes?: string[];
+  all?: boolean;
+  profile?: string;
+  secrets?: string;
+  image: string;
+  server: string;
+  tftpRoot: string;
+  nfsRoot: string;
+  by: 'serial' | 'mac';
+  format: 'dir' | 'tar';
+  prefix: number;
+}
+
+export const command: CommandModule<GlobalOptions, NetbootArgs> = {
+  command: 'netboot [nodes..]',
+  describe: 'Make TFTP boot trees and NFS roots for network-booted Pi 4 nodes',
+  builder: (y) =>
+    y
+      .positional('nodes', { type: 'string', array: true, describe: 'Node names from the profile' })
+      .option('all', { type: 'boolean', describe: 'Every node of the profile' })
+      .option('profile', { type: 'string', describe: 'Cluster profile (default ./pi-image.yaml, else the reference cluster)' })
+      .option('secrets', { type: 'string', describe: 'Secrets directory (default beside the profile)' })
+      .option('image', { type: 'string', demandOption: true, describe: 'Base Ubuntu image (raw .img, decompressed)' })
+      .option('server', { type: 'string', demandOption: true, describe: 'IPv4 address of the TFTP/NFS server' })
+      .option('tftp-root', { type: 'string', demandOption: true, describe: 'TFTP root: DIR/<serial or mac>/' })
+      .option('nfs-root', { type: 'string', demandOption: true, describe: 'NFS roots: DIR/<node>/ (or DIR/<node>.tar)' })
+      .option('by', { choices: ['serial', 'mac'] as const, default: 'serial' as const, describe: 'Name board directories by serial (TFTP_PREFIX=0) or MAC (2)' })
+      .option('format', { choices: ['dir', 'tar'] as const, default: 'dir' as const, describe: 'NFS root as a directory (needs root for owners/devices) or a tar' })
+      .option('prefix', { type: 'number', default: 24, describe: 'LAN prefix length for proxy DHCP and exports' })
+      .example('$0 netboot --all --image ubuntu.img --server 192.168.1.10 --tftp-root /srv/tftp --nfs-root /srv/nfs', '') as unknown as Argv<NetbootArgs>,
+  handler: (argv) =>
+    runCommand(argv, async (out) => {
+      if (argv.all && argv.nodes?.length) throw new UsageError('give node names or --all, not both');
+      if (!argv.all && !argv.nodes?.length) throw new UsageError('name the nodes to netboot, or pass --all');
+      const { profile, profilePath } = await loadProfile(argv.profile);
+      const names = argv.all ? profile.nodes.map((n) => n.name) : argv.nodes!;
+      for (const n of names) findNode(profile, n);
+      const secrets = await loadOrCreateSecrets(profile, { dir: argv.secrets, profilePath });
+      const nodes: NetbootNode[] = names.map((name) => {
+        const n = profile.nodes.find((x) => x.name === name)!;
+        const seed = renderSeed(profile, name, secrets);
+        return {
+          name,
+          serial: n.serial,
+          mac: n.mac,
+          address: n.address === 'dhcp' ? undefined : n.address.ip,
+          seed: { 'user-data': seed['user-data'], 'meta-data': seed['meta-data'], 'network-config': seed['network-config'] },
+          extraCmdline: K8S_CGROUP_ARGS,
+        };
+      });
+      const res = await netboot({
+        image: resolve(argv.image), server: argv.server, tftpRoot: argv.tftpRoot, nfsRoot: argv.nfsRoot,
+        nodes, by: argv.by, format: argv.format, prefix: argv.prefix, onProgress: out.progress,
+      });
+      for (const n of res.nodes) out.step(`${n.name}: ${n.tftpDir}, NFS root ${n.tarFile ?? n.nfsPath}`);
+      // Server files beside the NFS roots (not inside the TFTP root, which boards can read).
+      const nfsRoot = resolve(argv.nfsRoot);
+      mkdirSync(nfsRoot, { recursive: true });
+      const write = (name: string, text: string): string => {
+        const p = join(nfsRoot, name);
+        writeFileSync(`${p}.partial`, text);
+        renameSync(`${p}.partial`, p);
+        return p;
+      };
+      const dnsmasqFile = write('pi-image-dnsmasq.conf', res.dnsmasqConf);
+      const exportsFile = write('pi-image.exports', res.exports.join('\n') + '\n');
+      for (const n of res.nodes) for (const d of n.export.skippedDevices) out.warn(`${n.name}: device node ${d} not created (needs root)`);
+      out.result(
+        {
+          nodes: res.nodes.map((n) => ({ name: n.name, tftpDir: n.tftpDir, nfsPath: n.nfsPath, tarFile: n.tarFile, cmdline: n.cmdline })),
+          dnsmasqConf: dnsmasqFile, exportsFile, exports: res.exports, eeprom: res.eeprom,
+        },
+        [
+          ...(argv.format === 'tar' ? ['Extract each tar as root: tar -xpf DIR/<node>.tar -C DIR/<node> --numeric-owner', ''] : []),
+          `dnsmasq config: ${dnsmasqFile}   (dnsmasq --conf-file=${dnsmasqFile})`,
+          `NFS exports (${exportsFile}), add to /etc/exports:`,
+          ...res.exports.map((l) => `  ${l}`),
+          'EEPROM settings for each board (rpi-eeprom-config --edit):',
+          ...res.eeprom.map((l) => `  ${l}`),
+        ].join('\n'),
+      );
+    }),
+};
