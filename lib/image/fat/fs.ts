@@ -4,6 +4,7 @@
 import { InputError, NotFoundError } from '../../errors.ts';
 import { CorruptImageError } from '../../errors.ts';
 import type { BlockIO } from '../io.ts';
+import type { ByteRange } from '../sparse.ts';
 import { parseBootSector, type FatGeometry } from './bpb.ts';
 import { FatTable } from './table.ts';
 import { FatDir, type DirSlotEntry, type FatEntry } from './dir.ts';
@@ -22,11 +23,7 @@ import { imageOffset } from './errors.ts';
 
 export type { FatEntry } from './dir.ts';
 
-/** A run of bytes within the volume (structurally the same as ByteRange in lib/image/sparse.ts). */
-export interface ByteRange {
-  start: number;
-  length: number;
-}
+export type { ByteRange } from '../sparse.ts';
 
 const CHUNK = 1 << 20; // streaming read size
 
