@@ -146,7 +146,13 @@ function create(dir: string, clusterName: string): void {
     const ssh = generateKeyPairSync('rsa', { modulusLength: 3072 });
     put(FILES.heketiSshKey, ssh.privateKey.export({ type: 'pkcs1', format: 'pem' }) as string);
     put(FILES.heketiSshPublicKey, sshRsaPublic(ssh.publicKey.export({ type: 'spki', format: 'pem' }) as string, `heketi@${clusterName}`) + '\n');
-    renameSync(tmp, dir);
+    try {
+      renameSync(tmp, dir);
+    } catch (err) {
+      // Another run made them first (two builds at once): keep theirs, so every node agrees.
+      if (!existsSync(dir)) throw err;
+      rmSync(tmp, { recursive: true, force: true });
+    }
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' && /openssl/.test(String(err))) {

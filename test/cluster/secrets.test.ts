@@ -1,12 +1,13 @@
 // Secrets: made once with the right modes, reused, checked by openssl, overridable by env, never printed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import { statSync, readdirSync, writeFileSync, mkdirSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { loadOrCreateSecrets, secretsDir, TOKEN_RE } from '../../lib/cluster/secrets.ts';
-import { BUILTIN_PROFILE } from '../../lib/cluster/profile.ts';
+import { BUILTIN_PROFILE, PACKAGE_ROOT } from '../../lib/cluster/profile.ts';
 import { InputError } from '../../lib/errors.ts';
 import { tempDir } from '../helpers/cluster.ts';
 
@@ -86,6 +87,24 @@ test('never printed: JSON and inspect show no secret', async () => {
     assert.not.ok(text.includes('PRIVATE KEY'));
     assert.not.ok(text.includes(s.heketiAdminKey));
   }
+});
+
+test('made by several processes at once: all get the same secrets', async () => {
+  const dir = join(t.dir, 'race', 'c1');
+  const loader = pathToFileURL(join(PACKAGE_ROOT, 'node_modules/tsx/dist/esm/index.mjs')).href;
+  const mod = pathToFileURL(join(PACKAGE_ROOT, 'lib/cluster/secrets.ts')).href;
+  const code = `const { loadOrCreateSecrets } = await import(${JSON.stringify(mod)}); const s = await loadOrCreateSecrets({ cluster: { name: 'c1' } }, { dir: ${JSON.stringify(dir)} }); process.stdout.write(s.token);`;
+  const run = () =>
+    new Promise<string>((res, rej) => {
+      const c = spawn(process.execPath, ['--import', loader, '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      c.stdout.on('data', (d) => (out += d));
+      c.on('close', (code) => (code === 0 ? res(out) : rej(new Error(`exit ${code}`))));
+    });
+  const tokens = await Promise.all([run(), run(), run()]);
+  assert.match(tokens[0]!, TOKEN_RE);
+  assert.equal(tokens, [tokens[0], tokens[0], tokens[0]]);
+  assert.equal(readdirSync(join(t.dir, 'race')), ['c1']);
 });
 
 test.run();
