@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { flash, verifyImage, FlashVerifyError, HEAD_BYTES } from '../../lib/flash/flash.ts';
 import { writeBmapFile } from '../../lib/image/bmap.ts';
 import { SafetyError } from '../../lib/errors.ts';
+import { hashRangesParallel } from '../../lib/flash/hash-workers.ts';
+import { createHash } from 'node:crypto';
 import { scatteredImage, MiB } from '../helpers/scattered-image.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'pi-image-flash-'));
@@ -87,6 +89,32 @@ test('a flipped byte in the target fails verify at exactly that offset', async (
     flipByte(target, offset);
   }
   await verifyImage({ image: img, target });
+});
+
+test('verify on worker threads (≥ 64 MiB mapped) also names a flipped byte exactly', async () => {
+  const big = join(dir, 'big.img');
+  scatteredImage(big, 100 * MiB, [{ start: MiB, length: 40 * MiB }, { start: 50 * MiB, length: 30 * MiB }, { start: 90 * MiB, length: 4096 }]);
+  const target = join(dir, 'big-out.img');
+  const r = await flash({ image: big, target });
+  assert.ok(r.mappedBytes >= 64 * MiB);
+  const tasks = [{ start: 0, length: 5 * MiB }, { start: 50 * MiB, length: 30 * MiB + 17 }, { start: 3, length: 1 }];
+  const digests = await hashRangesParallel(target, tasks, { workers: 2 });
+  const fd = openSync(big, 'r');
+  tasks.forEach((t, i) => {
+    const b = Buffer.alloc(t.length);
+    readSync(fd, b, 0, t.length, t.start);
+    assert.is(digests[i], createHash('sha256').update(b).digest('hex'));
+  });
+  closeSync(fd);
+  const offset = 60 * MiB + 12345;
+  flipByte(target, offset);
+  try {
+    await verifyImage({ image: big, target });
+    assert.unreachable('verify should fail');
+  } catch (err) {
+    assert.instance(err, FlashVerifyError);
+    assert.is((err as FlashVerifyError).offset, offset);
+  }
 });
 
 test('a bmap of another image is caught by verify and named', async () => {
