@@ -2,6 +2,7 @@
 // manifest. Decompresses once (the source cache), copies only used blocks, runs nodes in parallel, and writes
 // everything under out/.staging-* until it is complete.
 import { availableParallelism } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { FileIO } from '../image/io.ts';
 import { readMbr, type MbrPartition } from '../image/mbr.ts';
@@ -62,6 +63,14 @@ function defaultEpoch(basePath: string, bootPart: MbrPartition): number {
     return Math.floor(newest / 1000);
   } finally {
     io.close();
+  }
+}
+
+function readManifest(path: string): Manifest | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Manifest;
+  } catch {
+    return undefined;
   }
 }
 
@@ -137,13 +146,21 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       }
       nodes[jobs[i].node] = r;
     });
+    // Nodes built earlier from the same profile, image and time stay listed, so `build node2` after `build node1`
+    // leaves a manifest of both.
+    const previous = readManifest(join(outDir, 'manifest.json'));
+    if (previous && previous.profile.digest === loaded.digest && previous.image.sha256 === image.sha256 && previous.sourceDateEpoch === epoch) {
+      for (const [name, node] of Object.entries(previous.nodes)) {
+        if (!(name in nodes) && names.includes(name) && existsSync(join(outDir, name))) nodes[name] = node;
+      }
+    }
     const manifest: Manifest = {
       manifestVersion: 1,
       generator: `pi-image ${VERSION}`,
       sourceDateEpoch: epoch,
       profile: { cluster: profile.cluster.name, digest: loaded.digest },
       image: { id: image.id, sha256: image.sha256 },
-      nodes,
+      nodes: Object.fromEntries(Object.keys(nodes).sort().map((k) => [k, nodes[k]])),
     };
     for (const name of wanted) {
       staging.commitDir(name);

@@ -33,8 +33,7 @@ export interface Manifest {
   nodes: Record<string, ManifestNode>;
 }
 
+/** The manifest's text; the builder lists nodes sorted by name. */
 export function renderManifest(m: Manifest): string {
-  const nodes: Record<string, ManifestNode> = {};
-  for (const name of Object.keys(m.nodes).sort()) nodes[name] = m.nodes[name];
-  return JSON.stringify({ ...m, nodes }, null, 2) + '\n';
+  return JSON.stringify(m, null, 2) + '\n';
 }

@@ -133,6 +133,25 @@ test('a second build is byte-identical', async () => {
   }
 });
 
+test('building nodes one at a time keeps the earlier ones in the manifest', async () => {
+  const out = join(work, 'out-one-by-one');
+  await build({ nodes: ['node1'], image: url, outDir: out, ...env() });
+  const second = await build({ nodes: ['node2'], image: url, outDir: out, ...env() });
+  assert.equal(Object.keys(second.manifest.nodes), ['node1', 'node2']);
+  assert.equal(second.manifest.nodes.node1, first.manifest.nodes.node1);
+  assert.equal(second.manifest.nodes.node2, first.manifest.nodes.node2);
+});
+
+test('an unknown node is refused with the names there are', async () => {
+  try {
+    await build({ nodes: ['node9'], image: url, outDir: join(work, 'out-bad'), ...env() });
+    assert.unreachable('should have thrown');
+  } catch (err) {
+    assert.match(String(err), /no node "node9".*/);
+    assert.match((err as { hint?: string }).hint ?? '', /node1, node2, node3, node4/);
+  }
+});
+
 test('a build killed mid-way leaves nothing under the final names, and the next build succeeds', async () => {
   const out = join(work, 'out-killed');
   mkdirSync(out);
