@@ -14,7 +14,9 @@ const dir = tempDir('pi-image-h6-cli-');
 let l: Lookalike;
 
 function cli(...args: string[]): { code: number | null; stdout: string; stderr: string; raw: Buffer } {
-  const r = spawnSync(process.execPath, [join(root, 'bin/pi-image.js'), ...args], { cwd: root, env: { ...process.env, NO_COLOR: '1', CI: '1' }, timeout: 60_000, maxBuffer: 64 << 20 });
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', CI: '1' };
+  delete env.FORCE_COLOR; // with NO_COLOR, node would print a warning on stderr
+  const r = spawnSync(process.execPath, [join(root, 'bin/pi-image.js'), ...args], { cwd: root, env, timeout: 60_000, maxBuffer: 64 << 20 });
   return { code: r.status, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8'), raw: r.stdout };
 }
 
