@@ -3,7 +3,10 @@
 // otherwise; .zip through unzipper (its single .img member; names with `..` or absolute paths are refused; CRC32
 // and size checked); .gz through zlib; anything else is copied as a raw image. Damaged input is a CorruptImageError.
 import { spawn, spawnSync } from 'node:child_process';
-import { createReadStream, openSync, readSync, closeSync } from 'node:fs';
+import { createReadStream, openSync, readSync, closeSync, fstatSync } from 'node:fs';
+import { open as openAsync } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { createGunzip, crc32 } from 'node:zlib';
@@ -113,6 +116,73 @@ function spawnXz(path: string, name: string, signal?: AbortSignal): Decoded {
     },
     // Killing xz if the consumer stops early is done by the caller through `signal` or by closing stdout.
   };
+}
+
+/** True when `openDecoded` would use the system xz for this format and choice. */
+export function usesSystemXz(format: SourceFormat, choice?: XzDecoder): boolean {
+  const which = choice ?? ((process.env.PI_IMAGE_XZ as XzDecoder | undefined) || 'auto');
+  return format === 'xz' && (which === 'xz' || (which === 'auto' && hasSystemXz()));
+}
+
+/**
+ * The fast path for .xz: `xz -dc` writes straight into `dest` (a regular file, so xz itself leaves zero runs as
+ * holes), while we hash the bytes behind it: everything below the file's current size is final, because xz only
+ * seeks forward over zeros and the size grows with its next write. No image bytes pass through this process.
+ */
+export async function xzToFile(
+  path: string,
+  dest: string,
+  opts: { signal?: AbortSignal; onBytes?: (done: number) => void } = {},
+): Promise<{ sha256: string; size: number; dataBytes: number }> {
+  const name = basename(path);
+  const outFd = openSync(dest, 'w', 0o644);
+  let exited = false;
+  let code: number | null = null;
+  let stderr = '';
+  const child = spawn('xz', ['-dc', '--', path], { stdio: ['ignore', outFd, 'pipe'], signal: opts.signal });
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (d: string) => (stderr += d));
+  const exit = new Promise<void>((resolve, reject) => {
+    child.on('error', (e) => {
+      exited = true;
+      reject(e);
+    });
+    child.on('close', (c) => {
+      exited = true;
+      code = c;
+      resolve();
+    });
+  });
+  exit.catch(() => undefined);
+  const hash = createHash('sha256');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  const reader = await openAsync(dest, 'r');
+  let pos = 0;
+  try {
+    for (;;) {
+      const wasExited = exited;
+      const size = fstatSync(outFd).size;
+      while (pos < size) {
+        const { bytesRead } = await reader.read(buf, 0, Math.min(buf.length, size - pos), pos);
+        if (bytesRead === 0) break;
+        hash.update(buf.subarray(0, bytesRead));
+        pos += bytesRead;
+        opts.onBytes?.(pos);
+      }
+      if (wasExited) break;
+      if (pos >= size) await Promise.race([sleep(20), exit]);
+    }
+    await exit;
+    if (code !== 0) {
+      const msg = stderr.trim().replace(/^xz: /gm, '').replace(/\n/g, '; ');
+      throw new CorruptImageError(`${name}: xz data is damaged or truncated: ${msg || `xz exited with ${code}`}`, undefined, 'Delete it and download again (pi-image images prune).');
+    }
+    const st = fstatSync(outFd);
+    return { sha256: hash.digest('hex'), size: pos, dataBytes: Math.min(st.blocks * 512, st.size) };
+  } finally {
+    await reader.close();
+    closeSync(outFd);
+  }
 }
 
 async function openZip(path: string, name: string): Promise<Decoded> {

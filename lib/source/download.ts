@@ -3,12 +3,13 @@
 // hashed first when resuming in a new run), guarded by `If-Range` so a changed file restarts from zero. Only a
 // download whose sha256 matches is renamed to `<dest>`; a mismatch deletes the bytes and names both hashes.
 import { createHash, type Hash } from 'node:crypto';
-import { openSync, closeSync, writeSync, ftruncateSync, fstatSync, renameSync, rmSync, existsSync, createReadStream, readFileSync } from 'node:fs';
+import { openSync, closeSync, writeSync, ftruncateSync, fstatSync, renameSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import fetch, { type Response } from 'node-fetch';
 import { PiImageError, NotFoundError, VerifyError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
+import { hashInto } from './hash.ts';
 import { readJson, writeJsonAtomic, type DownloadRecord } from './cache.ts';
 
 /** A download failed for a reason other than a missing file or a bad checksum (HTTP error, network, timeout). */
@@ -63,8 +64,7 @@ const USER_AGENT = 'pi-image (+https://github.com/pi-image)';
 
 /** Hash the first `length` bytes of a file (resuming: what an earlier run wrote). */
 async function hashPrefix(path: string, length: number, hash: Hash): Promise<void> {
-  if (length === 0) return;
-  for await (const chunk of createReadStream(path, { start: 0, end: length - 1, highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  if (length > 0) await hashInto(hash, path, { length });
 }
 
 function isRetryableStatus(status: number): boolean {

@@ -5,7 +5,7 @@
 // catalog id or URL; a local file is hashed once and remembered by path+size+mtime. The same bytes reached by a
 // mirror, a URL or a local copy share one entry, and the key says exactly which published file the image came from.
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, rmSync, statSync, renameSync } from 'node:fs';
+import { existsSync, rmSync, statSync, renameSync } from 'node:fs';
 import { basename, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError, NotFoundError, VerifyError, PiImageError } from '../errors.ts';
@@ -15,9 +15,10 @@ import { readMbr } from '../image/mbr.ts';
 import { getCatalogEntry, type CatalogEntry } from './catalog.ts';
 import { Cache, downloadName, writeJsonAtomic, type ImageRecord, type RecordedPartition } from './cache.ts';
 import { download, fetchText, parseSha256Sums } from './download.ts';
-import { detectFormat, openDecoded, type XzDecoder } from './decompress.ts';
+import { detectFormat, openDecoded, usesSystemXz, xzToFile, xzUncompressedSize, type XzDecoder } from './decompress.ts';
 import { mirrorFromEnv, mirrorUrls } from './mirror.ts';
 import { SparseWriter } from './sparse-writer.ts';
+import { sha256OfFile } from './hash.ts';
 
 export interface ResolveOptions {
   cacheDir?: string;
@@ -142,20 +143,8 @@ function sha256Text(s: string): string {
   return createHash('sha256').update(s).digest('hex');
 }
 
-async function hashFile(path: string, onProgress?: OnProgress): Promise<string> {
-  const h = createHash('sha256');
-  const total = statSync(path).size;
-  let done = 0;
-  let last = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
-    h.update(chunk as Buffer);
-    done += (chunk as Buffer).length;
-    if (onProgress && Date.now() - last > 200) {
-      last = Date.now();
-      onProgress({ phase: 'hash', done, total, unit: 'bytes', detail: basename(path) });
-    }
-  }
-  return h.digest('hex');
+function hashFile(path: string, onProgress?: OnProgress): Promise<string> {
+  return sha256OfFile(path, onProgress, 'hash');
 }
 
 function done(path: string, record: ImageRecord, entry: CatalogEntry | undefined, cached: boolean): ResolvedImage {
@@ -185,27 +174,51 @@ async function fromSource(cache: Cache, sourcePath: string, sourceSha256: string
 /** Decompress a source into the cache: temp name, sparse, partition table read, then renamed into place. */
 export async function decompressInto(cache: Cache, sourcePath: string, sourceSha256: string, id: string, label: string, opts: ResolveOptions = {}): Promise<ImageRecord> {
   const format = detectFormat(sourcePath);
-  const decoded = await openDecoded(sourcePath, format, { xz: opts.xz, signal: opts.signal });
-  const detail = `${basename(sourcePath)} via ${decoded.decoder === 'xz' ? 'xz -dc' : decoded.decoder === 'wasm' ? 'WASM xz decoder' : decoded.decoder}`;
   const final = cache.imagePath(sourceSha256);
   const tmp = `${final}.tmp-${process.pid}`;
-  const writer = new SparseWriter(tmp);
-  let last = 0;
+  let writer: SparseWriter | undefined;
   try {
-    opts.onProgress?.({ phase: 'decompress', done: 0, total: decoded.expectedSize, unit: 'bytes', detail });
-    for await (const chunk of decoded.stream) {
-      writer.write(chunk);
-      if (opts.onProgress && Date.now() - last > 200) {
-        last = Date.now();
-        opts.onProgress({ phase: 'decompress', done: writer.size, total: decoded.expectedSize, unit: 'bytes', detail });
+    let out: { sha256: string; size: number; dataBytes: number };
+    let decoder: string;
+    let member: string | undefined;
+    if (usesSystemXz(format, opts.xz)) {
+      decoder = 'xz';
+      const total = xzUncompressedSize(sourcePath);
+      const detail = `${basename(sourcePath)} via xz -dc`;
+      let last = 0;
+      opts.onProgress?.({ phase: 'decompress', done: 0, total, unit: 'bytes', detail });
+      out = await xzToFile(sourcePath, tmp, {
+        signal: opts.signal,
+        onBytes: (n) => {
+          if (opts.onProgress && Date.now() - last > 200) {
+            last = Date.now();
+            opts.onProgress({ phase: 'decompress', done: n, total, unit: 'bytes', detail });
+          }
+        },
+      });
+      if (total !== undefined && out.size !== total) throw new VerifyError(`${basename(sourcePath)}: decompressed to ${out.size} bytes, its index says ${total}`);
+    } else {
+      const decoded = await openDecoded(sourcePath, format, { xz: opts.xz, signal: opts.signal });
+      decoder = decoded.decoder;
+      member = decoded.member;
+      const detail = `${basename(sourcePath)} via ${decoded.decoder === 'wasm' ? 'WASM xz decoder' : decoded.decoder}`;
+      writer = new SparseWriter(tmp);
+      let last = 0;
+      opts.onProgress?.({ phase: 'decompress', done: 0, total: decoded.expectedSize, unit: 'bytes', detail });
+      for await (const chunk of decoded.stream) {
+        writer.write(chunk);
+        if (opts.onProgress && Date.now() - last > 200) {
+          last = Date.now();
+          opts.onProgress({ phase: 'decompress', done: writer.size, total: decoded.expectedSize, unit: 'bytes', detail });
+        }
+      }
+      await decoded.finished();
+      out = writer.finish();
+      if (decoded.expectedSize !== undefined && out.size !== decoded.expectedSize) {
+        throw new VerifyError(`${basename(sourcePath)}: decompressed to ${out.size} bytes, expected ${decoded.expectedSize}`);
       }
     }
-    await decoded.finished();
-    const out = writer.finish();
-    if (decoded.expectedSize !== undefined && out.size !== decoded.expectedSize) {
-      throw new VerifyError(`${basename(sourcePath)}: decompressed to ${out.size} bytes, expected ${decoded.expectedSize}`);
-    }
-    opts.onProgress?.({ phase: 'decompress', done: out.size, total: out.size, unit: 'bytes', detail });
+    opts.onProgress?.({ phase: 'decompress', done: out.size, total: out.size, unit: 'bytes', detail: `${basename(sourcePath)} via ${decoder === 'xz' ? 'xz -dc' : decoder === 'wasm' ? 'WASM xz decoder' : decoder}` });
     const io = FileIO.open(tmp);
     let mbr;
     try {
@@ -220,9 +233,9 @@ export async function decompressInto(cache: Cache, sourcePath: string, sourceSha
       size: out.size,
       dataBytes: out.dataBytes,
       format,
-      decoder: decoded.decoder,
+      decoder,
       source: label,
-      ...(decoded.member ? { member: decoded.member } : {}),
+      ...(member ? { member } : {}),
       diskSignature: mbr.diskSignature,
       partitions: mbr.partitions.map((p) => ({ index: p.index, type: p.type, bootable: p.bootable, startLba: p.startLba, sectors: p.sectors, start: p.start, size: p.size })),
       createdAt: new Date().toISOString(),
@@ -231,7 +244,7 @@ export async function decompressInto(cache: Cache, sourcePath: string, sourceSha
     writeJsonAtomic(cache.recordPath(sourceSha256), record);
     return record;
   } catch (err) {
-    writer.abort();
+    writer?.abort();
     rmSync(tmp, { force: true });
     throw err;
   }

@@ -1,9 +1,8 @@
 // Re-check the cache: every cached raw image against the sha256 recorded when it was made, every finished download
 // against its recorded (and, for pinned catalog entries, published) sha256. A bad entry loses its record, so it is
 // never used as valid again; `prune` then removes the bytes.
-import { createHash } from 'node:crypto';
-import { createReadStream, rmSync } from 'node:fs';
-import { basename } from 'node:path';
+import { rmSync } from 'node:fs';
+import { sha256OfFile } from './hash.ts';
 import type { OnProgress } from '../progress.ts';
 import { Cache } from './cache.ts';
 import { listCatalog } from './catalog.ts';
@@ -17,21 +16,6 @@ export interface VerifyItem {
   actual: string;
 }
 
-async function sha256Of(path: string, onProgress?: OnProgress, total?: number): Promise<string> {
-  const h = createHash('sha256');
-  let done = 0;
-  let last = 0;
-  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) {
-    h.update(c as Buffer);
-    done += (c as Buffer).length;
-    if (onProgress && Date.now() - last > 200) {
-      last = Date.now();
-      onProgress({ phase: 'verify', done, total, unit: 'bytes', detail: basename(path) });
-    }
-  }
-  return h.digest('hex');
-}
-
 /** Verify everything in the cache; bad entries have their record removed. */
 export async function verifyCache(opts: { cacheDir?: string; catalogDir?: string; onProgress?: OnProgress } = {}): Promise<VerifyItem[]> {
   const cache = new Cache(opts.cacheDir);
@@ -43,13 +27,13 @@ export async function verifyCache(opts: { cacheDir?: string; catalogDir?: string
   }
   const items: VerifyItem[] = [];
   for (const { path, record } of cache.listImages()) {
-    const actual = await sha256Of(path, opts.onProgress, record.size);
+    const actual = await sha256OfFile(path, opts.onProgress, 'verify');
     const ok = actual === record.sha256;
     if (!ok) rmSync(cache.recordPath(record.sourceSha256), { force: true });
     items.push({ kind: 'image', path, id: record.id, ok, expected: record.sha256, actual });
   }
   for (const { path, record } of cache.listDownloads()) {
-    const actual = await sha256Of(path, opts.onProgress, record.size);
+    const actual = await sha256OfFile(path, opts.onProgress, 'verify');
     const expected = (record.entryId && pinned.get(record.entryId)) || record.sha256;
     const ok = actual === expected && actual === record.sha256;
     if (!ok) rmSync(`${path}.json`, { force: true });

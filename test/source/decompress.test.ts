@@ -1,0 +1,164 @@
+// Decompression into the cache: xz (system and WASM), zip, gz and raw sources give a raw image byte-identical to
+// the original (and to `xz -dc`), written sparse, with its partition table recorded; a second resolve reuses it;
+// truncated or corrupt archives and unsafe zip members give clear errors and leave no cache entry.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, readFileSync, writeFileSync, readdirSync, existsSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { resolveImage } from '../../lib/source/index.ts';
+import { CorruptImageError, InputError } from '../../lib/errors.ts';
+import { makeSourceFixture, sha256File } from '../helpers/source-fixtures.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'pi-image-src-'));
+const fx = makeSourceFixture(join(dir, 'fx'));
+let n = 0;
+const freshCache = (): string => join(dir, `cache${n++}`);
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+function cacheImages(cache: string): string[] {
+  const d = join(cache, 'images');
+  return existsSync(d) ? readdirSync(d) : [];
+}
+
+test('xz: cached image is byte-identical to xz -dc output, sparse, with its partition table recorded', async () => {
+  const cache = freshCache();
+  const events: string[] = [];
+  const r = await resolveImage(fx.xz, { cacheDir: cache, onProgress: (e) => e.detail && events.push(e.detail) });
+  const ref = join(dir, 'ref.img');
+  execFileSync('sh', ['-c', `xz -dc "${fx.xz}" > "${ref}"`]);
+  assert.ok(readFileSync(r.path).equals(readFileSync(ref)), 'same bytes as xz -dc');
+  assert.is(r.sha256, fx.sha256);
+  assert.is(r.sourceSha256, sha256File(fx.xz));
+  assert.is(r.decoder, 'xz');
+  assert.ok(events.some((d) => d.includes('via xz -dc')), 'progress says which decoder');
+  const st = statSync(r.path);
+  assert.is(st.size, fx.size);
+  assert.ok(st.blocks * 512 < st.size / 4, `sparse: ${st.blocks * 512} bytes allocated of ${st.size}`);
+  assert.is(r.diskSignature, 0x1234abcd);
+  assert.equal(r.partitions.map((p) => [p.index, p.type, p.startLba]), [[1, 0x0c, 2048], [2, 0x83, 34816]]);
+  assert.is(r.cached, false);
+  // The record beside it says the same.
+  const rec = JSON.parse(readFileSync(r.path.replace(/\.img$/, '.json'), 'utf8'));
+  assert.is(rec.sha256, fx.sha256);
+  assert.is(rec.partitions.length, 2);
+  // sfdisk agrees on the layout of the cached image.
+  const dump = execFileSync('sfdisk', ['--dump', r.path], { encoding: 'utf8', env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
+  assert.match(dump, /start=\s*2048, size=\s*32768, type=c, bootable/);
+
+  // A second resolve (and one through a file:// URL of the same file) reuses it without decompressing.
+  const mtime = statSync(r.path).mtimeMs;
+  const again = await resolveImage(fx.xz, { cacheDir: cache });
+  assert.is(again.cached, true);
+  assert.is(again.path, r.path);
+  const viaUrl = await resolveImage(pathToFileURL(fx.xz).href, { cacheDir: cache });
+  assert.is(viaUrl.cached, true);
+  assert.is(statSync(r.path).mtimeMs, mtime);
+});
+
+test('xz through the WASM decoder gives the same image', async () => {
+  const r = await resolveImage(fx.xz, { cacheDir: freshCache(), xz: 'wasm' });
+  assert.is(r.decoder, 'wasm');
+  assert.is(r.sha256, fx.sha256);
+  assert.ok(statSync(r.path).blocks * 512 < fx.size / 4);
+});
+
+test('zip (single .img member), gz and a raw .img all give the same image', async () => {
+  for (const src of [fx.zip, fx.gz, fx.img]) {
+    const r = await resolveImage(src, { cacheDir: freshCache() });
+    assert.is(r.sha256, fx.sha256, src);
+    assert.ok(statSync(r.path).blocks * 512 < fx.size / 4, `${src} sparse`);
+  }
+});
+
+function expectNoEntry(cache: string): void {
+  const left = cacheImages(cache);
+  assert.equal(left, [], `no cache entry left: ${left.join(', ')}`);
+}
+
+async function expectFailure(src: string, check: (e: unknown) => boolean, opts: { xz?: 'wasm' | 'xz' } = {}): Promise<string> {
+  const cache = freshCache();
+  try {
+    await resolveImage(src, { cacheDir: cache, ...opts });
+  } catch (err) {
+    assert.ok(check(err), `unexpected error: ${(err as Error).stack}`);
+    expectNoEntry(cache);
+    return (err as Error).message;
+  }
+  assert.unreachable(`${src} should have failed`);
+  return '';
+}
+
+function truncated(src: string, name: string, keep: number): string {
+  const out = join(dir, name);
+  writeFileSync(out, readFileSync(src).subarray(0, keep));
+  return out;
+}
+
+function corrupted(src: string, name: string, at: number): string {
+  const out = join(dir, name);
+  const b = Buffer.from(readFileSync(src));
+  for (let i = 0; i < 64; i++) b[at + i] ^= 0xa5;
+  writeFileSync(out, b);
+  return out;
+}
+
+test('truncated or corrupt .xz: clear error naming the file, no cache entry (system xz and WASM)', async () => {
+  const size = statSync(fx.xz).size;
+  const t = truncated(fx.xz, 'trunc.img.xz', Math.floor(size / 2));
+  let msg = await expectFailure(t, (e) => e instanceof CorruptImageError);
+  assert.match(msg, /trunc\.img\.xz: xz data is damaged or truncated/);
+  msg = await expectFailure(t, (e) => e instanceof CorruptImageError, { xz: 'wasm' });
+  assert.match(msg, /trunc\.img\.xz/);
+  const c = corrupted(fx.xz, 'bad.img.xz', Math.floor(size / 3));
+  msg = await expectFailure(c, (e) => e instanceof CorruptImageError);
+  assert.match(msg, /bad\.img\.xz: xz data is damaged/);
+  await expectFailure(c, (e) => e instanceof CorruptImageError, { xz: 'wasm' });
+});
+
+test('truncated or corrupt .gz: clear error, no cache entry', async () => {
+  const size = statSync(fx.gz).size;
+  let msg = await expectFailure(truncated(fx.gz, 'trunc.img.gz', Math.floor(size / 2)), (e) => e instanceof CorruptImageError);
+  assert.match(msg, /trunc\.img\.gz: gzip data is damaged or truncated/);
+  msg = await expectFailure(corrupted(fx.gz, 'bad.img.gz', Math.floor(size / 3)), (e) => e instanceof CorruptImageError);
+  assert.match(msg, /bad\.img\.gz/);
+});
+
+test('truncated or corrupt .zip: clear error, no cache entry', async () => {
+  const size = statSync(fx.zip).size;
+  let msg = await expectFailure(truncated(fx.zip, 'trunc.zip', Math.floor(size / 2)), (e) => e instanceof CorruptImageError);
+  assert.match(msg, /trunc\.zip: not a readable zip archive/);
+  msg = await expectFailure(corrupted(fx.zip, 'bad.zip', Math.floor(size / 3)), (e) => e instanceof CorruptImageError);
+  assert.match(msg, /bad\.zip: zip member disk\.img/);
+});
+
+test('a zip member named ../x is refused; zero or two .img members are refused', async () => {
+  const zdir = join(dir, 'zips');
+  execFileSync('mkdir', ['-p', join(zdir, 'a/b')]);
+  copyFileSync(fx.img, join(zdir, 'x.img'));
+  // `zip` stores the name as given, so run it from a subdirectory to record "../x.img".
+  execFileSync('zip', ['-q', '-0', join(zdir, 'evil.zip'), '../../x.img'], { cwd: join(zdir, 'a/b') });
+  assert.match(execFileSync('unzip', ['-Z1', join(zdir, 'evil.zip')], { encoding: 'utf8' }), /\.\.\/\.\.\/x\.img/);
+  const msg = await expectFailure(join(zdir, 'evil.zip'), (e) => e instanceof InputError);
+  assert.match(msg, /unsafe path/);
+  execFileSync('zip', ['-q', '-0', join(zdir, 'none.zip'), 'x.img'], { cwd: zdir });
+  writeFileSync(join(zdir, 'y.img'), 'y');
+  execFileSync('zip', ['-q', '-0', join(zdir, 'two.zip'), 'x.img', 'y.img'], { cwd: zdir });
+  const two = await expectFailure(join(zdir, 'two.zip'), (e) => e instanceof InputError);
+  assert.match(two, /exactly one \.img member/);
+});
+
+test('a raw file that is not a disk image is refused without a cache entry', async () => {
+  const junk = join(dir, 'junk.img');
+  writeFileSync(junk, Buffer.alloc(8192, 1));
+  const msg = await expectFailure(junk, (e) => e instanceof CorruptImageError);
+  assert.match(msg, /no MBR boot signature/);
+});
+
+test('xz is found on this machine (the system decoder path is what the suite exercises)', () => {
+  assert.is(spawnSync('xz', ['--version']).status, 0);
+});
+
+test.run();
