@@ -9,5 +9,6 @@ import { command as init } from './init.ts';
 import { command as seed } from './seed.ts';
 import { command as build } from './build.ts';
 import { command as netboot } from './netboot.ts';
+import { command as images } from './images.ts';
 
-export const commands: CommandModule<any, any>[] = [build, flash, drives, inspect, ls, cat, init, seed, netboot];
+export const commands: CommandModule<any, any>[] = [images, build, flash, drives, inspect, ls, cat, init, seed, netboot];
