@@ -1,8 +1,8 @@
 // Test helper: builds, with the real tools (sfdisk, mkfs.vfat, mcopy, mkfs.ext4 -d), a small disk image laid out
 // like Ubuntu 19.10.1 raspi (facts §2): MBR, p1 FAT32 `system-boot` from LBA 2048 with the real boot text files and
 // fake firmware/kernel binaries, p2 ext4 `writable` with the real root text files plus some bulk. Also 20.04-style
-// (cmdline.txt) and 22.04-style (kernel=vmlinuz, no usercfg.txt) variants. Nothing binary is committed: every
-// fixture is made at test time, deterministically.
+// (cmdline.txt) and 22.04-style (kernel=vmlinuz, no usercfg.txt) variants; initrd.img is a real gzip'd newc cpio.
+// Nothing binary is committed: every fixture is made at test time, deterministically (same options → same bytes).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync, truncateSync, lutimesSync } from 'node:fs';
@@ -304,12 +304,31 @@ function stageBoot(tree: string, variant: LookalikeVariant, opts: LookalikeOptio
   };
   for (const [name, size] of Object.entries(blobs)) writeFileSync(join(tree, name), fakeBytes(name, size));
   writeFileSync(join(tree, 'vmlinuz'), kernelGz);
-  // An initramfs: a real newc cpio would need cpio; a gzip of fake bytes has the right shape for the boot files.
-  writeFileSync(join(tree, 'initrd.img'), gzipSync(fakeBytes('initrd.img', 600_000), { level: 1 }));
+  writeFileSync(join(tree, 'initrd.img'), makeInitrd(join(dirname(tree), 'tree-initrd')));
   for (const [name, content] of Object.entries(opts.extraBootFiles ?? {})) {
     mkdirSync(dirname(join(tree, name)), { recursive: true });
     writeFileSync(join(tree, name), content);
   }
+}
+
+/**
+ * An initramfs like initramfs-tools makes: a gzip'd newc cpio (made by the real `cpio -o -H newc`) holding an `init`
+ * script, `conf/initramfs.conf`, `scripts/local` and some module-like bulk. Deterministic (--reproducible, fixed
+ * times, sorted names, gzip -n).
+ */
+function makeInitrd(work: string): Buffer {
+  rmSync(work, { recursive: true, force: true });
+  for (const d of ['bin', 'conf', 'scripts', 'lib/modules/5.3.0-1014-raspi2/kernel/drivers/usb/storage']) mkdirSync(join(work, d), { recursive: true });
+  writeFileSync(join(work, 'init'), '#!/bin/sh\n# lookalike of initramfs-tools init\n. /conf/initramfs.conf\n. /scripts/local\nexec run-init ${rootmnt} ${init} "$@"\n', { mode: 0o755 });
+  writeFileSync(join(work, 'conf/initramfs.conf'), 'MODULES=most\nBUSYBOX=auto\nCOMPRESS=gzip\nBOOT=local\n');
+  writeFileSync(join(work, 'scripts/local'), '# local root: mount ${ROOT} on ${rootmnt}\n');
+  writeFileSync(join(work, 'lib/modules/5.3.0-1014-raspi2/kernel/drivers/usb/storage/uas.ko'), fakeBytes('uas.ko', 120_000));
+  writeFileSync(join(work, 'bin/busybox'), fakeBytes('busybox', 300_000), { mode: 0o755 });
+  fixTimes(work);
+  return execFileSync('sh', ['-c', 'find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --reproducible -R 0:0 --quiet | gzip -n -6'], {
+    cwd: work,
+    maxBuffer: 64 << 20,
+  });
 }
 
 function stageRoot(tree: string, opts: LookalikeOptions): void {
@@ -450,7 +469,7 @@ export function tempDir(prefix = 'pi-image-test-'): string {
 /** Whether the tools this helper needs are on PATH (tests may skip with a clear message when not). */
 export function lookalikeToolsPresent(): boolean {
   const path = `${process.env.PATH}:/usr/sbin:/sbin`.split(':');
-  return ['sfdisk', 'mkfs.vfat', 'mcopy', 'mkfs.ext4'].every((t) => path.some((p) => existsSync(join(p, t))));
+  return ['sfdisk', 'mkfs.vfat', 'mcopy', 'mkfs.ext4', 'cpio', 'gzip'].every((t) => path.some((p) => existsSync(join(p, t))));
 }
 
 /** Read a file back from the staged trees (what the image should contain). */
