@@ -1,0 +1,217 @@
+// Downloads against a real HTTP server on 127.0.0.1: resume after a dropped connection, retry after 503, follow
+// redirects, restart when Range is ignored, and refuse (keeping nothing) on a checksum mismatch or a 404.
+// Catalog entries: SHA256SUMS verification, mirror rewriting, URL fallback, reuse without network.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync, writeFileSync, existsSync, readdirSync, mkdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { download, resolveImage, applyMirror, mirrorUrls, listCatalog, Cache } from '../../lib/source/index.ts';
+import { NotFoundError, VerifyError, InputError } from '../../lib/errors.ts';
+import { startServer, type TestServer } from '../helpers/source-server.ts';
+import { makeSourceFixture, sha256File } from '../helpers/source-fixtures.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'pi-image-dl-'));
+const blob = join(dir, 'blob.bin');
+writeFileSync(blob, randomBytes(3 * 1024 * 1024 + 123));
+const blobSha = sha256File(blob);
+const fx = makeSourceFixture(join(dir, 'fx'));
+let server: TestServer;
+let n = 0;
+const fresh = (): string => join(dir, `c${n++}`);
+const fast = { retries: 3, backoffMs: 10, idleTimeoutMs: 5000 };
+
+test.before(async () => {
+  server = await startServer();
+});
+test.after(async () => {
+  await server.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+test.before.each(() => {
+  server.routes.clear();
+  server.served.clear();
+  server.requests.length = 0;
+});
+
+const dest = (): string => {
+  const d = fresh();
+  mkdirSync(d, { recursive: true });
+  return join(d, 'blob.bin');
+};
+
+test('a dropped connection resumes with Range and fetches each byte once', async () => {
+  server.routes.set('/blob', { file: blob, dropAfter: 1_000_000, dropTimes: 2 });
+  const out = dest();
+  const r = await download(`${server.url}/blob`, { dest: out, expectedSha256: blobSha, ...fast });
+  assert.is(r.sha256, blobSha);
+  assert.is(sha256File(out), blobSha);
+  assert.equal(server.requests.map((q) => q.range), [undefined, 'bytes=1000000-', 'bytes=2000000-']);
+  assert.is(server.served.get('/blob'), statSync(blob).size, 'no byte sent twice');
+  assert.not.ok(existsSync(`${out}.partial`));
+  assert.ok(existsSync(`${out}.json`));
+});
+
+test('503 once, then success; redirects are followed', async () => {
+  server.routes.set('/busy', { file: blob, fail503: 1 });
+  const r = await download(`${server.url}/busy`, { dest: dest(), expectedSha256: blobSha, ...fast });
+  assert.is(r.sha256, blobSha);
+  assert.is(server.requests.length, 2);
+  server.routes.set('/old', { redirect: '/new' });
+  server.routes.set('/new', { file: blob });
+  const r2 = await download(`${server.url}/old`, { dest: dest(), expectedSha256: blobSha, ...fast });
+  assert.is(r2.sha256, blobSha);
+});
+
+test('a server that ignores Range makes the download restart from zero, still verified', async () => {
+  server.routes.set('/norange', { file: blob, dropAfter: 500_000, noRange: true });
+  const r = await download(`${server.url}/norange`, { dest: dest(), expectedSha256: blobSha, ...fast });
+  assert.is(r.sha256, blobSha);
+});
+
+test('checksum mismatch: error names the URL and both hashes; nothing is kept', async () => {
+  server.routes.set('/blob', { file: blob });
+  const out = dest();
+  const wrong = 'ab'.repeat(32);
+  try {
+    await download(`${server.url}/blob`, { dest: out, expectedSha256: wrong, ...fast });
+    assert.unreachable('should fail');
+  } catch (err) {
+    assert.instance(err, VerifyError);
+    const m = (err as Error).message;
+    assert.ok(m.includes(`${server.url}/blob`) && m.includes(wrong) && m.includes(blobSha), m);
+  }
+  assert.not.ok(existsSync(out));
+  assert.not.ok(existsSync(`${out}.partial`));
+  assert.not.ok(existsSync(`${out}.json`));
+});
+
+test('404 is a NotFoundError naming the URL, not retried', async () => {
+  try {
+    await download(`${server.url}/missing.img.xz`, { dest: dest(), ...fast });
+    assert.unreachable('should fail');
+  } catch (err) {
+    assert.instance(err, NotFoundError);
+    assert.match((err as Error).message, `${server.url}/missing.img.xz`);
+  }
+  assert.is(server.requests.length, 1);
+});
+
+test('persistent 500s give up with a clear error after the retries', async () => {
+  server.routes.set('/broken', { status: 500 });
+  try {
+    await download(`${server.url}/broken`, { dest: dest(), ...fast });
+    assert.unreachable('should fail');
+  } catch (err) {
+    assert.match((err as Error).message, /HTTP 500/);
+  }
+  assert.is(server.requests.length, 4);
+});
+
+test('mirror rewriting keeps the path under the mirror', () => {
+  assert.is(applyMirror('http://cdimage.ubuntu.com/releases/24.04/release/x.img.xz', 'http://10.0.0.5:8080/ubuntu/'), 'http://10.0.0.5:8080/ubuntu/releases/24.04/release/x.img.xz');
+  assert.is(applyMirror('http://old-releases.ubuntu.com/releases/19.10.1/x', 'file:///srv/m'), 'file:///srv/m/releases/19.10.1/x');
+  assert.equal(mirrorUrls(['http://a/x/f', 'http://b/x/f', 'http://b/y/f'], 'http://m'), ['http://m/x/f', 'http://m/y/f']);
+});
+
+/** A catalog directory with one entry for the fixture image. */
+function catalog(fields: Record<string, unknown>): string {
+  const c = fresh();
+  mkdirSync(c, { recursive: true });
+  const entry = {
+    id: 'test-image',
+    title: 'test',
+    release: '1.0',
+    arch: 'arm64',
+    file: 'disk.img.xz',
+    compression: 'xz',
+    boot: { style: 'cmdline-txt', cmdline: 'cmdline.txt' },
+    ...fields,
+  };
+  writeFileSync(join(c, 'test.json'), JSON.stringify(entry));
+  return c;
+}
+
+test('catalog entry: verified against the published SHA256SUMS through a mirror; reused with no network', async () => {
+  const xzSha = sha256File(fx.xz);
+  const sums = join(dir, 'SHA256SUMS');
+  writeFileSync(sums, `${'0'.repeat(64)} *other.img.xz\n${xzSha} *disk.img.xz\n`);
+  server.routes.set('/releases/1.0/release/disk.img.xz', { file: fx.xz });
+  server.routes.set('/releases/1.0/release/SHA256SUMS', { file: sums });
+  const cat = catalog({ urls: ['http://cdimage.example.invalid/releases/1.0/release/disk.img.xz'], sha256sumsUrl: 'SHA256SUMS' });
+  const cache = fresh();
+  const r = await resolveImage('test-image', { cacheDir: cache, catalogDir: cat, mirror: server.url, ...fast });
+  assert.is(r.sha256, fx.sha256);
+  assert.is(r.sourceSha256, xzSha);
+  assert.is(r.entry?.id, 'test-image');
+  assert.is(r.cached, false);
+  server.requests.length = 0;
+  const again = await resolveImage('test-image', { cacheDir: cache, catalogDir: cat, mirror: server.url, ...fast });
+  assert.is(again.cached, true);
+  assert.is(server.requests.length, 0, 'no network on the second resolve');
+});
+
+test('catalog entry: a 404 on the first URL falls back to the next; a SHA256SUMS mismatch keeps nothing', async () => {
+  const xzSha = sha256File(fx.xz);
+  server.routes.set('/b/disk.img.xz', { file: fx.xz });
+  const cat = catalog({ urls: [`${server.url}/a/disk.img.xz`, `${server.url}/b/disk.img.xz`], sha256: xzSha });
+  const r = await resolveImage('test-image', { cacheDir: fresh(), catalogDir: cat, ...fast });
+  assert.is(r.sha256, fx.sha256);
+  assert.ok(server.requests.some((q) => q.path === '/a/disk.img.xz'));
+
+  const bad = join(dir, 'BADSUMS');
+  writeFileSync(bad, `${'1'.repeat(64)} *disk.img.xz\n`);
+  server.routes.set('/b/SHA256SUMS', { file: bad });
+  const cat2 = catalog({ urls: [`${server.url}/b/disk.img.xz`], sha256sumsUrl: 'SHA256SUMS' });
+  const cache = fresh();
+  try {
+    await resolveImage('test-image', { cacheDir: cache, catalogDir: cat2, ...fast });
+    assert.unreachable('should fail');
+  } catch (err) {
+    assert.instance(err, VerifyError);
+    assert.ok((err as Error).message.includes('1'.repeat(64)) && (err as Error).message.includes(xzSha));
+  }
+  const c = new Cache(cache);
+  assert.equal(c.listDownloads(), []);
+  assert.equal(c.listImages(), []);
+  assert.equal(readdirSync(c.downloads), []);
+});
+
+test('an http URL source is downloaded, decompressed and then reused', async () => {
+  server.routes.set('/img/disk.img.gz', { file: fx.gz });
+  const cache = fresh();
+  const r = await resolveImage(`${server.url}/img/disk.img.gz`, { cacheDir: cache, ...fast });
+  assert.is(r.sha256, fx.sha256);
+  assert.is(r.decoder, 'zlib');
+  server.requests.length = 0;
+  assert.is((await resolveImage(`${server.url}/img/disk.img.gz`, { cacheDir: cache, ...fast })).cached, true);
+  assert.is(server.requests.length, 0);
+});
+
+test('the shipped catalog: four entries, 19.10.1 the default with old-releases first', () => {
+  const entries = listCatalog();
+  assert.equal(entries.map((e) => e.id), ['ubuntu-19.10.1-raspi', 'ubuntu-20.04.5-raspi', 'ubuntu-22.04.5-raspi', 'ubuntu-24.04.3-raspi']);
+  const d = entries.find((e) => e.default)!;
+  assert.is(d.id, 'ubuntu-19.10.1-raspi');
+  assert.match(d.urls[0], /^http:\/\/old-releases\.ubuntu\.com\//);
+  assert.match(d.urls.at(-1)!, /^http:\/\/cdimage\.ubuntu\.com\//);
+  assert.is(d.boot.style, 'uboot-nobtcmd');
+  assert.is(d.boot.cmdline, 'nobtcmd.txt');
+  assert.is(entries.find((e) => e.id === 'ubuntu-24.04.3-raspi')!.sha256, '9bb1799cee8965e6df0234c1c879dd35be1d87afe39b84951f278b6bd0433e56');
+});
+
+test('a bad catalog file: the error names the file and the field', () => {
+  const c = catalog({ urls: ['not a url'], sha256: 'xyz' });
+  try {
+    listCatalog(c);
+    assert.unreachable('should fail');
+  } catch (err) {
+    assert.instance(err, InputError);
+    const m = (err as Error).message;
+    assert.ok(m.includes(join(c, 'test.json')) && m.includes('field urls.0') && m.includes('field sha256'), m);
+  }
+});
+
+test.run();
+
