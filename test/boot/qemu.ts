@@ -72,7 +72,10 @@ export async function boot(opts: BootOptions): Promise<BootResult> {
   }
   for (const d of opts.disks) args.push('-drive', `file=${d},if=virtio,format=raw,snapshot=on`);
   args.push(...(opts.nic ? ['-netdev', 'user,id=n0,restrict=on', '-device', 'virtio-net-pci,netdev=n0'] : ['-nic', 'none']));
-  if (opts.logFile) writeFileSync(opts.logFile, `# qemu-system-x86_64 ${args.join(' ')}\n`);
+  if (opts.logFile) {
+    writeFileSync(opts.logFile, `# qemu-system-x86_64 ${args.join(' ')}\n`);
+    writeFileSync(`${opts.logFile}.timed`, '# seconds since QEMU started, console line\n');
+  }
 
   const started = Date.now();
   const child = spawn('qemu-system-x86_64', args, { env: toolEnv, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -87,7 +90,11 @@ export async function boot(opts: BootOptions): Promise<BootResult> {
     partial += s;
     const lines = partial.split(/\r?\n/);
     partial = lines.pop() ?? '';
-    for (const l of lines) opts.onLine?.(l);
+    const at = ((Date.now() - started) / 1000).toFixed(1).padStart(6);
+    for (const l of lines) {
+      opts.onLine?.(l);
+      if (opts.logFile) appendFileSync(`${opts.logFile}.timed`, `${at} ${l}\n`);
+    }
     if (opts.stopWhen && !stopped && opts.stopWhen.test(log)) {
       stopped = true;
       child.kill('SIGTERM');

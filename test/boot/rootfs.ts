@@ -30,6 +30,9 @@ export const RECIPE = {
       '# where cloud-init finds the seed: the FAT boot partition, as in Ubuntu\'s raspi images\n' +
       'datasource_list: [ NoCloud, None ]\ndatasource:\n  NoCloud:\n    fs_label: system-boot\n',
     'etc/hostname': 'debian\n',
+    // cloud-init's locale module runs locale-gen, which on Debian builds what /etc/locale.gen lists (Ubuntu ships
+    // en_US.UTF-8 ready); without an entry update-locale refuses LANG=en_US.UTF-8 and cloud-init reports an error.
+    'etc/locale.gen': 'en_US.UTF-8 UTF-8\n',
     // Ubuntu's netplan marks `optional: true` links not required for online; Debian's networkd renderer does not, so
     // waiting for "online" is bounded here (a Pi that has no network still finishes its first boot).
     'etc/systemd/system/systemd-networkd-wait-online.service.d/10-pi-image-boot.conf':
