@@ -6,7 +6,10 @@ import type { ManifestNode } from './manifest.ts';
 import type { ProgressEvent } from '../progress.ts';
 import { PiImageError } from '../errors.ts';
 
-const bootUrl = new URL('./worker-boot.mjs', import.meta.url);
+// From the compiled tree the worker is plain JavaScript; from the sources it needs tsx, registered by a small
+// JavaScript entry in the worker's own thread.
+const compiled = import.meta.url.endsWith('.js');
+const bootUrl = compiled ? new URL('./worker.js', import.meta.url) : new URL('./worker-boot.mjs', import.meta.url);
 const entry = new URL('./worker.ts', import.meta.url).href;
 
 function runInWorker(job: NodeJob, onProgress: (e: ProgressEvent) => void): Promise<ManifestNode> {

@@ -1,17 +1,17 @@
 // Load a cluster profile: find the file, parse the YAML, validate it with the schema and the cross-field rules
 // (addresses within prefixes, no duplicates, one master, CIDRs that do not collide), fill version-dependent
 // defaults, and name the field AND the line of any mistake. Returns a typed Profile plus its path and a digest.
+import { PACKAGE_ROOT } from '../paths.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Document, type Node as YNode } from 'yaml';
 import { InputError } from '../errors.ts';
 import { ProfileSchema, type ParsedProfile } from './schema.ts';
 import { contains, isNetworkOrBroadcast, overlaps, parseCidr, parseIPv4, parseRange, formatIPv4 } from './net.ts';
 
 /** The package's root directory (profiles/ and cloud-init/ live there). */
-export const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export { PACKAGE_ROOT };
 export const BUILTIN_PROFILE = join(PACKAGE_ROOT, 'profiles', 'yarpi4.yaml');
 export const DEFAULT_PROFILE_NAME = 'pi-image.yaml';
 

@@ -1,9 +1,9 @@
 // The image catalog: one YAML (or JSON) file per base image in `images/`, validated with zod. An entry says where
 // to download the image, how to verify it (pinned sha256 or the published SHA256SUMS) and, as data, how the image
 // boots (which files, which partitions), so the build has no per-release special cases.
+import { PACKAGE_ROOT } from '../paths.ts';
 import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { InputError, NotFoundError } from '../errors.ts';
@@ -68,7 +68,7 @@ export type BootSpec = z.infer<typeof BootSchema>;
 
 /** The catalog shipped with pi-image (`images/` at the package root). */
 export function defaultCatalogDir(): string {
-  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'images');
+  return join(PACKAGE_ROOT, 'images');
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
