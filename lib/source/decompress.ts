@@ -134,12 +134,27 @@ export async function xzToFile(
   dest: string,
   opts: { signal?: AbortSignal; onBytes?: (done: number) => void } = {},
 ): Promise<{ sha256: string; size: number; dataBytes: number }> {
-  const name = basename(path);
+  return startXz(dest, { ...opts, input: path }).result;
+}
+
+export interface XzJob {
+  /** xz's stdin when no input path was given: write the compressed bytes here, then end() it. */
+  stdin?: import('node:stream').Writable;
+  /** sha256, size and allocated bytes of the raw output; rejects with CorruptImageError when xz fails. */
+  result: Promise<{ sha256: string; size: number; dataBytes: number }>;
+  /** Stop xz (the output file is left for the caller to delete). */
+  kill(): void;
+}
+
+/** Start `xz -dc` into `dest`, reading `input` (a path) or, without one, what is written to the job's stdin. */
+export function startXz(dest: string, opts: { input?: string; name?: string; signal?: AbortSignal; onBytes?: (done: number) => void }): XzJob {
+  const name = opts.name ?? (opts.input ? basename(opts.input) : basename(dest));
   const outFd = openSync(dest, 'w', 0o644);
   let exited = false;
   let code: number | null = null;
   let stderr = '';
-  const child = spawn('xz', ['-dc', '--', path], { stdio: ['ignore', outFd, 'pipe'], signal: opts.signal });
+  const child = spawn('xz', opts.input ? ['-dc', '--', opts.input] : ['-dc'], { stdio: [opts.input ? 'ignore' : 'pipe', outFd, 'pipe'], signal: opts.signal });
+  child.stdin?.on('error', () => undefined); // EPIPE when xz stops early: its exit status tells why
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (d: string) => (stderr += d));
   const exit = new Promise<void>((resolve, reject) => {
@@ -154,35 +169,38 @@ export async function xzToFile(
     });
   });
   exit.catch(() => undefined);
-  const hash = createHash('sha256');
-  const buf = Buffer.allocUnsafe(1 << 20);
-  const reader = await openAsync(dest, 'r');
-  let pos = 0;
-  try {
-    for (;;) {
-      const wasExited = exited;
-      const size = fstatSync(outFd).size;
-      while (pos < size) {
-        const { bytesRead } = await reader.read(buf, 0, Math.min(buf.length, size - pos), pos);
-        if (bytesRead === 0) break;
-        hash.update(buf.subarray(0, bytesRead));
-        pos += bytesRead;
-        opts.onBytes?.(pos);
+  const result = (async () => {
+    const hash = createHash('sha256');
+    const buf = Buffer.allocUnsafe(1 << 20);
+    const reader = await openAsync(dest, 'r');
+    let pos = 0;
+    try {
+      for (;;) {
+        const wasExited = exited;
+        const size = fstatSync(outFd).size;
+        while (pos < size) {
+          const { bytesRead } = await reader.read(buf, 0, Math.min(buf.length, size - pos), pos);
+          if (bytesRead === 0) break;
+          hash.update(buf.subarray(0, bytesRead));
+          pos += bytesRead;
+          opts.onBytes?.(pos);
+        }
+        if (wasExited) break;
+        if (pos >= size) await Promise.race([sleep(20), exit]);
       }
-      if (wasExited) break;
-      if (pos >= size) await Promise.race([sleep(20), exit]);
+      await exit;
+      if (code !== 0) {
+        const msg = stderr.trim().replace(/^xz: /gm, '').replace(/\n/g, '; ');
+        throw new CorruptImageError(`${name}: xz data is damaged or truncated: ${msg || `xz exited with ${code}`}`, undefined, 'Delete it and download again (pi-image images prune).');
+      }
+      const st = fstatSync(outFd);
+      return { sha256: hash.digest('hex'), size: pos, dataBytes: Math.min(st.blocks * 512, st.size) };
+    } finally {
+      await reader.close();
+      closeSync(outFd);
     }
-    await exit;
-    if (code !== 0) {
-      const msg = stderr.trim().replace(/^xz: /gm, '').replace(/\n/g, '; ');
-      throw new CorruptImageError(`${name}: xz data is damaged or truncated: ${msg || `xz exited with ${code}`}`, undefined, 'Delete it and download again (pi-image images prune).');
-    }
-    const st = fstatSync(outFd);
-    return { sha256: hash.digest('hex'), size: pos, dataBytes: Math.min(st.blocks * 512, st.size) };
-  } finally {
-    await reader.close();
-    closeSync(outFd);
-  }
+  })();
+  return { stdin: child.stdin ?? undefined, result, kill: () => child.kill('SIGKILL') };
 }
 
 async function openZip(path: string, name: string): Promise<Decoded> {

@@ -40,6 +40,16 @@ export interface DownloadOptions {
   detail?: string;
   /** Catalog id, stored in the record. */
   entryId?: string;
+  /** Sees the file's bytes in order from byte 0 as they arrive (to decompress while downloading). */
+  tap?: DownloadTap;
+}
+
+/** A consumer of the bytes while they download; only used when the download starts from byte 0. */
+export interface DownloadTap {
+  /** The next bytes of the file; a returned promise holds the download back (backpressure). */
+  data(chunk: Buffer): void | Promise<void>;
+  /** The bytes given so far are void (the download restarted): stop consuming. */
+  reset(): void;
 }
 
 export interface DownloadResult {
@@ -90,6 +100,8 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
   let hash = createHash('sha256');
   let fetched = 0;
   let restartedOnce = false;
+  let tap = offset === 0 ? opts.tap : undefined;
+  if (!tap) opts.tap?.reset();
   try {
     await hashPrefix(partial, offset, hash);
     const resumedFrom = offset;
@@ -148,6 +160,8 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
 
   /** Throw away the bytes on disk and start again from zero. */
   function restart(): void {
+    tap?.reset();
+    tap = undefined;
     ftruncateSync(fd, 0);
     offset = 0;
     hash = createHash('sha256');
@@ -224,6 +238,10 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
           while (w < buf.length) w += writeSync(fd, buf, w, buf.length - w);
           offset += buf.length;
           fetched += buf.length;
+          if (tap) {
+            const wait = tap.data(buf);
+            if (wait) await wait;
+          }
           const now = Date.now();
           if (now - lastReport > 200) {
             lastReport = now;

@@ -6,7 +6,7 @@
 // mirror, a URL or a local copy share one entry, and the key says exactly which published file the image came from.
 import { createHash } from 'node:crypto';
 import { existsSync, rmSync, statSync, renameSync } from 'node:fs';
-import { basename, resolve as resolvePath } from 'node:path';
+import { basename, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError, NotFoundError, VerifyError, PiImageError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
@@ -15,7 +15,8 @@ import { readMbr } from '../image/mbr.ts';
 import { getCatalogEntry, type CatalogEntry } from './catalog.ts';
 import { Cache, downloadName, writeJsonAtomic, type ImageRecord, type RecordedPartition } from './cache.ts';
 import { download, fetchText, parseSha256Sums } from './download.ts';
-import { detectFormat, openDecoded, usesSystemXz, xzToFile, xzUncompressedSize, type XzDecoder } from './decompress.ts';
+import { detectFormat, openDecoded, usesSystemXz, xzToFile, xzUncompressedSize, startXz, type XzDecoder, type XzJob } from './decompress.ts';
+import type { DownloadTap } from './download.ts';
 import { mirrorFromEnv, mirrorUrls } from './mirror.ts';
 import { SparseWriter } from './sparse-writer.ts';
 import { sha256OfFile } from './hash.ts';
@@ -91,8 +92,7 @@ export async function resolveImage(src: string, opts: ResolveOptions = {}): Prom
     const prior = cache.listDownloads().find((d) => d.record.url === source.url && (!opts.sha256 || d.record.sha256 === opts.sha256));
     if (prior) return fromSource(cache, prior.path, prior.record.sha256, name, source.url, undefined, opts);
     const dest = `${cache.downloads}/${downloadName(source.url, name, sha256Text)}`;
-    const d = await download(source.url, { dest, expectedSha256: opts.sha256, onProgress: progress, signal: opts.signal, retries: opts.retries, backoffMs: opts.backoffMs, idleTimeoutMs: opts.idleTimeoutMs, detail: name });
-    return fromSource(cache, d.path, d.sha256, name, source.url, undefined, opts);
+    return downloadAndDecompress(cache, source.url, dest, name, name, undefined, opts.sha256, opts);
   }
 
   // A catalog entry: reuse what the cache has, else try its URLs (or the mirror's) in order.
@@ -118,8 +118,7 @@ export async function resolveImage(src: string, opts: ResolveOptions = {}): Prom
         return fromSource(cache, path, sha, entry.id, url, entry, opts);
       }
       const dest = `${cache.downloads}/${downloadName(url, entry.file, sha256Text)}`;
-      const d = await download(url, { dest, expectedSha256: expected, onProgress: progress, signal: opts.signal, retries: opts.retries, backoffMs: opts.backoffMs, idleTimeoutMs: opts.idleTimeoutMs, detail: entry.file, entryId: entry.id });
-      return fromSource(cache, d.path, d.sha256, entry.id, url, entry, opts);
+      return await downloadAndDecompress(cache, url, dest, entry.file, entry.id, entry, expected, opts);
     } catch (err) {
       // A missing file or a dead host moves on to the next URL; a checksum mismatch or bad data stops here.
       if (err instanceof VerifyError || opts.signal?.aborted || !(err instanceof PiImageError) || err.code === 'CORRUPT' || err.code === 'INPUT') throw err;
@@ -128,6 +127,77 @@ export async function resolveImage(src: string, opts: ResolveOptions = {}): Prom
     }
   }
   throw new NotFoundError(`catalog image ${entry.id}: no URL worked:\n  ${failures.join('\n  ')}`);
+}
+
+/**
+ * Feeds a download into `xz -dc` as it arrives, so decompression overlaps the transfer. The result is only kept
+ * once the download's sha256 has been verified; a restart, a mismatch or a non-xz file discards it.
+ */
+class XzTap implements DownloadTap {
+  job?: XzJob;
+  tmp: string;
+  disabled = false;
+  private head = Buffer.alloc(0);
+  constructor(cache: Cache, private readonly name: string) {
+    this.tmp = join(cache.images, `stream-${process.pid}-${Date.now()}.img.tmp-${process.pid}`);
+  }
+  data(chunk: Buffer): void | Promise<void> {
+    if (this.disabled) return;
+    if (!this.job) {
+      this.head = Buffer.concat([this.head, chunk]);
+      if (this.head.length < 6) return;
+      if (!this.head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) {
+        this.disabled = true;
+        return;
+      }
+      this.job = startXz(this.tmp, { name: this.name });
+      this.job.result.catch(() => undefined);
+      chunk = this.head;
+      this.head = Buffer.alloc(0);
+    }
+    if (!this.job.stdin!.write(chunk)) return new Promise((resolve) => this.job!.stdin!.once('drain', resolve));
+  }
+  reset(): void {
+    this.disabled = true;
+    this.job?.kill();
+  }
+  /** Stop and delete the partial output, waiting until xz has gone. */
+  async discard(): Promise<void> {
+    this.reset();
+    await this.job?.result.catch(() => undefined);
+    rmSync(this.tmp, { force: true });
+  }
+}
+
+/** Download `url` (verified) and get its raw image: decompressed during the download for .xz, else after it. */
+async function downloadAndDecompress(cache: Cache, url: string, dest: string, name: string, id: string, entry: CatalogEntry | undefined, expected: string | undefined, opts: ResolveOptions): Promise<ResolvedImage> {
+  const tap = usesSystemXz('xz', opts.xz) ? new XzTap(cache, name) : undefined;
+  let d;
+  try {
+    d = await download(url, { dest, expectedSha256: expected, onProgress: opts.onProgress, signal: opts.signal, retries: opts.retries, backoffMs: opts.backoffMs, idleTimeoutMs: opts.idleTimeoutMs, detail: name, entryId: entry?.id, tap });
+  } catch (err) {
+    await tap?.discard();
+    throw err;
+  }
+  const hit = cache.findImage(d.sha256);
+  if (tap?.job && !tap.disabled && !hit) {
+    const job = tap.job;
+    try {
+      const total = xzUncompressedSize(d.path);
+      job.stdin!.end();
+      // The rest of the decompression after the download ended, reported from the hash running behind xz.
+      const out = await job.result;
+      opts.onProgress?.({ phase: 'decompress', done: out.size, total: total ?? out.size, unit: 'bytes', detail: `${name} via xz -dc (while downloading)` });
+      if (total !== undefined && out.size !== total) throw new VerifyError(`${name}: decompressed to ${out.size} bytes, its index says ${total}`);
+      const record = recordImage(cache, tap.tmp, out, { id, sourceSha256: d.sha256, format: 'xz', decoder: 'xz', label: url });
+      return done(cache.imagePath(d.sha256), record, entry, false);
+    } catch (err) {
+      rmSync(tap.tmp, { force: true });
+      throw err;
+    }
+  }
+  await tap?.discard();
+  return fromSource(cache, d.path, d.sha256, id, url, entry, opts);
 }
 
 /** The sha256 of `entry.file` from the SHA256SUMS published beside `url` (or at the entry's absolute URL). */
@@ -219,6 +289,23 @@ export async function decompressInto(cache: Cache, sourcePath: string, sourceSha
       }
     }
     opts.onProgress?.({ phase: 'decompress', done: out.size, total: out.size, unit: 'bytes', detail: `${basename(sourcePath)} via ${decoder === 'xz' ? 'xz -dc' : decoder === 'wasm' ? 'WASM xz decoder' : decoder}` });
+    return recordImage(cache, tmp, out, { id, sourceSha256, format, decoder, label, member });
+  } catch (err) {
+    writer?.abort();
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** Read the partition table of a finished temp image, write its record, and rename both into place. */
+function recordImage(
+  cache: Cache,
+  tmp: string,
+  out: { sha256: string; size: number; dataBytes: number },
+  m: { id: string; sourceSha256: string; format: ImageRecord['format']; decoder: string; label: string; member?: string },
+): ImageRecord {
+  const { id, sourceSha256, format, decoder, label, member } = m;
+  try {
     const io = FileIO.open(tmp);
     let mbr;
     try {
@@ -240,11 +327,10 @@ export async function decompressInto(cache: Cache, sourcePath: string, sourceSha
       partitions: mbr.partitions.map((p) => ({ index: p.index, type: p.type, bootable: p.bootable, startLba: p.startLba, sectors: p.sectors, start: p.start, size: p.size })),
       createdAt: new Date().toISOString(),
     };
-    renameSync(tmp, final);
+    renameSync(tmp, cache.imagePath(sourceSha256));
     writeJsonAtomic(cache.recordPath(sourceSha256), record);
     return record;
   } catch (err) {
-    writer?.abort();
     rmSync(tmp, { force: true });
     throw err;
   }

@@ -137,7 +137,8 @@ test('catalog entry: verified against the published SHA256SUMS through a mirror;
   const xzSha = sha256File(fx.xz);
   const sums = join(dir, 'SHA256SUMS');
   writeFileSync(sums, `${'0'.repeat(64)} *other.img.xz\n${xzSha} *disk.img.xz\n`);
-  server.routes.set('/releases/1.0/release/disk.img.xz', { file: fx.xz });
+  // Dropped once mid-way: the download resumes and the xz fed while downloading carries on with the same bytes.
+  server.routes.set('/releases/1.0/release/disk.img.xz', { file: fx.xz, dropAfter: Math.floor(statSync(fx.xz).size / 2) });
   server.routes.set('/releases/1.0/release/SHA256SUMS', { file: sums });
   const cat = catalog({ urls: ['http://cdimage.example.invalid/releases/1.0/release/disk.img.xz'], sha256sumsUrl: 'SHA256SUMS' });
   const cache = fresh();
@@ -146,6 +147,8 @@ test('catalog entry: verified against the published SHA256SUMS through a mirror;
   assert.is(r.sourceSha256, xzSha);
   assert.is(r.entry?.id, 'test-image');
   assert.is(r.cached, false);
+  assert.is(r.decoder, 'xz');
+  assert.equal(server.requests.filter((q) => q.path.endsWith('.xz')).map((q) => q.range), [undefined, `bytes=${Math.floor(statSync(fx.xz).size / 2)}-`]);
   server.requests.length = 0;
   const again = await resolveImage('test-image', { cacheDir: cache, catalogDir: cat, mirror: server.url, ...fast });
   assert.is(again.cached, true);
@@ -176,6 +179,7 @@ test('catalog entry: a 404 on the first URL falls back to the next; a SHA256SUMS
   assert.equal(c.listDownloads(), []);
   assert.equal(c.listImages(), []);
   assert.equal(readdirSync(c.downloads), []);
+  assert.equal(readdirSync(c.images), [], 'the image decompressed while downloading was discarded');
 });
 
 test('an http URL source is downloaded, decompressed and then reused', async () => {
