@@ -39,7 +39,12 @@ it('base image: layout is the Ubuntu raspi layout (MBR, FAT32 system-boot, ext4 
   assert.is(load.kernelBytes.subarray(0x202, 0x206).toString('latin1'), 'HdrS');
 });
 
-it('base image: boots from its own boot partition, root by LABEL, seed applied, clean power-off', async () => {
+// The node boot (node.test.ts) proves the same root fs through pi-image; booting the base image alone is a
+// diagnostic for when that fails, so it runs only when asked (PI_IMAGE_BOOT_BASE=1) and CI saves ~1.5 min.
+const itBoot = env.skip || process.env.PI_IMAGE_BOOT_BASE !== '1' ? test.skip : test;
+if (!env.skip && process.env.PI_IMAGE_BOOT_BASE !== '1') console.log('SKIP base-image boot (set PI_IMAGE_BOOT_BASE=1 to boot the base image alone)');
+
+itBoot('base image: boots from its own boot partition, root by LABEL, seed applied, clean power-off', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pi-image-boot-base-'));
   try {
     const img = join(dir, 'base.img');
