@@ -6,8 +6,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { FileIO } from '../image/io.ts';
 import { readMbr, type MbrPartition } from '../image/mbr.ts';
-import { FatFs } from '../image/fat/index.ts';
-import { partitionIO } from '../image/mbr.ts';
 import { resolveImage } from '../source/index.ts';
 import type { BootSpec } from '../source/catalog.ts';
 import { loadProfile, loadOrCreateSecrets, nodePlan } from '../cluster/index.ts';
@@ -54,18 +52,6 @@ function pickPartition(parts: MbrPartition[], index: number, what: string, image
   return p;
 }
 
-/** Newest modification time among the base image's boot files: a deterministic default build time. */
-function defaultEpoch(basePath: string, bootPart: MbrPartition): number {
-  const io = FileIO.open(basePath);
-  try {
-    const fat = FatFs.open(partitionIO(io, bootPart));
-    const newest = Math.max(0, ...fat.readdir('/').map((e) => e.mtime.getTime()));
-    return Math.floor(newest / 1000);
-  } finally {
-    io.close();
-  }
-}
-
 function readManifest(path: string): Manifest | undefined {
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as Manifest;
@@ -84,7 +70,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   for (const n of wanted) {
     if (!names.includes(n)) throw new InputError(`no node "${n}" in profile ${loaded.profilePath}`, `nodes there: ${names.join(', ')}`);
   }
-  const secrets = await loadOrCreateSecrets(profile, { dir: opts.secretsDir });
+  const secrets = await loadOrCreateSecrets(profile, { dir: opts.secretsDir, profilePath: loaded.profilePath });
   const image = await resolveImage(opts.image ?? profile.image, { cacheDir: opts.cacheDir, mirror: opts.mirror, onProgress });
   const bootData: Partial<BootSpec> = image.entry?.boot ?? {};
   const base = FileIO.open(image.path);
@@ -104,7 +90,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     model: 'pi4',
   };
   const envEpoch = process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined;
-  const epoch = opts.sourceDateEpoch ?? envEpoch ?? defaultEpoch(image.path, bootPart);
+  // Build time for FAT timestamps: --source-date-epoch, then SOURCE_DATE_EPOCH, then the profile's `epoch`.
+  const epoch = opts.sourceDateEpoch ?? envEpoch ?? profile.epoch;
   if (!Number.isInteger(epoch) || epoch < 315532800) {
     throw new InputError(`SOURCE_DATE_EPOCH=${epoch} is not usable`, 'give whole seconds since 1970, at or after 1980 (FAT cannot store earlier)');
   }

@@ -195,7 +195,10 @@ function cloudConfig(p: Profile, node: ResolvedNode, files: WriteFile[]): Record
       security: [{ arches: ['default'], uri: p.apt.securityMirror ?? p.apt.mirror }],
     };
   }
-  // The build sized the root partition; never grow it over the brick space. resize_rootfs grows the ext4 to p1.
+  // The SSD image's root partition is only as large as its ext4 (small images flash fast). bootcmd runs before
+  // resize_rootfs, so it grows p1 to the profile's root size (never over the brick space behind it, and never past
+  // the disk) and resize_rootfs then grows the ext4 online. growpart would take the whole disk: off.
+  cfg.bootcmd = [['sh', '-c', growRootScript(p.rootSizeBytes / 512)]];
   cfg.growpart = { mode: 'off' };
   cfg.resize_rootfs = true;
   cfg.write_files = files.map((f) => ({ path: f.path, content: f.content, permissions: f.permissions, owner: f.owner ?? 'root:root' }));
@@ -205,6 +208,25 @@ function cloudConfig(p: Profile, node: ResolvedNode, files: WriteFile[]): Record
     [SCRIPT, 'scrub'],
   ];
   return cfg;
+}
+
+/**
+ * Shell run from bootcmd on every boot; it acts once: when / is partition 1 of a disk with a single partition and
+ * that partition is smaller than `sectors`. Only numbers are interpolated.
+ */
+export function growRootScript(sectors: number): string {
+  if (!Number.isSafeInteger(sectors) || sectors <= 0) throw new Error(`growRootScript: bad sector count ${sectors}`);
+  return [
+    'src=$(findmnt -no SOURCE /) || exit 0',
+    'name=$(basename "$src"); disk=$(lsblk -no PKNAME "$src" | head -n1); [ -n "$disk" ] || exit 0',
+    '[ "$(cat /sys/class/block/$name/partition 2>/dev/null)" = 1 ] || exit 0',
+    '[ "$(sfdisk -d /dev/$disk | grep -c start=)" = 1 ] || exit 0',
+    'start=$(cat /sys/class/block/$name/start); cur=$(cat /sys/class/block/$name/size); total=$(cat /sys/block/$disk/size)',
+    `want=${sectors}; [ $((start + want)) -le "$total" ] || want=$((total - start))`,
+    '[ "$cur" -lt "$want" ] || exit 0',
+    'echo "pi-image: growing /dev/$name from $cur to $want sectors"',
+    'echo ",$want" | sfdisk --quiet --no-reread --no-tell-kernel -N 1 /dev/$disk && partx -u --nr 1 /dev/$disk || echo "pi-image: could not grow /dev/$name"',
+  ].join('\n');
 }
 
 function userData(cfg: Record<string, unknown>, header: string): string {
