@@ -13,6 +13,7 @@ import { InputError, CorruptImageError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
 import { Staging } from './staging.ts';
 import { runJobs } from './pool.ts';
+import { ssdRangeChecksums } from './ssd-image.ts';
 import type { NodeJob } from './node-job.ts';
 import type { BootStyle } from './sd-image.ts';
 import { renderManifest, type Manifest, type ManifestNode, type ManifestImage } from './manifest.ts';
@@ -30,7 +31,7 @@ export interface BuildOptions {
   cacheDir?: string;
   mirror?: string;
   compress?: 'xz' | 'gz';
-  /** Timestamp for everything written; default SOURCE_DATE_EPOCH, the profile's, else the base boot files' newest. */
+  /** Timestamp for everything written (seconds); default SOURCE_DATE_EPOCH, else the profile's `epoch`. */
   sourceDateEpoch?: number;
   onProgress?: OnProgress;
   /** Called when a node is complete and in place. */
@@ -99,6 +100,14 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const outDir = resolve(opts.outDir ?? 'out');
   const staging = Staging.create(outDir);
   try {
+    // Every node's SSD image holds the same root blocks: checksum them once per base image (cached beside it).
+    const base = FileIO.open(image.path);
+    let ssdKnownRanges: [string, string][];
+    try {
+      ssdKnownRanges = [...ssdRangeChecksums(base, rootPart, { cacheFile: `${image.path}.ssd-ranges-${rootPart.start}-${rootPart.size}.json`, onProgress })];
+    } finally {
+      base.close();
+    }
     const jobs: NodeJob[] = wanted.map((name) => {
       const plan = nodePlan(profile, name, secrets);
       return {
@@ -116,6 +125,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
         epoch,
         dir: staging.path(name),
         compress: opts.compress,
+        ssdKnownRanges,
       };
     });
     const parallel = Math.max(1, Math.min(opts.jobs ?? availableParallelism(), jobs.length));

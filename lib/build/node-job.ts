@@ -33,6 +33,8 @@ export interface NodeJob {
   /** Staging directory of this node (…/.staging-x/<node>). */
   dir: string;
   compress?: 'xz' | 'gz';
+  /** Block-range checksums of the SSD image shared by every node (ssdRangeChecksums), as [key, sha256] pairs. */
+  ssdKnownRanges?: [string, string][];
 }
 
 function hex8(n: number): string {
@@ -99,6 +101,7 @@ export async function runNodeJob(job: NodeJob, onProgress: (e: ProgressEvent) =>
       base,
       rootPart: job.rootPart,
       diskSignature: job.ssdSignature,
+      known: job.ssdKnownRanges ? new Map(job.ssdKnownRanges) : undefined,
       onProgress: (e) => onProgress({ ...e, phase: `${job.node}: ssd` }),
     });
     const sd = writeSdImage({
@@ -112,7 +115,7 @@ export async function runNodeJob(job: NodeJob, onProgress: (e: ProgressEvent) =>
       clock,
     });
     const sdDigest = digestImage(sdPath, sd.mapped, { onProgress: (e) => onProgress({ ...e, phase: `${job.node}: checksum sd` }) });
-    const ssdDigest = digestImage(ssdPath, ssd.mapped, { onProgress: (e) => onProgress({ ...e, phase: `${job.node}: checksum ssd` }) });
+    const ssdDigest = ssd.digest;
     const sdEntry: ManifestImage = imageEntry(sdPath, sdDigest, job.sdSignature, `${sdPath}.bmap`, renderBmap({ imageSize: sdDigest.size, blockSize: sdDigest.blockSize, ranges: sdDigest.ranges }));
     const ssdEntry: ManifestImage = imageEntry(ssdPath, ssdDigest, job.ssdSignature, `${ssdPath}.bmap`, renderBmap({ imageSize: ssdDigest.size, blockSize: ssdDigest.blockSize, ranges: ssdDigest.ranges }));
     if (job.compress) {

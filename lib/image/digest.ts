@@ -74,6 +74,80 @@ export function digestImage(
   }
 }
 
+/**
+ * The same digest computed while an image is being written, so it is never read back: give it the image size and
+ * the byte ranges that will hold data, then every written chunk in ascending offset order (`update`), and `finish`.
+ * Range checksums already known (`known`, keyed "first-last") are not recomputed; `whole: false` skips the
+ * whole-file hash (for precomputing range checksums).
+ */
+export class ImageDigester {
+  readonly blocks: BmapRange[];
+  private readonly whole?: Hash;
+  private part?: Hash;
+  private pos = 0;
+  private idx = 0;
+  private readonly out: BlockRange[] = [];
+
+  constructor(
+    readonly size: number,
+    ranges: { start: number; length: number }[],
+    private readonly opts: { blockSize?: number; known?: ReadonlyMap<string, string>; whole?: boolean } = {},
+  ) {
+    this.blocks = toBlockRanges(ranges, this.blockSize, size);
+    if (opts.whole !== false) this.whole = createHash('sha256');
+  }
+
+  get blockSize(): number {
+    return this.opts.blockSize ?? 4096;
+  }
+
+  /** Bytes written at `offset` (ascending; everything between writes is zero). */
+  update(offset: number, data: Buffer): void {
+    if (offset < this.pos) throw new Error(`ImageDigester: write at ${offset} after ${this.pos} (writes must ascend)`);
+    this.feed(offset);
+    this.feed(offset + data.length, data);
+  }
+
+  finish(): ImageDigest {
+    this.feed(this.size);
+    const mapped = this.blocks.reduce((s, b) => s + b.last - b.first + 1, 0);
+    return { size: this.size, blockSize: this.blockSize, sha256: this.whole?.digest('hex') ?? '', ranges: this.out, mappedBlocks: mapped };
+  }
+
+  /** Advance to `end`, hashing `data` (which starts at the current position) or zeros. */
+  private feed(end: number, data?: Buffer): void {
+    const bs = this.blockSize;
+    const base = this.pos;
+    while (this.pos < end) {
+      const r = this.blocks[this.idx];
+      const rs = r ? r.first * bs : Infinity;
+      const re = r ? Math.min(this.size, (r.last + 1) * bs) : Infinity;
+      const inRange = this.pos >= rs;
+      const segEnd = Math.min(end, inRange ? re : rs);
+      if (data && !inRange) throw new Error(`ImageDigester: data at ${this.pos} lies outside the mapped ranges`);
+      if (inRange && this.pos === rs) {
+        const key = `${r!.first}-${r!.last}`;
+        this.part = this.opts.known?.has(key) ? undefined : createHash('sha256');
+      }
+      if (data) {
+        const view = data.subarray(this.pos - base, segEnd - base);
+        this.whole?.update(view);
+        if (inRange) this.part?.update(view);
+      } else {
+        if (this.whole) feedZeros(this.whole, segEnd - this.pos);
+        if (inRange && this.part) feedZeros(this.part, segEnd - this.pos);
+      }
+      this.pos = segEnd;
+      if (inRange && this.pos === re) {
+        const key = `${r!.first}-${r!.last}`;
+        this.out.push({ first: r!.first, last: r!.last, checksum: this.part ? this.part.digest('hex') : this.opts.known!.get(key)! });
+        this.part = undefined;
+        this.idx++;
+      }
+    }
+  }
+}
+
 /** sha256 of a whole (small or dense) file, streaming. */
 export function sha256File(path: string): string {
   const fd = openSync(path, 'r');

@@ -1,0 +1,78 @@
+// digestImage (reads a sparse image back) and ImageDigester (hashes while writing) agree with each other, with
+// sha256sum of the file and with bmaptool's own check of the range checksums; known range checksums are reused.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, openSync, writeSync, ftruncateSync, closeSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { digestImage, ImageDigester } from '../../lib/image/digest.ts';
+import { renderBmap } from '../../lib/image/bmap.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'pi-image-digest-'));
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+// Data runs at odd offsets and lengths (not block-aligned), two of them sharing a 4 KiB block, one at the very end.
+const size = 9 * 1024 * 1024 + 1000;
+const runs = [
+  { start: 0, length: 512 },
+  { start: 1 << 20, length: 70000 },
+  { start: (1 << 20) + 70000 + 100, length: 3000 },
+  { start: 5 * 1024 * 1024 + 7, length: 1 << 20 },
+  { start: size - 333, length: 333 },
+];
+const data = runs.map((r, i) => Buffer.from(Array.from({ length: r.length }, (_, j) => (i * 37 + j * 13 + 1) % 251 + 1)));
+const path = join(dir, 'img');
+const fd = openSync(path, 'w');
+ftruncateSync(fd, size);
+runs.forEach((r, i) => writeSync(fd, data[i], 0, r.length, r.start));
+closeSync(fd);
+
+test('ImageDigester fed the writes equals digestImage of the file and sha256sum', () => {
+  const read = digestImage(path, runs);
+  const d = new ImageDigester(size, runs);
+  // fed in uneven pieces, as a copy loop would
+  runs.forEach((r, i) => {
+    for (let o = 0; o < r.length; o += 4099) d.update(r.start + o, data[i].subarray(o, Math.min(r.length, o + 4099)));
+  });
+  const streamed = d.finish();
+  const sum = execFileSync('sha256sum', [path]).toString().split(' ')[0];
+  assert.is(read.sha256, sum);
+  assert.equal(streamed, read);
+  assert.is(streamed.ranges.length, 4, 'the two runs sharing a block merge into one block range');
+});
+
+test('known range checksums are taken as given; whole:false skips the file hash', () => {
+  const full = digestImage(path, runs);
+  const known = new Map(full.ranges.slice(1).map((r) => [`${r.first}-${r.last}`, r.checksum] as [string, string]));
+  const d = new ImageDigester(size, runs, { known });
+  runs.forEach((r, i) => d.update(r.start, data[i]));
+  assert.equal(d.finish(), full);
+  const partial = new ImageDigester(size, runs, { whole: false });
+  runs.forEach((r, i) => partial.update(r.start, data[i]));
+  const p = partial.finish();
+  assert.is(p.sha256, '');
+  assert.equal(p.ranges, full.ranges);
+});
+
+test('bmaptool accepts the streamed range checksums', () => {
+  const d = new ImageDigester(size, runs);
+  runs.forEach((r, i) => d.update(r.start, data[i]));
+  const dg = d.finish();
+  const bmap = join(dir, 'img.bmap');
+  writeFileSync(bmap, renderBmap({ imageSize: size, blockSize: dg.blockSize, ranges: dg.ranges }));
+  const out = join(dir, 'copy');
+  execFileSync('bmaptool', ['copy', '--bmap', bmap, path, out], { stdio: 'pipe' });
+  assert.is(createHash('sha256').update(readFileSync(out)).digest('hex'), dg.sha256);
+});
+
+test('writes out of order or outside the mapped ranges are refused', () => {
+  const d = new ImageDigester(size, runs);
+  d.update(1 << 20, data[1].subarray(0, 10));
+  assert.throws(() => d.update(0, data[0]), /must ascend/);
+  const e = new ImageDigester(size, runs);
+  assert.throws(() => e.update(2 << 20, Buffer.alloc(10, 1)), /outside the mapped ranges/);
+});
+
+test.run();
