@@ -190,7 +190,7 @@ export function startXz(dest: string, opts: { input?: string; name?: string; sig
       }
       await exit;
       if (code !== 0) {
-        const msg = stderr.trim().replace(/^xz: /gm, '').replace(/\n/g, '; ');
+        const msg = stderr.trim().replace(/^xz: (\(stdin\): )?/gm, '').replace(/\n/g, '; ');
         throw new CorruptImageError(`${name}: xz data is damaged or truncated: ${msg || `xz exited with ${code}`}`, undefined, 'Delete it and download again (pi-image images prune).');
       }
       const st = fstatSync(outFd);

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, rmSync, statSync, renameSync } from 'node:fs';
 import { basename, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InputError, NotFoundError, VerifyError, PiImageError } from '../errors.ts';
+import { InputError, NotFoundError, VerifyError, PiImageError, CorruptImageError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
 import { FileIO } from '../image/io.ts';
 import { readMbr } from '../image/mbr.ts';
@@ -16,7 +16,7 @@ import { getCatalogEntry, type CatalogEntry } from './catalog.ts';
 import { Cache, downloadName, writeJsonAtomic, type ImageRecord, type RecordedPartition } from './cache.ts';
 import { download, fetchText, parseSha256Sums } from './download.ts';
 import { detectFormat, openDecoded, usesSystemXz, xzToFile, xzUncompressedSize, startXz, type XzDecoder, type XzJob } from './decompress.ts';
-import type { DownloadTap } from './download.ts';
+import type { DownloadTap, DownloadResult } from './download.ts';
 import { mirrorFromEnv, mirrorUrls } from './mirror.ts';
 import { SparseWriter } from './sparse-writer.ts';
 import { sha256OfFile } from './hash.ts';
@@ -138,6 +138,8 @@ class XzTap implements DownloadTap {
   tmp: string;
   disabled = false;
   private head = Buffer.alloc(0);
+  /** Resolves a pending wait for the pipe to drain (also called when xz exits). */
+  private wake?: () => void;
   constructor(cache: Cache, private readonly name: string) {
     this.tmp = join(cache.images, `stream-${process.pid}-${Date.now()}.img.tmp-${process.pid}`);
   }
@@ -151,11 +153,27 @@ class XzTap implements DownloadTap {
         return;
       }
       this.job = startXz(this.tmp, { name: this.name });
-      this.job.result.catch(() => undefined);
+      this.job.result.then(() => this.wake?.(), () => this.wake?.());
       chunk = this.head;
       this.head = Buffer.alloc(0);
     }
-    if (!this.job.stdin!.write(chunk)) return new Promise((resolve) => this.job!.stdin!.once('drain', resolve));
+    const stdin = this.job.stdin!;
+    // xz stopped early (damaged data): its exit status says why once the download ends; keep downloading.
+    if (stdin.destroyed || stdin.writableEnded) return;
+    if (!stdin.write(chunk)) {
+      // Wait for room in the pipe, or for xz to go: a pipe whose reader died never drains.
+      return new Promise((resolve) => {
+        const go = (): void => {
+          stdin.off('drain', go);
+          stdin.off('close', go);
+          this.wake = undefined;
+          resolve();
+        };
+        stdin.on('drain', go);
+        stdin.on('close', go);
+        this.wake = go;
+      });
+    }
   }
   reset(): void {
     this.disabled = true;
@@ -179,6 +197,20 @@ async function downloadAndDecompress(cache: Cache, url: string, dest: string, na
     await tap?.discard();
     throw err;
   }
+  try {
+    return await decompressDownload(cache, d, tap, url, name, id, entry, opts);
+  } catch (err) {
+    // Undecodable bytes that no checksum vouched for are not kept: the next run downloads them again.
+    if (err instanceof CorruptImageError && !expected) {
+      rmSync(d.path, { force: true });
+      rmSync(`${d.path}.json`, { force: true });
+    }
+    throw err;
+  }
+}
+
+/** The raw image of a finished download: the tap's output when it decoded the whole file, else decompressed now. */
+async function decompressDownload(cache: Cache, d: DownloadResult, tap: XzTap | undefined, url: string, name: string, id: string, entry: CatalogEntry | undefined, opts: ResolveOptions): Promise<ResolvedImage> {
   const hit = cache.findImage(d.sha256);
   if (tap?.job && !tap.disabled && !hit) {
     const job = tap.job;

@@ -1,6 +1,6 @@
 // Test helper: a real HTTP server on 127.0.0.1 for download tests. It serves files with Range / If-Range / ETag,
-// and can misbehave on purpose: drop the connection after N bytes, answer 503 a number of times, redirect, serve
-// slowly, or ignore Range. It counts the body bytes it sent per path, so tests can prove a resume fetched only
+// and can misbehave on purpose: drop the connection (or stall) after N bytes, answer 503 a number of times,
+// redirect, serve slowly, or ignore Range. It counts the body bytes it sent per path, so tests can prove a resume fetched only
 // the missing bytes.
 import { createServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createReadStream, statSync } from 'node:fs';
@@ -14,6 +14,8 @@ export interface Route {
   /** Drop the connection after this many body bytes, for the next `dropTimes` requests (default 1). */
   dropAfter?: number;
   dropTimes?: number;
+  /** With dropAfter: stop sending but keep the connection open (a stalled server) instead of cutting it. */
+  stall?: boolean;
   /** Answer 503 to the next `fail503` requests. */
   fail503?: number;
   /** Send at most this many bytes per second (for kill tests). */
@@ -101,8 +103,8 @@ export async function startServer(): Promise<TestServer> {
       }
       if (sent >= limit) {
         stream.destroy();
-        // Let the bytes reach the socket, then cut the connection mid-body.
-        setTimeout(() => res.socket?.destroy(), 20);
+        // Let the bytes reach the socket, then cut the connection mid-body (or leave it hanging: a stall).
+        if (!r.stall) setTimeout(() => res.socket?.destroy(), 20);
         return;
       }
       if (pace) {

@@ -1,14 +1,16 @@
-// Downloads against a real HTTP server on 127.0.0.1: resume after a dropped connection, retry after 503, follow
-// redirects, restart when Range is ignored, and refuse (keeping nothing) on a checksum mismatch or a 404.
+// Downloads against a real HTTP server on 127.0.0.1: resume after a dropped or stalled connection, retry after 503,
+// follow redirects, restart when Range is ignored, and refuse (keeping nothing) on a checksum mismatch or a 404;
+// damaged .xz decoded while downloading fails cleanly; an interrupted .xz fetch resumes in a later call.
 // Catalog entries: SHA256SUMS verification, mirror rewriting, URL fallback, reuse without network.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, writeFileSync, existsSync, readdirSync, mkdirSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, existsSync, readdirSync, mkdirSync, statSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { download, resolveImage, applyMirror, mirrorUrls, listCatalog, Cache } from '../../lib/source/index.ts';
-import { NotFoundError, VerifyError, InputError } from '../../lib/errors.ts';
+import { download, resolveImage, applyMirror, mirrorUrls, listCatalog, Cache, DownloadError } from '../../lib/source/index.ts';
+import { NotFoundError, VerifyError, InputError, CorruptImageError } from '../../lib/errors.ts';
 import { startServer, type TestServer } from '../helpers/source-server.ts';
 import { makeSourceFixture, sha256File } from '../helpers/source-fixtures.ts';
 
@@ -68,6 +70,27 @@ test('a server that ignores Range makes the download restart from zero, still ve
   server.routes.set('/norange', { file: blob, dropAfter: 500_000, noRange: true });
   const r = await download(`${server.url}/norange`, { dest: dest(), expectedSha256: blobSha, ...fast });
   assert.is(r.sha256, blobSha);
+});
+
+test('a stalled connection times out and resumes with Range', async () => {
+  server.routes.set('/stall', { file: blob, dropAfter: 700_000, stall: true });
+  const progress: string[] = [];
+  const r = await download(`${server.url}/stall`, { dest: dest(), expectedSha256: blobSha, ...fast, idleTimeoutMs: 300, onProgress: (e) => e.detail && progress.push(e.detail) });
+  assert.is(r.sha256, blobSha);
+  assert.equal(server.requests.map((q) => q.range), [undefined, 'bytes=700000-']);
+  assert.ok(progress.some((d) => d.includes('no data for 0.3 s')), 'the retry says why');
+});
+
+test('a server that never sends gives up with a timeout error after the retries', async () => {
+  server.routes.set('/dead', { file: blob, dropAfter: 0, dropTimes: 99, stall: true });
+  try {
+    await download(`${server.url}/dead`, { dest: dest(), retries: 1, backoffMs: 10, idleTimeoutMs: 200 });
+    assert.unreachable('should fail');
+  } catch (err) {
+    assert.instance(err, DownloadError);
+    assert.match((err as Error).message, `${server.url}/dead: no data for 0.2 s`);
+  }
+  assert.is(server.requests.length, 2);
 });
 
 test('checksum mismatch: error names the URL and both hashes; nothing is kept', async () => {
@@ -149,6 +172,11 @@ test('catalog entry: verified against the published SHA256SUMS through a mirror;
   assert.is(r.cached, false);
   assert.is(r.decoder, 'xz');
   assert.equal(server.requests.filter((q) => q.path.endsWith('.xz')).map((q) => q.range), [undefined, `bytes=${Math.floor(statSync(fx.xz).size / 2)}-`]);
+  // The image xz wrote while downloading: the same bytes as `xz -dc` of the file, and sparse.
+  assert.ok(readFileSync(r.path).equals(execFileSync('xz', ['-dc', fx.xz], { maxBuffer: 2 * fx.size })), 'same bytes as xz -dc');
+  const st = statSync(r.path);
+  assert.is(st.size, fx.size);
+  assert.ok(st.blocks * 512 < st.size / 4, `sparse: ${st.blocks * 512} bytes allocated of ${st.size}`);
   server.requests.length = 0;
   const again = await resolveImage('test-image', { cacheDir: cache, catalogDir: cat, mirror: server.url, ...fast });
   assert.is(again.cached, true);
@@ -191,6 +219,80 @@ test('an http URL source is downloaded, decompressed and then reused', async () 
   server.requests.length = 0;
   assert.is((await resolveImage(`${server.url}/img/disk.img.gz`, { cacheDir: cache, ...fast })).cached, true);
   assert.is(server.requests.length, 0);
+});
+
+/** A 12 MiB disk image (sfdisk MBR, 2 MiB of hex text, zeros elsewhere) as an .xz of ~1 MiB that decodes slower
+ * than 127.0.0.1 delivers it (so the pipe into xz is full when xz stops on bad data). */
+function textImageXz(): { xz: string; img: string } {
+  const img = join(dir, 'text.img');
+  if (!existsSync(`${img}.xz`)) {
+    writeFileSync(img, Buffer.alloc(0));
+    execFileSync('truncate', ['-s', '12M', img]);
+    execFileSync('sfdisk', ['--quiet', '--no-reread', '--no-tell-kernel', img], { input: 'label: dos\n2048,,83\n', env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
+    execFileSync('dd', ['of=' + img, 'bs=1M', 'seek=1', 'conv=notrunc', 'status=none'], { input: randomBytes(1024 * 1024).toString('hex') });
+    execFileSync('xz', ['-T1', '-1', '-k', '-f', img]);
+  }
+  return { xz: `${img}.xz`, img };
+}
+
+test('corrupt or truncated .xz over HTTP (decoded while downloading): clear error, no cache entry, no download kept', async () => {
+  const good = readFileSync(textImageXz().xz);
+  const bad = Buffer.from(good);
+  for (let i = 0; i < 64; i++) bad[Math.floor(good.length * 0.6) + i] ^= 0xa5;
+  writeFileSync(join(dir, 'bad.img.xz'), bad);
+  writeFileSync(join(dir, 'cut.img.xz'), good.subarray(0, Math.floor(good.length * 0.7)));
+  for (const [name, words] of [['bad.img.xz', /bad\.img\.xz: xz data is damaged or truncated: Compressed data is corrupt/], ['cut.img.xz', /cut\.img\.xz: xz data is damaged or truncated: Unexpected end of input/]] as const) {
+    server.routes.set(`/${name}`, { file: join(dir, name) });
+    const cache = fresh();
+    try {
+      // A hang here was a real bug (waiting for a pipe to drain after xz had exited): fail instead of hanging.
+      let timer: NodeJS.Timeout | undefined;
+      const hang = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${name}: resolveImage hung`)), 60_000)));
+      await Promise.race([resolveImage(`${server.url}/${name}`, { cacheDir: cache, ...fast }), hang]).finally(() => clearTimeout(timer));
+      assert.unreachable('should fail');
+    } catch (err) {
+      assert.instance(err, CorruptImageError, (err as Error).stack);
+      assert.match((err as Error).message, words);
+    }
+    const c = new Cache(cache);
+    assert.equal(readdirSync(c.images), [], `${name}: no image, no temp file`);
+    assert.equal(readdirSync(c.downloads), [], `${name}: unverified undecodable download not kept`);
+  }
+});
+
+test('an .xz fetch interrupted in one call resumes in the next: only the missing bytes, decompressed from the file', async () => {
+  const { xz, img } = textImageXz();
+  const xzSize = statSync(xz).size;
+  server.routes.set('/slow/text.img.xz', { file: xz, bytesPerSecond: 1_000_000 });
+  const cache = fresh();
+  const url = `${server.url}/slow/text.img.xz`;
+  const ctl = new AbortController();
+  const downloads = join(cache, 'downloads');
+  const partial = (): number => {
+    const f = existsSync(downloads) ? readdirSync(downloads).find((x) => x.endsWith('.partial')) : undefined;
+    return f ? statSync(join(downloads, f)).size : 0;
+  };
+  const first = resolveImage(url, { cacheDir: cache, signal: ctl.signal, ...fast });
+  const t0 = Date.now();
+  while (partial() < xzSize / 4 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 20));
+  ctl.abort();
+  await first.then(
+    () => assert.unreachable('aborted'),
+    () => undefined,
+  );
+  const had = partial();
+  assert.ok(had >= xzSize / 4 && had < xzSize, `partial has ${had} of ${xzSize} bytes`);
+  assert.equal(readdirSync(join(cache, 'images')), [], 'the image fed while downloading was discarded');
+  server.routes.set('/slow/text.img.xz', { file: xz });
+  server.served.clear();
+  server.requests.length = 0;
+  const r = await resolveImage(url, { cacheDir: cache, ...fast });
+  assert.equal(server.requests.map((q) => q.range), [`bytes=${had}-`]);
+  assert.is(server.served.get('/slow/text.img.xz'), xzSize - had, 'only the missing bytes');
+  assert.is(r.sha256, sha256File(img));
+  assert.is(r.decoder, 'xz');
+  const st = statSync(r.path);
+  assert.ok(st.blocks * 512 < st.size / 4, `sparse: ${st.blocks * 512} of ${st.size}`);
 });
 
 test('the shipped catalog: four entries, 19.10.1 the default with old-releases first', () => {
