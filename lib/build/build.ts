@@ -6,15 +6,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { FileIO } from '../image/io.ts';
 import { readMbr, type MbrPartition } from '../image/mbr.ts';
-import { resolveImage } from '../source/index.ts';
+import { resolveImage, classifySource, type ResolvedImage } from '../source/index.ts';
 import type { BootSpec } from '../source/catalog.ts';
 import { loadProfile, loadOrCreateSecrets, nodePlan } from '../cluster/index.ts';
 import { InputError, CorruptImageError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
 import { Staging } from './staging.ts';
-import { runJobs } from './pool.ts';
-import { ssdRangeChecksums } from './ssd-image.ts';
-import type { NodeJob } from './node-job.ts';
+import { runLanes } from './pool.ts';
+import { loadSsdRanges, saveSsdRanges } from './ssd-image.ts';
+import type { LaneJob, LaneResult, NodeSpec } from './node-job.ts';
+import { GrowingFileIO, type GrowingFile } from '../image/growing-io.ts';
 import type { BootStyle } from './sd-image.ts';
 import { renderManifest, type Manifest, type ManifestNode, type ManifestImage } from './manifest.ts';
 
@@ -72,17 +73,28 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     if (!names.includes(n)) throw new InputError(`no node "${n}" in profile ${loaded.profilePath}`, `nodes there: ${names.join(', ')}`);
   }
   const secrets = await loadOrCreateSecrets(profile, { dir: opts.secretsDir, profilePath: loaded.profilePath });
-  const image = await resolveImage(opts.image ?? profile.image, { cacheDir: opts.cacheDir, mirror: opts.mirror, onProgress });
-  const bootData: Partial<BootSpec> = image.entry?.boot ?? {};
-  const base = FileIO.open(image.path);
+  // Resolve the base image. When it has to be decompressed with xz, the lanes start on the growing file at once
+  // and build while xz writes it (reads wait for the bytes); the result is kept only if the decompression ends well.
+  const src = opts.image ?? profile.image;
+  const kind = classifySource(src);
+  let startRaw: (f: GrowingFile) => void = () => {};
+  const rawStarted = new Promise<GrowingFile>((r) => (startRaw = r));
+  const resolving = resolveImage(src, { cacheDir: opts.cacheDir, mirror: opts.mirror, onProgress, onRawImageStart: (f) => startRaw(f) });
+  resolving.catch(() => undefined);
+  const first = await Promise.race([resolving, rawStarted]);
+  const growing = 'state' in first ? first : undefined;
+  const entry = growing ? (kind.kind === 'catalog' ? kind.entry : undefined) : (first as ResolvedImage).entry;
+  const bootData: Partial<BootSpec> = entry?.boot ?? {};
+  const basePath = growing ? growing.finalPath : (first as ResolvedImage).path;
+  const base = growing ? GrowingFileIO.open(growing) : FileIO.open(basePath);
   let parts: MbrPartition[];
   try {
     parts = readMbr(base).partitions;
   } finally {
     base.close();
   }
-  const bootPart = pickPartition(parts, bootData.bootPartition ?? 1, 'boot', image.path);
-  const rootPart = pickPartition(parts, bootData.rootPartition ?? 2, 'root', image.path);
+  const bootPart = pickPartition(parts, bootData.bootPartition ?? 1, 'boot', basePath);
+  const rootPart = pickPartition(parts, bootData.rootPartition ?? 2, 'root', basePath);
   const boot: BootStyle = {
     kernel: bootData.kernel ?? 'vmlinuz',
     initrd: bootData.initrd ?? 'initrd.img',
@@ -100,36 +112,48 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const outDir = resolve(opts.outDir ?? 'out');
   const staging = Staging.create(outDir);
   try {
-    // Every node's SSD image holds the same root blocks: checksum them once per base image (cached beside it).
-    const base = FileIO.open(image.path);
-    let ssdKnownRanges: [string, string][];
-    try {
-      ssdKnownRanges = [...ssdRangeChecksums(base, rootPart, { cacheFile: `${image.path}.ssd-ranges-${rootPart.start}-${rootPart.size}.json`, onProgress })];
-    } finally {
-      base.close();
-    }
-    const jobs: NodeJob[] = wanted.map((name) => {
+    // Every node's SSD image holds the same root blocks: their checksums are made once per base image and kept
+    // beside it. Lanes: one per core; while xz decompresses, one core is xz's.
+    const rangesFile = `${basePath}.ssd-ranges-${rootPart.start}-${rootPart.size}.json`;
+    const known = loadSsdRanges(rangesFile);
+    const cores = Math.max(1, opts.jobs ?? availableParallelism());
+    const laneCount = Math.max(1, Math.min(growing ? cores - 1 : cores, wanted.length));
+    const specs: NodeSpec[] = wanted.map((name) => {
       const plan = nodePlan(profile, name, secrets);
       return {
         node: name,
         role: plan.role,
         instanceId: plan.instanceId,
-        basePath: image.path,
-        bootPart,
-        rootPart,
-        boot,
         sdSignature: plan.sdDiskSignature,
         ssdSignature: plan.ssdDiskSignature,
         cmdline: plan.cmdline,
         seed: plan.seed,
-        epoch,
         dir: staging.path(name),
-        compress: opts.compress,
-        ssdKnownRanges,
       };
     });
-    const parallel = Math.max(1, Math.min(opts.jobs ?? availableParallelism(), jobs.length));
-    const results = await runJobs(jobs, parallel, onProgress);
+    const lanes: LaneJob[] = Array.from({ length: laneCount }, (_, l) => ({
+      nodes: specs.filter((_, i) => Math.floor((i * laneCount) / specs.length) === l),
+      basePath,
+      growing,
+      bootPart,
+      rootPart,
+      boot,
+      epoch,
+      compress: opts.compress,
+      ssdKnownRanges: known,
+    }));
+    let laneResults: LaneResult[];
+    try {
+      laneResults = await runLanes(lanes, onProgress);
+    } catch (err) {
+      // A failed decompression is the cause worth naming; either way let it settle before leaving.
+      await resolving;
+      throw err;
+    }
+    const image = await resolving;
+    if (!known) saveSsdRanges(rangesFile, laneResults[0].ssdKnownRanges);
+    const results = laneResults.flatMap((r) => r.nodes);
+    const jobs = lanes.flatMap((l) => l.nodes);
 
     const rel = (f: { file: string }) => {
       f.file = relative(staging.dir, f.file);

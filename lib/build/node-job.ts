@@ -1,40 +1,56 @@
-// One node's build: SD image, SSD image, their block maps and checksums, optional compressed copies. Runs inline
-// or inside a worker thread (lib/build/worker.ts), so it takes and returns plain data only.
+// A lane of the build: for each of its nodes the SD image, the SSD image, their block maps and checksums and
+// optional compressed copies; the SSD images of the lane in one pass over the base root. Runs inside a worker
+// thread (lib/build/worker.ts), so it takes and returns plain data only.
 import { writeFileSync, createReadStream, createWriteStream, renameSync, mkdirSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createGzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { FileIO } from '../image/io.ts';
+import { FileIO, type BlockIO } from '../image/io.ts';
+import { GrowingFileIO, type GrowingFile } from '../image/growing-io.ts';
 import type { MbrPartition } from '../image/mbr.ts';
 import { renderBmap } from '../image/bmap.ts';
-import { digestImage, type ImageDigest } from '../image/digest.ts';
+import { digestImage, type ImageDigest, type KnownRange } from '../image/digest.ts';
 import { writeSdImage, type BootStyle } from './sd-image.ts';
-import { writeSsdImage } from './ssd-image.ts';
+import { writeSsdImages } from './ssd-image.ts';
 import type { ManifestImage, ManifestNode, ManifestFile } from './manifest.ts';
 import type { ProgressEvent } from '../progress.ts';
 
-export interface NodeJob {
+/** One node of a lane: what differs between nodes. */
+export interface NodeSpec {
   node: string;
   role: string;
   instanceId: string;
-  basePath: string;
-  bootPart: MbrPartition;
-  rootPart: MbrPartition;
-  boot: BootStyle;
   sdSignature: number;
   ssdSignature: number;
   /** Kernel arguments from the node plan (root=…, rootfstype=…, quirks, cgroups …). */
   cmdline: string[];
   seed: Record<string, string>;
-  /** Seconds since the epoch for every timestamp written (reproducible builds). */
-  epoch: number;
   /** Staging directory of this node (…/.staging-x/<node>). */
   dir: string;
+}
+
+/** A lane: several nodes built by one thread, their SSD images in a single pass over the base root. */
+export interface LaneJob {
+  nodes: NodeSpec[];
+  basePath: string;
+  /** Set while the base image is still being decompressed: reads wait for the bytes (GrowingFileIO). */
+  growing?: GrowingFile;
+  bootPart: MbrPartition;
+  rootPart: MbrPartition;
+  boot: BootStyle;
+  /** Seconds since the epoch for every timestamp written (reproducible builds). */
+  epoch: number;
   compress?: 'xz' | 'gz';
-  /** Block-range checksums of the SSD image shared by every node (ssdRangeChecksums), as [key, sha256] pairs. */
-  ssdKnownRanges?: [string, string][];
+  /** Block-range checksums of the SSD image shared by every node (loadSsdRanges), by first block. */
+  ssdKnownRanges?: Map<number, KnownRange>;
+}
+
+export interface LaneResult {
+  nodes: ManifestNode[];
+  /** The shared SSD range checksums after this lane (worth keeping beside the base image: saveSsdRanges). */
+  ssdKnownRanges: Map<number, KnownRange>;
 }
 
 function hex8(n: number): string {
@@ -88,49 +104,42 @@ function imageEntry(
   };
 }
 
-/** Build one node into job.dir. Paths in the result are absolute; the caller makes them relative. */
-export async function runNodeJob(job: NodeJob, onProgress: (e: ProgressEvent) => void = () => {}): Promise<ManifestNode> {
-  mkdirSync(job.dir, { recursive: true });
-  const base = FileIO.open(job.basePath);
+/** Build a lane's nodes into their directories. Paths in the result are absolute; the caller makes them relative. */
+export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => void = () => {}): Promise<LaneResult> {
+  const base: BlockIO & { close(): void } = job.growing ? GrowingFileIO.open(job.growing) : FileIO.open(job.basePath);
   try {
     const clock = () => new Date(job.epoch * 1000);
-    const ssdPath = join(job.dir, 'ssd.img');
-    const sdPath = join(job.dir, 'sd.img');
-    const ssd = writeSsdImage({
-      path: ssdPath,
+    const label = job.nodes.map((n) => n.node).join(', ');
+    // SD images first: the boot partition comes first in the base image, so they can start while it is decompressed.
+    const sds = job.nodes.map((n) => {
+      mkdirSync(n.dir, { recursive: true });
+      const sdPath = join(n.dir, 'sd.img');
+      const sd = writeSdImage({ path: sdPath, base, bootPart: job.bootPart, diskSignature: n.sdSignature, boot: job.boot, cmdline: n.cmdline, seed: n.seed, clock });
+      const digest = digestImage(sdPath, sd.mapped, { onProgress: (e) => onProgress({ ...e, phase: `${n.node}: checksum sd` }) });
+      return { sd, digest };
+    });
+    const known = new Map(job.ssdKnownRanges ?? []);
+    const ssds = writeSsdImages({
+      targets: job.nodes.map((n) => ({ path: join(n.dir, 'ssd.img'), diskSignature: n.ssdSignature })),
       base,
       rootPart: job.rootPart,
-      diskSignature: job.ssdSignature,
-      known: job.ssdKnownRanges ? new Map(job.ssdKnownRanges) : undefined,
-      onProgress: (e) => onProgress({ ...e, phase: `${job.node}: ssd` }),
+      known,
+      onProgress: (e) => onProgress({ ...e, phase: `${label}: ssd` }),
     });
-    const sd = writeSdImage({
-      path: sdPath,
-      base,
-      bootPart: job.bootPart,
-      diskSignature: job.sdSignature,
-      boot: job.boot,
-      cmdline: job.cmdline,
-      seed: job.seed,
-      clock,
-    });
-    const sdDigest = digestImage(sdPath, sd.mapped, { onProgress: (e) => onProgress({ ...e, phase: `${job.node}: checksum sd` }) });
-    const ssdDigest = ssd.digest;
-    const sdEntry: ManifestImage = imageEntry(sdPath, sdDigest, job.sdSignature, `${sdPath}.bmap`, renderBmap({ imageSize: sdDigest.size, blockSize: sdDigest.blockSize, ranges: sdDigest.ranges }));
-    const ssdEntry: ManifestImage = imageEntry(ssdPath, ssdDigest, job.ssdSignature, `${ssdPath}.bmap`, renderBmap({ imageSize: ssdDigest.size, blockSize: ssdDigest.blockSize, ranges: ssdDigest.ranges }));
-    if (job.compress) {
-      onProgress({ phase: `${job.node}: compress`, done: 0, unit: 'items' });
-      sdEntry.compressed = await compressFile(sdPath, job.compress);
-      ssdEntry.compressed = await compressFile(ssdPath, job.compress);
+    const nodes: ManifestNode[] = [];
+    for (const [i, n] of job.nodes.entries()) {
+      const { sd, digest: sdDigest } = sds[i];
+      const ssd = ssds[i];
+      const sdEntry: ManifestImage = imageEntry(sd.path, sdDigest, n.sdSignature, `${sd.path}.bmap`, renderBmap({ imageSize: sdDigest.size, blockSize: sdDigest.blockSize, ranges: sdDigest.ranges }));
+      const ssdEntry: ManifestImage = imageEntry(ssd.path, ssd.digest, n.ssdSignature, `${ssd.path}.bmap`, renderBmap({ imageSize: ssd.digest.size, blockSize: ssd.digest.blockSize, ranges: ssd.digest.ranges }));
+      if (job.compress) {
+        onProgress({ phase: `${n.node}: compress`, done: 0, unit: 'items' });
+        sdEntry.compressed = await compressFile(sd.path, job.compress);
+        ssdEntry.compressed = await compressFile(ssd.path, job.compress);
+      }
+      nodes.push({ role: n.role, instanceId: n.instanceId, sd: sdEntry, ssd: ssdEntry, rootPartUuid: ssd.rootPartUuid, cmdline: sd.cmdline });
     }
-    return {
-      role: job.role,
-      instanceId: job.instanceId,
-      sd: sdEntry,
-      ssd: ssdEntry,
-      rootPartUuid: ssd.rootPartUuid,
-      cmdline: sd.cmdline,
-    };
+    return { nodes, ssdKnownRanges: known };
   } finally {
     base.close();
   }

@@ -1,10 +1,11 @@
-// Worker-thread side of parallel builds: runs one NodeJob per message and posts progress and the result back.
+// Worker-thread side of the build: runs one LaneJob per message and posts progress and the result back.
 import { parentPort } from 'node:worker_threads';
-import { runNodeJob, type NodeJob } from './node-job.ts';
+import { runLane, type LaneJob } from './node-job.ts';
+import type { ProgressEvent } from '../progress.ts';
 
-parentPort!.on('message', async (job: NodeJob) => {
+parentPort!.on('message', async (job: LaneJob) => {
   try {
-    const result = await runNodeJob(job, (e) => parentPort!.postMessage({ type: 'progress', event: e }));
+    const result = await runLane(job, (e: ProgressEvent) => parentPort!.postMessage({ type: 'progress', event: e }));
     parentPort!.postMessage({ type: 'done', result });
   } catch (err) {
     const e = err as Error & { code?: string; hint?: string };

@@ -74,77 +74,95 @@ export function digestImage(
   }
 }
 
+/** A block range's checksum known before it is hashed, keyed by its first block. */
+export interface KnownRange {
+  last: number;
+  checksum: string;
+}
+
 /**
- * The same digest computed while an image is being written, so it is never read back: give it the image size and
- * the byte ranges that will hold data, then every written chunk in ascending offset order (`update`), and `finish`.
- * Range checksums already known (`known`, keyed "first-last") are not recomputed; `whole: false` skips the
- * whole-file hash (for precomputing range checksums).
+ * The same digest computed while an image is being written, so it is never read back and the ranges need not be
+ * known in advance: give it every written chunk in ascending offset order (`update`; everything not written is
+ * zero), then `finish`. The mapped block ranges are the maximal runs of blocks that writes touched — what
+ * toBlockRanges makes of the written byte ranges. Range checksums in `known` (keyed by first block) are taken
+ * instead of hashed where `hashRange` says so (default: when known); with `learn`, those hashed here are added, so
+ * a digester fed after this one with the same data can take them. `whole: false` skips the whole-file hash.
  */
 export class ImageDigester {
-  readonly blocks: BmapRange[];
+  readonly blockSize: number;
   private readonly whole?: Hash;
-  private part?: Hash;
   private pos = 0;
-  private idx = 0;
+  private cur?: { first: number; last: number; hash?: Hash };
   private readonly out: BlockRange[] = [];
 
   constructor(
     readonly size: number,
-    ranges: { start: number; length: number }[],
-    private readonly opts: { blockSize?: number; known?: ReadonlyMap<string, string>; whole?: boolean } = {},
+    private readonly opts: {
+      blockSize?: number;
+      known?: Map<number, KnownRange>;
+      learn?: boolean;
+      hashRange?: (first: number) => boolean;
+      whole?: boolean;
+    } = {},
   ) {
-    this.blocks = toBlockRanges(ranges, this.blockSize, size);
+    this.blockSize = opts.blockSize ?? 4096;
     if (opts.whole !== false) this.whole = createHash('sha256');
   }
 
-  get blockSize(): number {
-    return this.opts.blockSize ?? 4096;
-  }
-
   /** Bytes written at `offset` (ascending; everything between writes is zero). */
-  update(offset: number, data: Buffer): void {
+  update(offset: number, data: Uint8Array): void {
+    if (data.length === 0) return;
     if (offset < this.pos) throw new Error(`ImageDigester: write at ${offset} after ${this.pos} (writes must ascend)`);
-    this.feed(offset);
-    this.feed(offset + data.length, data);
+    if (offset + data.length > this.size) throw new Error(`ImageDigester: write at ${offset}+${data.length} beyond the image size ${this.size}`);
+    const bs = this.blockSize;
+    const first = Math.floor(offset / bs);
+    if (this.cur && first <= this.cur.last + 1) {
+      this.zeros(offset, true); // the gap lies inside the range: its blocks touch
+    } else {
+      this.close();
+      this.zeros(first * bs, false);
+      const own = this.opts.hashRange ? this.opts.hashRange(first) : !this.opts.known?.has(first);
+      this.cur = { first, last: first, hash: own ? createHash('sha256') : undefined };
+      this.zeros(offset, true);
+    }
+    this.whole?.update(data);
+    this.cur!.hash?.update(data);
+    this.pos = offset + data.length;
+    this.cur!.last = Math.max(this.cur!.last, Math.floor((this.pos - 1) / bs));
   }
 
   finish(): ImageDigest {
-    this.feed(this.size);
-    const mapped = this.blocks.reduce((s, b) => s + b.last - b.first + 1, 0);
+    this.close();
+    this.zeros(this.size, false);
+    const mapped = this.out.reduce((s, b) => s + b.last - b.first + 1, 0);
     return { size: this.size, blockSize: this.blockSize, sha256: this.whole?.digest('hex') ?? '', ranges: this.out, mappedBlocks: mapped };
   }
 
-  /** Advance to `end`, hashing `data` (which starts at the current position) or zeros. */
-  private feed(end: number, data?: Buffer): void {
-    const bs = this.blockSize;
-    const base = this.pos;
-    while (this.pos < end) {
-      const r = this.blocks[this.idx];
-      const rs = r ? r.first * bs : Infinity;
-      const re = r ? Math.min(this.size, (r.last + 1) * bs) : Infinity;
-      const inRange = this.pos >= rs;
-      const segEnd = Math.min(end, inRange ? re : rs);
-      if (data && !inRange) throw new Error(`ImageDigester: data at ${this.pos} lies outside the mapped ranges`);
-      if (inRange && this.pos === rs) {
-        const key = `${r!.first}-${r!.last}`;
-        this.part = this.opts.known?.has(key) ? undefined : createHash('sha256');
-      }
-      if (data) {
-        const view = data.subarray(this.pos - base, segEnd - base);
-        this.whole?.update(view);
-        if (inRange) this.part?.update(view);
-      } else {
-        if (this.whole) feedZeros(this.whole, segEnd - this.pos);
-        if (inRange && this.part) feedZeros(this.part, segEnd - this.pos);
-      }
-      this.pos = segEnd;
-      if (inRange && this.pos === re) {
-        const key = `${r!.first}-${r!.last}`;
-        this.out.push({ first: r!.first, last: r!.last, checksum: this.part ? this.part.digest('hex') : this.opts.known!.get(key)! });
-        this.part = undefined;
-        this.idx++;
-      }
+  /** Feed zeros up to `end` into the whole-file hash, and into the open range's hash when `inRange`. */
+  private zeros(end: number, inRange: boolean): void {
+    const n = end - this.pos;
+    if (n <= 0) return;
+    if (this.whole) feedZeros(this.whole, n);
+    if (inRange && this.cur?.hash) feedZeros(this.cur.hash, n);
+    this.pos = end;
+  }
+
+  /** End the open range at the end of its last block (or of the image). */
+  private close(): void {
+    const r = this.cur;
+    if (!r) return;
+    this.zeros(Math.min(this.size, (r.last + 1) * this.blockSize), true);
+    let checksum: string;
+    if (r.hash) {
+      checksum = r.hash.digest('hex');
+      if (this.opts.learn) this.opts.known?.set(r.first, { last: r.last, checksum });
+    } else {
+      const k = this.opts.known?.get(r.first);
+      if (!k || k.last !== r.last) throw new Error(`ImageDigester: no checksum known for blocks ${r.first}-${r.last}`);
+      checksum = k.checksum;
     }
+    this.out.push({ first: r.first, last: r.last, checksum });
+    this.cur = undefined;
   }
 }
 

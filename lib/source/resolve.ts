@@ -5,13 +5,14 @@
 // catalog id or URL; a local file is hashed once and remembered by path+size+mtime. The same bytes reached by a
 // mirror, a URL or a local copy share one entry, and the key says exactly which published file the image came from.
 import { createHash } from 'node:crypto';
-import { existsSync, rmSync, statSync, renameSync } from 'node:fs';
+import { closeSync, existsSync, openSync, rmSync, statSync, renameSync } from 'node:fs';
 import { basename, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError, NotFoundError, VerifyError, PiImageError, CorruptImageError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
 import { FileIO } from '../image/io.ts';
 import { readMbr } from '../image/mbr.ts';
+import { growingFile, settleGrowing, DONE, FAILED, type GrowingFile } from '../image/growing-io.ts';
 import { getCatalogEntry, type CatalogEntry } from './catalog.ts';
 import { Cache, downloadName, writeJsonAtomic, type ImageRecord, type RecordedPartition } from './cache.ts';
 import { download, fetchText, parseSha256Sums } from './download.ts';
@@ -36,6 +37,11 @@ export interface ResolveOptions {
   retries?: number;
   backoffMs?: number;
   idleTimeoutMs?: number;
+  /**
+   * Called when a raw image starts being written by `xz -dc` into the cache (its final size known from the xz
+   * index): a consumer may read it while it grows (lib/image/growing-io.ts). The file is settled DONE or FAILED.
+   */
+  onRawImageStart?: (file: GrowingFile) => void;
 }
 
 export interface ResolvedImage {
@@ -279,6 +285,7 @@ export async function decompressInto(cache: Cache, sourcePath: string, sourceSha
   const final = cache.imagePath(sourceSha256);
   const tmp = `${final}.tmp-${process.pid}`;
   let writer: SparseWriter | undefined;
+  let growing: GrowingFile | undefined;
   try {
     let out: { sha256: string; size: number; dataBytes: number };
     let decoder: string;
@@ -289,6 +296,12 @@ export async function decompressInto(cache: Cache, sourcePath: string, sourceSha
       const detail = `${basename(sourcePath)} via xz -dc`;
       let last = 0;
       opts.onProgress?.({ phase: 'decompress', done: 0, total, unit: 'bytes', detail });
+      if (total !== undefined && opts.onRawImageStart) {
+        // The file exists before anyone is told of it; the callback must not block (xz starts right after it).
+        closeSync(openSync(tmp, 'w', 0o644));
+        growing = growingFile(tmp, final, total);
+        opts.onRawImageStart(growing);
+      }
       out = await xzToFile(sourcePath, tmp, {
         signal: opts.signal,
         onBytes: (n) => {
@@ -321,8 +334,11 @@ export async function decompressInto(cache: Cache, sourcePath: string, sourceSha
       }
     }
     opts.onProgress?.({ phase: 'decompress', done: out.size, total: out.size, unit: 'bytes', detail: `${basename(sourcePath)} via ${decoder === 'xz' ? 'xz -dc' : decoder === 'wasm' ? 'WASM xz decoder' : decoder}` });
-    return recordImage(cache, tmp, out, { id, sourceSha256, format, decoder, label, member });
+    const record = recordImage(cache, tmp, out, { id, sourceSha256, format, decoder, label, member });
+    if (growing) settleGrowing(growing, DONE);
+    return record;
   } catch (err) {
+    if (growing) settleGrowing(growing, FAILED);
     writer?.abort();
     rmSync(tmp, { force: true });
     throw err;

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createServer, type Server } from 'node:http';
-import { createReadStream, statSync, readFileSync, rmSync, existsSync, readdirSync, mkdirSync } from 'node:fs';
+import { createReadStream, statSync, readFileSync, rmSync, existsSync, readdirSync, mkdirSync, writeFileSync } from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
@@ -123,6 +123,35 @@ test('bmaptool copy with our block maps reproduces each image, and the manifest 
       assert.is(statSync(img).size, entry.size);
     }
   }
+});
+
+test('a cold build from a local .img.xz builds while xz decompresses and gives the same nodes', async () => {
+  const events: string[] = [];
+  const cold = await build({ nodes: 'all', image: `${look.img}.xz`, outDir: join(work, 'out-cold'), ...env(), cacheDir: join(work, 'cache-cold'), onProgress: (e) => events.push(e.phase) });
+  assert.ok(events.includes('decompress'), 'it decompressed');
+  assert.is(cold.manifest.image.sha256, first.manifest.image.sha256);
+  assert.equal(cold.manifest.nodes, first.manifest.nodes);
+  for (const n of NODES) sh('cmp', [join(first.outDir, n, 'ssd.img'), join(cold.outDir, n, 'ssd.img')]);
+  const cached = readdirSync(join(work, 'cache-cold', 'images'));
+  assert.ok(cached.some((f) => f.endsWith('.img')), 'the base image is in the cache');
+  assert.ok(cached.some((f) => /\.ssd-ranges-\d+-\d+\.json$/.test(f)), 'the shared SSD range checksums are kept beside it');
+  assert.not.ok(cached.some((f) => f.includes('.tmp-')), 'no temporary file left');
+});
+
+test('a .img.xz damaged mid-stream fails the build with the cause, and leaves no output and no cache entry', async () => {
+  const bad = join(work, 'damaged.img.xz');
+  const bytes = readFileSync(`${look.img}.xz`);
+  bytes[Math.floor(bytes.length / 2)] ^= 0xff; // the index at the end stays intact: the build starts on the growing file
+  writeFileSync(bad, bytes);
+  const out = join(work, 'out-damaged');
+  try {
+    await build({ nodes: 'all', image: bad, outDir: out, ...env(), cacheDir: join(work, 'cache-damaged') });
+    assert.unreachable('should have thrown');
+  } catch (err) {
+    assert.match(String(err), /damaged\.img\.xz.*(damaged|corrupt|truncated)/i);
+  }
+  assert.not.ok(existsSync(out) && readdirSync(out).some((d) => !d.startsWith('.')), 'no final names');
+  assert.equal(readdirSync(join(work, 'cache-damaged', 'images')), [], 'nothing in the cache');
 });
 
 test('a second build is byte-identical', async () => {

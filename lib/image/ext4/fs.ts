@@ -301,10 +301,16 @@ export class Ext4Fs {
 
   /** Byte ranges the block bitmaps mark used (merged, ascending), for sparse copies and block maps. */
   usedRanges(): ByteRange[] {
+    return [...this.usedRangesLazily()];
+  }
+
+  /**
+   * The same ranges, ascending, each block bitmap read only when its group is reached: a reader of a file that is
+   * still being written (GrowingFileIO) can copy the first groups before the later bitmaps exist.
+   */
+  *usedRangesLazily(): Iterable<ByteRange> {
     const bs = this.sb.blockSize;
-    const out: ByteRange[] = [];
-    for (const [s, n] of usedBlockRuns(this.io, this.sb, this.groups)) out.push({ start: s * bs, length: n * bs });
-    return out;
+    for (const [s, n] of usedBlockRuns(this.io, this.sb, this.groups)) yield { start: s * bs, length: n * bs };
   }
 
   usedBytes(): number {
