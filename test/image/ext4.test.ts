@@ -168,6 +168,16 @@ for (const v of variants) {
         ours[0] = [d.firstDataBlock, ours[0][1] - d.firstDataBlock];
       }
       assert.equal(ours, d.used);
+      // The lazy form (bitmaps read group by group, runs cut at group ends) covers exactly the same blocks.
+      const lazy = [...fs.usedRangesLazily()];
+      for (let i = 1; i < lazy.length; i++) assert.ok(lazy[i].start >= lazy[i - 1].start + lazy[i - 1].length, 'ascending, no overlap');
+      const merged: { start: number; length: number }[] = [];
+      for (const r of lazy) {
+        const last = merged[merged.length - 1];
+        if (last && last.start + last.length === r.start) last.length += r.length;
+        else merged.push({ ...r });
+      }
+      assert.equal(merged, fs.usedRanges());
       assert.is(fs.usedBytes(), ours.reduce((t, r) => t + r[1] * bs, 0) + d.firstDataBlock * bs);
       assert.is(fs.info.blocksCount - fs.info.freeBlocks, fs.usedBytes() / bs);
 

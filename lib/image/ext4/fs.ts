@@ -301,16 +301,17 @@ export class Ext4Fs {
 
   /** Byte ranges the block bitmaps mark used (merged, ascending), for sparse copies and block maps. */
   usedRanges(): ByteRange[] {
-    return [...this.usedRangesLazily()];
+    const bs = this.sb.blockSize;
+    return [...usedBlockRuns(this.io, this.sb, this.groups)].map(([s, n]) => ({ start: s * bs, length: n * bs }));
   }
 
   /**
-   * The same ranges, ascending, each block bitmap read only when its group is reached: a reader of a file that is
-   * still being written (GrowingFileIO) can copy the first groups before the later bitmaps exist.
+   * The same blocks, ascending, each block bitmap read only when its group is reached and runs cut at group ends:
+   * a reader of a file still being written (GrowingFileIO) can copy the first groups before later bitmaps exist.
    */
   *usedRangesLazily(): Iterable<ByteRange> {
     const bs = this.sb.blockSize;
-    for (const [s, n] of usedBlockRuns(this.io, this.sb, this.groups)) yield { start: s * bs, length: n * bs };
+    for (const [s, n] of usedBlockRuns(this.io, this.sb, this.groups, { perGroup: true })) yield { start: s * bs, length: n * bs };
   }
 
   usedBytes(): number {

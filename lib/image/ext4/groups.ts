@@ -126,7 +126,7 @@ export function groupBounds(sb: Superblock, g: number): [number, number] {
 
 /** Iterate the used runs of blocks, merged, as [firstBlock, count], in ascending order. Blocks before
  *  s_first_data_block (the 1 KiB boot block of 1 KiB-block filesystems) count as used. */
-export function* usedBlockRuns(io: BlockIO, sb: Superblock, groups: GroupDesc[]): Iterable<[number, number]> {
+export function* usedBlockRuns(io: BlockIO, sb: Superblock, groups: GroupDesc[], opts: { perGroup?: boolean } = {}): Iterable<[number, number]> {
   let runStart = -1;
   let runEnd = -1;
   const add = (s: number, n: number): [number, number] | undefined => {
@@ -168,6 +168,7 @@ export function* usedBlockRuns(io: BlockIO, sb: Superblock, groups: GroupDesc[])
         cursor = Math.max(cursor, e);
       }
       for (const r of out.splice(0)) yield r;
+      yield* endOfGroup();
       continue;
     }
     const bitmap = io.read(gd.blockBitmap * sb.blockSize, sb.blockSize);
@@ -195,6 +196,15 @@ export function* usedBlockRuns(io: BlockIO, sb: Superblock, groups: GroupDesc[])
       c++;
     }
     for (const r of out.splice(0)) yield r;
+    yield* endOfGroup();
   }
   if (runStart >= 0) yield [runStart, runEnd - runStart];
+
+  /** With perGroup, a run is not held back to be merged with the next group's: its bitmap may not be read yet. */
+  function* endOfGroup(): Iterable<[number, number]> {
+    if (!opts.perGroup || runStart < 0) return;
+    yield [runStart, runEnd - runStart];
+    runStart = -1;
+    runEnd = -1;
+  }
 }
