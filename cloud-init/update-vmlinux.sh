@@ -4,6 +4,8 @@
 set -e
 FW=${PI_IMAGE_FIRMWARE:-/boot/firmware}
 [ -f "$FW/vmlinuz" ] || exit 0
+# Only a gzip'd kernel (Ubuntu's arm64 vmlinuz) is decompressed; any other (a bzImage, a raw Image) boots as it is.
+[ "$(head -c 2 "$FW/vmlinuz" | od -An -tx1 | tr -d ' \n')" = 1f8b ] || exit 0
 new=$(zcat "$FW/vmlinuz" | sha256sum | cut -d' ' -f1)
 old=$( [ -f "$FW/vmlinux" ] && sha256sum "$FW/vmlinux" | cut -d' ' -f1 || echo none)
 if [ "$new" != "$old" ]; then

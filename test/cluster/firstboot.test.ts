@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { writeFileSync, readFileSync, existsSync, truncateSync, statSync } from 'node:fs';
+import { writeFileSync, readFileSync, readdirSync, existsSync, truncateSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { PACKAGE_ROOT } from '../../lib/cluster/profile.ts';
@@ -75,6 +75,15 @@ test('apt hook script: re-decompresses vmlinuz only when it changed', () => {
   writeFileSync(join(fw, 'vmlinuz'), gzipSync(kernel2));
   execFileSync('sh', [hook], { env });
   assert.ok(readFileSync(join(fw, 'vmlinux')).equals(kernel2));
+});
+
+test('apt hook script: leaves a kernel that is not gzip alone (no vmlinux, no output)', () => {
+  const fw = join(t.dir, 'firmware-bzimage');
+  execFileSync('mkdir', ['-p', fw]);
+  writeFileSync(join(fw, 'vmlinuz'), Buffer.from('MZ x86 bzImage stand-in '.repeat(100)));
+  const env = { ...process.env, PI_IMAGE_FIRMWARE: fw };
+  assert.is(execFileSync('sh', [join(PACKAGE_ROOT, 'cloud-init', 'update-vmlinux.sh')], { env }).toString(), '');
+  assert.equal(readdirSync(fw), ['vmlinuz']);
 });
 
 test('the script parses (bash -n) and refuses unknown steps', () => {
