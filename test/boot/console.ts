@@ -1,5 +1,5 @@
 // Reading a serial console log: the PIIMG-MARK lines the seed's runcmd prints, a one-line diagnosis of a boot that
-// went wrong, and the first-boot timeline (what happened when, in seconds since QEMU started).
+// went wrong, cloud-init's complaints about the seed, and the first-boot timeline (what happened when, in seconds since QEMU started).
 
 export const MARK = 'PIIMG-MARK';
 
@@ -33,6 +33,15 @@ export function diagnose(r: { log: string; timedOut: boolean; poweredOff: boolea
   if (r.timedOut) return `no power-off within ${Math.round(r.seconds)} s; last console line: ${last}`;
   if (/reboot: Restarting system/.test(log)) return `the guest rebooted instead of powering off; last lines before: ${last}`;
   return `QEMU ended without a clean power-off; last console line: ${last}`;
+}
+
+/**
+ * cloud-init's own complaints about the seed, as its console handler (WARNING and up) prints them: user-data it
+ * could not load as YAML (with line and column) or cloud-config that failed its schema. One line each.
+ */
+export function seedProblems(log: string): string[] {
+  const re = /(Failed loading yaml blob[^\r\n]*|Invalid cloud-config provided[^\r\n]*)/g;
+  return [...log.matchAll(re)].map((m) => m[1].trim());
 }
 
 /** Events of a first boot worth a line in the README, matched on console lines. */
