@@ -12,6 +12,7 @@ import { Readable } from 'node:stream';
 import { createGunzip, crc32 } from 'node:zlib';
 import unzipper from 'unzipper';
 import { CorruptImageError, InputError } from '../errors.ts';
+import { hashBuffers, hashRange } from './hash.ts';
 
 export type SourceFormat = 'xz' | 'zip' | 'gz' | 'raw';
 export type XzDecoder = 'auto' | 'xz' | 'wasm';
@@ -171,20 +172,14 @@ export function startXz(dest: string, opts: { input?: string; name?: string; sig
   exit.catch(() => undefined);
   const result = (async () => {
     const hash = createHash('sha256');
-    const buf = Buffer.allocUnsafe(1 << 20);
+    const bufs = hashBuffers();
     const reader = await openAsync(dest, 'r');
     let pos = 0;
     try {
       for (;;) {
         const wasExited = exited;
         const size = fstatSync(outFd).size;
-        while (pos < size) {
-          const { bytesRead } = await reader.read(buf, 0, Math.min(buf.length, size - pos), pos);
-          if (bytesRead === 0) break;
-          hash.update(buf.subarray(0, bytesRead));
-          pos += bytesRead;
-          opts.onBytes?.(pos);
-        }
+        pos = await hashRange(reader, hash, bufs, pos, size, opts.onBytes);
         if (wasExited) break;
         if (pos >= size) await Promise.race([sleep(20), exit]);
       }
