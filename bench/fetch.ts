@@ -1,73 +1,120 @@
-// Benchmark: `pi-image images fetch` of the realistic 3 GiB image's .xz from a local HTTP server (download with
-// sha256, decompress into the sparse cache, hash the raw image, read the partition table) against
-// `xz -dc FILE > /dev/null` of the same file, timed in the same run; prints the ratio (target <= 1.15x) and the
-// fetch's peak memory (max RSS of the child, from /usr/bin/time -v; target <= 150 MB).
-// Usage: npx tsx bench/fetch.ts [--rounds N] [--wasm]
-import { spawn, spawnSync } from 'node:child_process';
-import { statSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// Benchmark: `pi-image images fetch URL` of the realistic 3 GiB image's .xz (single-stream xz -2, ~1.4 GiB used)
+// from a local HTTP server on 127.0.0.1, through the real resolveImage path (download with sha256, xz -dc fed while
+// downloading into the sparse cache, sha256 of the raw image behind xz, partition table read), against
+// `xz -dc FILE > /dev/null` of the same file. Rounds are interleaved (xz, fetch, xz, fetch...) so each fetch is
+// compared with a baseline timed next to it on this shared machine; prints the per-round ratios, their median and
+// spread (target <= 1.15x), and the peak RSS of the fetch (largest process of its tree from /usr/bin/time; target
+// <= 150 MB). The CLI is the compiled one (tsc into bench/.tmp/fetch-dist, as `npm run build` makes for users);
+// --tsx runs the TypeScript sources instead. Each fetched image is checked against the raw image (sha256, sparse).
+// Usage: npx tsx bench/fetch.ts [--runs N] [--wasm] [--tsx]
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { realisticImage } from './lib/realistic-image.ts';
+import { sha256OfFile } from '../lib/source/hash.ts';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
-const rounds = Number(args[args.indexOf('--rounds') + 1]) || 2;
+const runs = Number(args[args.indexOf('--runs') + 1]) || 3;
 const wasm = args.includes('--wasm');
+const useTsx = args.includes('--tsx');
+const now = (): number => Number(process.hrtime.bigint()) / 1e9;
+const MiB = 2 ** 20;
 
-interface Run {
-  seconds: number;
-  maxRssKb: number;
+/** Run a command under /usr/bin/time: wall seconds, and max RSS (MB) of the largest process of its tree. */
+function timed(cmd: string, argv: string[]): { secs: number; rssMB: number; stdout: string } {
+  const t0 = now();
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', cmd, ...argv], { encoding: 'utf8', maxBuffer: 16 * MiB, env: { ...process.env, CI: '1' } });
+  const secs = now() - t0;
+  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status}):\n${r.stderr.slice(-3000)}`);
+  return { secs, rssMB: Number(r.stderr.trim().split('\n').pop()) / 1024, stdout: r.stdout };
 }
 
-/** Run a command under /usr/bin/time -v: wall seconds and the child's max RSS. */
-function timed(cmd: string[], env: NodeJS.ProcessEnv = {}): Run {
-  const r = spawnSync('/usr/bin/time', ['-v', ...cmd], { env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  if (r.status !== 0) throw new Error(`${cmd.join(' ')} failed (${r.status}): ${r.stderr.slice(-2000)}`);
-  const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)/.exec(r.stderr)!;
-  const seconds = Number(wall[1] ?? 0) * 3600 + Number(wall[2]) * 60 + Number(wall[3]);
-  const maxRssKb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)![1]);
-  return { seconds, maxRssKb };
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** The newest mtime of the .ts files under `dir`. */
+function newestTs(dir: string): number {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestTs(p));
+    else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
+  }
+  return newest;
 }
 
+/** The CLI entry to time: the compiled tree (rebuilt when a source is newer) or the sources under tsx. */
+function cliEntry(): { argv: string[]; label: string } {
+  if (useTsx) return { argv: ['--import', 'tsx', join(ROOT, 'bin', 'pi-image.ts')], label: 'TypeScript sources under tsx' };
+  const out = join(ROOT, 'bench', '.tmp', 'fetch-dist');
+  const stamp = join(out, '.built');
+  if (!existsSync(stamp) || Math.max(newestTs(join(ROOT, 'lib')), newestTs(join(ROOT, 'bin'))) > statSync(stamp).mtimeMs) {
+    const t0 = now();
+    rmSync(out, { recursive: true, force: true });
+    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', out], { stdio: 'inherit' });
+    writeFileSync(stamp, '');
+    console.log(`compiled the CLI into ${out} in ${(now() - t0).toFixed(1)} s`);
+  }
+  return { argv: [join(out, 'bin', 'pi-image.js')], label: 'compiled CLI (tsc, as npm run build)' };
+}
+
+const t0 = now();
 const image = await realisticImage();
+const rawSize = statSync(image.img).size;
 const xzSize = statSync(image.xz).size;
+console.log(`image: ${(rawSize / 2 ** 30).toFixed(1)} GiB raw, ${(xzSize / MiB).toFixed(0)} MiB .xz (made or found in ${(now() - t0).toFixed(1)} s)`);
+const cli = cliEntry();
+const rawSha = await sha256OfFile(image.img);
 
-// A plain static server for the one file, in its own process so its CPU is not charged to the fetch or to us.
-const serverProc = spawn(process.execPath, ['-e', `
+// A plain static server for the one file, in its own process so its CPU is charged to neither side.
+const server = spawn(process.execPath, ['-e', `
   const http = require('http'), fs = require('fs');
-  const size = fs.statSync(${JSON.stringify(image.xz)}).size;
-  const s = http.createServer((q, r) => { r.writeHead(200, {'Content-Length': size}); fs.createReadStream(${JSON.stringify(image.xz)}, {highWaterMark: 1 << 20}).pipe(r); });
+  const file = ${JSON.stringify(image.xz)}, size = fs.statSync(file).size;
+  const s = http.createServer((q, r) => {
+    r.writeHead(200, { 'Content-Length': size, 'Content-Type': 'application/octet-stream' });
+    fs.createReadStream(file, { highWaterMark: 1 << 20 }).pipe(r);
+  });
   s.listen(0, '127.0.0.1', () => console.log(s.address().port));
 `], { stdio: ['ignore', 'pipe', 'inherit'] });
-const port = await new Promise<number>((resolve) => serverProc.stdout!.once('data', (d) => resolve(Number(String(d).trim()))));
-const fetchUrl = `http://127.0.0.1:${port}/realistic.img.xz`;
+const port = await new Promise<number>((resolve) => server.stdout!.once('data', (d) => resolve(Number(String(d).trim()))));
+const url = `http://127.0.0.1:${port}/realistic.img.xz`;
 
-const base: Run[] = [];
-const ours: Run[] = [];
+mkdirSync(join(ROOT, 'bench', '.tmp'), { recursive: true });
+const work = mkdtempSync(join(ROOT, 'bench', '.tmp', 'fetch-'));
+const base: number[] = [];
+const ours: number[] = [];
+let rss = 0;
+let allocated = 0;
 try {
-  for (let i = 0; i < rounds; i++) {
-    base.push(timed(['sh', '-c', `xz -dc "${image.xz}" > /dev/null`]));
-    const cache = mkdtempSync(join(tmpdir(), 'pi-image-bench-fetch-'));
-    try {
-      ours.push(timed([process.execPath, '--import', 'tsx', join(root, 'bin/pi-image.ts'), 'images', 'fetch', fetchUrl, '--cache', cache, '--json', ...(wasm ? ['--xz', 'wasm'] : [])]));
-      const img = join(cache, 'images');
-      const f = spawnSync('sh', ['-c', `du -k "${img}"/*.img | cut -f1`], { encoding: 'utf8' }).stdout.trim();
-      if (i === 0) console.log(`cached image: ${(Number(f) / 1024).toFixed(0)} MiB allocated of ${(statSync(image.img).size / 2 ** 20).toFixed(0)} MiB (sparse)`);
-    } finally {
-      rmSync(cache, { recursive: true, force: true });
-    }
+  execFileSync('sh', ['-c', `cat "${image.xz}" > /dev/null`]); // both sides read the .xz from the page cache
+  for (let i = 0; i < runs; i++) {
+    base.push(timed('sh', ['-c', `xz -dc "${image.xz}" > /dev/null`]).secs);
+    const cache = join(work, `cache-${i}`);
+    const f = timed(process.execPath, [...cli.argv, 'images', 'fetch', url, '--cache', cache, '--json', ...(wasm ? ['--xz', 'wasm'] : [])]);
+    ours.push(f.secs);
+    rss = Math.max(rss, f.rssMB);
+    const line = f.stdout.trim().split('\n').find((l) => l.startsWith('{"event":"result"'));
+    if (!line) throw new Error(`no result from the fetch:\n${f.stdout}`);
+    const result = JSON.parse(line) as { path: string; sha256: string; size: number; decoder: string };
+    if (result.sha256 !== rawSha || result.size !== rawSize) throw new Error(`fetched image differs from ${image.img}: sha256 ${result.sha256} vs ${rawSha}`);
+    if (result.sha256 !== (await sha256OfFile(result.path))) throw new Error(`${result.path}: bytes on disk do not match the recorded sha256`);
+    allocated = statSync(result.path).blocks * 512;
+    console.log(`round ${i + 1}: xz -dc ${base[i].toFixed(1)} s, fetch ${ours[i].toFixed(1)} s (decoder ${result.decoder}), ratio ${(ours[i] / base[i]).toFixed(2)}x, ${f.rssMB.toFixed(0)} MB`);
+    rmSync(cache, { recursive: true, force: true });
+    execFileSync('sync'); // the next round does not pay for this round's writeback
   }
 } finally {
-  serverProc.kill();
+  server.kill();
+  rmSync(work, { recursive: true, force: true });
 }
 
-const best = (xs: Run[]): Run => xs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
-const b = best(base);
-const o = best(ours);
-const peakMb = Math.max(...ours.map((r) => r.maxRssKb)) / 1024;
-console.log(`image: ${(statSync(image.img).size / 2 ** 30).toFixed(1)} GiB raw, ${(xzSize / 2 ** 20).toFixed(0)} MiB xz`);
-console.log(`xz -dc > /dev/null:             ${base.map((r) => r.seconds.toFixed(1)).join(', ')} s (best ${b.seconds.toFixed(1)} s)`);
-console.log(`pi-image images fetch${wasm ? ' --xz wasm' : ''}:     ${ours.map((r) => r.seconds.toFixed(1)).join(', ')} s (best ${o.seconds.toFixed(1)} s)`);
-console.log(`ratio fetch / xz -dc: ${(o.seconds / b.seconds).toFixed(2)}x (target <= 1.15x)`);
-console.log(`peak memory of the fetch: ${peakMb.toFixed(0)} MB (target <= 150 MB)`);
+const ratios = ours.map((o, i) => o / base[i]);
+const fmt = (n: number): string => n.toFixed(2);
+console.log('');
+console.log(`fetch bench: ${runs} interleaved round(s), ${cli.label}${wasm ? ', --xz wasm' : ''}; ${execFileSync('nproc').toString().trim()} cores, load ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}`);
+console.log(`  xz -dc > /dev/null            median ${fmt(median(base))} s   (${base.map(fmt).join(', ')})`);
+console.log(`  pi-image images fetch URL     median ${fmt(median(ours))} s   (${ours.map(fmt).join(', ')})`);
+console.log(`  ratio fetch / xz -dc          median ${fmt(median(ratios))}x  spread ${fmt(Math.min(...ratios))}-${fmt(Math.max(...ratios))}x   (target <= 1.15x)`);
+console.log(`  peak RSS of the fetch         ${rss.toFixed(0)} MB   (target <= 150 MB)`);
+console.log(`  cached image: sha256 = raw image's; ${(allocated / MiB).toFixed(0)} MiB allocated of ${(rawSize / MiB).toFixed(0)} MiB (sparse)`);
