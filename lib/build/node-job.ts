@@ -1,18 +1,19 @@
 // A lane of the build: for each of its nodes the SD image, the SSD image, their block maps and checksums and
 // optional compressed copies; the SSD images of the lane in one pass over the base root. Runs inside a worker
 // thread (lib/build/worker.ts), so it takes and returns plain data only.
-import { writeFileSync, createReadStream, createWriteStream, renameSync, mkdirSync } from 'node:fs';
+import { writeFileSync, createReadStream, createWriteStream, renameSync, mkdirSync, rmSync } from 'node:fs';
+import { threadId } from 'node:worker_threads';
 import { spawn } from 'node:child_process';
 import { createGzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { FileIO, type BlockIO } from '../image/io.ts';
 import { GrowingFileIO, type GrowingFile } from '../image/growing-io.ts';
 import type { MbrPartition } from '../image/mbr.ts';
 import { renderBmap } from '../image/bmap.ts';
 import { digestImage, type ImageDigest, type KnownRange } from '../image/digest.ts';
-import { writeSdImage, type BootStyle } from './sd-image.ts';
+import { writeSdImage, prepareKernel, type BootStyle, type PreparedKernel } from './sd-image.ts';
 import { writeSsdImages } from './ssd-image.ts';
 import type { ManifestImage, ManifestNode, ManifestFile } from './manifest.ts';
 import type { ProgressEvent } from '../progress.ts';
@@ -111,13 +112,21 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
     const clock = () => new Date(job.epoch * 1000);
     const label = job.nodes.map((n) => n.node).join(', ');
     // SD images first: the boot partition comes first in the base image, so they can start while it is decompressed.
-    const sds = job.nodes.map((n) => {
-      mkdirSync(n.dir, { recursive: true });
-      const sdPath = join(n.dir, 'sd.img');
-      const sd = writeSdImage({ path: sdPath, base, bootPart: job.bootPart, diskSignature: n.sdSignature, boot: job.boot, cmdline: n.cmdline, seed: n.seed, clock });
-      const digest = digestImage(sdPath, sd.mapped, { onProgress: (e) => onProgress({ ...e, phase: `${n.node}: checksum sd` }) });
-      return { sd, digest };
-    });
+    // The kernel is decompressed once for the lane, into the staging directory, streaming.
+    const kernelTmp = join(dirname(job.nodes[0].dir), `.kernel-${process.pid}-${threadId}`);
+    let sds;
+    try {
+      const kernel: PreparedKernel = await prepareKernel(base, job.bootPart, job.boot, kernelTmp);
+      sds = job.nodes.map((n) => {
+        mkdirSync(n.dir, { recursive: true });
+        const sdPath = join(n.dir, 'sd.img');
+        const sd = writeSdImage({ path: sdPath, base, bootPart: job.bootPart, diskSignature: n.sdSignature, boot: job.boot, cmdline: n.cmdline, seed: n.seed, clock, kernel });
+        const digest = digestImage(sdPath, sd.mapped, { onProgress: (e) => onProgress({ ...e, phase: `${n.node}: checksum sd` }) });
+        return { sd, digest };
+      });
+    } finally {
+      rmSync(kernelTmp, { force: true });
+    }
     const known = new Map(job.ssdKnownRanges ?? []);
     const ssds = writeSsdImages({
       targets: job.nodes.map((n) => ({ path: join(n.dir, 'ssd.img'), diskSignature: n.ssdSignature })),

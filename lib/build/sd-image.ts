@@ -1,7 +1,11 @@
 // The SD-card boot image of one node: an MBR with one FAT32 `system-boot` partition, a copy of the base image's
 // boot files (only allocated clusters), the kernel decompressed for direct boot, config.txt and the cmdline file
 // that config.txt really uses edited for root on the SSD, and the node's cloud-init seed.
-import { gunzipSync } from 'node:zlib';
+import { createGunzip } from 'node:zlib';
+import { createHash } from 'node:crypto';
+import { closeSync, createWriteStream, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { FileIO, type BlockIO } from '../image/io.ts';
 import { writeMbr, partitionIO, partUuid, type MbrPartition } from '../image/mbr.ts';
 import { copyRanges } from '../image/sparse.ts';
@@ -13,7 +17,6 @@ import {
   isGzip,
   decompressScript,
   decompressSumFile,
-  decompressSumText,
   DECOMPRESS_SCRIPT_NAME,
 } from '../pi/index.ts';
 import { CorruptImageError } from '../errors.ts';
@@ -43,6 +46,59 @@ export interface SdImageResult {
   mapped: { start: number; length: number }[];
 }
 
+/** The base image's kernel as the SD images need it: whether it is gzip, its checksum, its decompressed copy. */
+export interface PreparedKernel {
+  /** sha256 line of the packed kernel (the re-decompress script's sum file). */
+  packedSumText: string;
+  /** The decompressed kernel in a temporary file, when the kernel is gzip and the catalog lets it be decompressed. */
+  unpacked?: { path: string; size: number };
+}
+
+/**
+ * Read the kernel from the base image's boot partition once, streaming: hash it, check it against the catalog's
+ * compression, and gunzip it to `tmpPath` (a kernel is tens of MB: never whole in memory). The caller deletes it.
+ */
+export async function prepareKernel(base: BlockIO, bootPart: MbrPartition, boot: BootStyle, tmpPath: string): Promise<PreparedKernel> {
+  const fat = FatFs.open(partitionIO(base, bootPart));
+  if (!fat.exists(boot.kernel)) throw new CorruptImageError(`${base.name}: boot partition has no kernel ${boot.kernel}`);
+  const head = Buffer.alloc(3);
+  const hash = createHash('sha256');
+  let got = 0;
+  for (const chunk of fat.readFileChunks(boot.kernel)) {
+    if (got < 3) chunk.copy(head, got, 0, Math.min(chunk.length, 3 - got));
+    got += chunk.length;
+    hash.update(chunk);
+  }
+  const gzip = isGzip(head);
+  if (boot.compression === 'gzip' && !gzip) {
+    throw new CorruptImageError(`${base.name}: ${boot.kernel} is not gzip-compressed, as the catalog says it is`);
+  }
+  const packedSumText = `${hash.digest('hex')}\n`;
+  if (!gzip || boot.compression === 'none') return { packedSumText };
+  try {
+    await pipeline(Readable.from(fat.readFileChunks(boot.kernel)), createGunzip(), createWriteStream(tmpPath, { mode: 0o600 }));
+  } catch (err) {
+    rmSync(tmpPath, { force: true });
+    throw new CorruptImageError(`${base.name}: ${boot.kernel} does not decompress: ${(err as Error).message}`);
+  }
+  return { packedSumText, unpacked: { path: tmpPath, size: statSync(tmpPath).size } };
+}
+
+/** A file's bytes in 1 MiB chunks, read synchronously (one buffer, reused: each chunk is consumed before the next). */
+function* fileChunks(path: string): Generator<Buffer> {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) return;
+      yield buf.subarray(0, n);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function writeSdImage(opts: {
   path: string;
   base: BlockIO;
@@ -53,6 +109,8 @@ export function writeSdImage(opts: {
   cmdline: string[];
   seed: Record<string, string>;
   clock: () => Date;
+  /** The kernel, looked at (and decompressed) once per lane by prepareKernel. */
+  kernel: PreparedKernel;
 }): SdImageResult {
   const src = partitionIO(opts.base, opts.bootPart);
   const srcFat = FatFs.open(src);
@@ -65,26 +123,18 @@ export function writeSdImage(opts: {
     });
     const part: MbrPartition = { ...opts.bootPart, index: 1, startLba: FIRST_LBA, start: FIRST_LBA * SECTOR };
     const dst = partitionIO(out, part);
-    copyRanges(src, dst, srcFat.usedRanges());
+    copyRanges(src, dst, srcFat.usedRanges(), { chunk: 1 << 20 });
     const fat = FatFs.open(dst, { clock: opts.clock });
     const read = (name: string): string | undefined => (fat.exists(name) ? fat.readFile(name).toString('latin1') : undefined);
 
     // Kernel: gzip → decompressed copy booted directly; anything else (raw Image, bzImage) is booted as it is.
-    if (!fat.exists(opts.boot.kernel)) {
-      throw new CorruptImageError(`${opts.base.name}: boot partition has no kernel ${opts.boot.kernel}`);
-    }
-    const packed = fat.readFile(opts.boot.kernel);
-    let kernel = opts.boot.kernel;
-    const gzip = isGzip(packed);
-    if (opts.boot.compression === 'gzip' && !gzip) {
-      throw new CorruptImageError(`${opts.base.name}: ${opts.boot.kernel} is not gzip-compressed, as the catalog says it is`);
-    }
-    if (gzip && opts.boot.compression !== 'none') {
-      kernel = opts.boot.decompressedKernel;
+    const k = opts.kernel;
+    const kernel = k.unpacked ? opts.boot.decompressedKernel : opts.boot.kernel;
+    if (k.unpacked) {
       const names = { packed: opts.boot.kernel, kernel };
-      fat.writeFile(kernel, gunzipSync(packed));
+      fat.writeFile(kernel, { size: k.unpacked.size, chunks: fileChunks(k.unpacked.path) });
       fat.writeFile(DECOMPRESS_SCRIPT_NAME, Buffer.from(decompressScript(names)));
-      fat.writeFile(decompressSumFile(names), Buffer.from(decompressSumText(packed)));
+      fat.writeFile(decompressSumFile(names), Buffer.from(k.packedSumText));
     }
 
     // config.txt (and the file the release keeps for user changes): boot that kernel and initramfs directly.

@@ -16,7 +16,7 @@ export interface ImageDigest {
   mappedBlocks: number;
 }
 
-const CHUNK = 4 << 20;
+const CHUNK = 1 << 20;
 const ZEROS = Buffer.alloc(CHUNK);
 
 function feedZeros(hash: Hash, length: number): void {

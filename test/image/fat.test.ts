@@ -223,6 +223,36 @@ test('a full volume is a NoSpaceError and nothing is half-written', () => {
   }
 });
 
+test('a file streamed in as chunks (over fragmented free space, overwriting a longer one) reads back with mtype', () => {
+  const img = makeFat(join(dir, 'stream.img'), { fat: 32, kib: 40_000, offsetSectors: 2048 });
+  const { fs, io } = open(img);
+  try {
+    // Fragment the free space: every other small file is deleted.
+    for (let i = 0; i < 20; i++) fs.writeFile(`/frag${i}.bin`, Buffer.alloc(fs.clusterSize * 3, i));
+    for (let i = 0; i < 20; i += 2) fs.unlink(`/frag${i}.bin`);
+    const data = blob(1_000_003);
+    const sizes = [1, 4095, 4097, 65536, 333_333];
+    const chunks = function* () {
+      let at = 0;
+      for (let i = 0; at < data.length; i++) {
+        const n = Math.min(sizes[i % sizes.length], data.length - at);
+        yield data.subarray(at, at + n);
+        at += n;
+      }
+    };
+    fs.writeFile('/vmlinux', blob(2_500_000)); // longer: the streamed write shrinks it
+    fs.writeFile('/vmlinux', { size: data.length, chunks: chunks() });
+    fsckClean(img);
+    assert.ok(mtype(img, '/vmlinux').equals(data));
+    assert.ok(fs.readFile('/vmlinux').equals(data));
+    assert.throws(() => fs.writeFile('/short.bin', { size: 10, chunks: [Buffer.alloc(5)] }), /gave 5 bytes, not the 10/);
+    assert.not.ok(fs.exists('/short.bin'), 'a short source leaves no file');
+    fsckClean(img);
+  } finally {
+    io.close();
+  }
+});
+
 test('with a fixed clock the same operations give byte-identical images', () => {
   const sums = [0, 1].map((n) => {
     const img = makeFat(join(dir, `rep${n}.img`), { fat: 32, kib: 100_000, offsetSectors: 2048 });

@@ -33,6 +33,12 @@ function splitPath(path: string): string[] {
   return parts;
 }
 
+/** A file's bytes given as chunks (in order) that add up to `size`. */
+export interface FileSource {
+  size: number;
+  chunks: Iterable<Uint8Array>;
+}
+
 export class FatFs {
   readonly fatType: 12 | 16 | 32;
   readonly clusterSize: number;
@@ -173,8 +179,33 @@ export class FatFs {
     if (runStart >= 0) yield emit();
   }
 
+  /** Write a streamed source into clusters `cl` (in order), zeroing the slack of the last cluster. */
+  private writeClusterStream(cl: number[], src: FileSource): void {
+    const cs = this.clusterSize;
+    let pos = 0;
+    for (const chunk of src.chunks) {
+      if (pos + chunk.length > src.size) throw new InputError(`${this.io.name}: file source gives more than its ${src.size} bytes`);
+      let done = 0;
+      while (done < chunk.length) {
+        const k = Math.floor(pos / cs);
+        const within = pos % cs;
+        // Extend the piece over clusters that follow one another on disk.
+        let end = k + 1;
+        while (end < cl.length && cl[end] === cl[end - 1] + 1 && (end - k) * cs - within < chunk.length - done) end++;
+        const n = Math.min(chunk.length - done, (end - k) * cs - within);
+        this.io.write(this.geometry.dataOffset + (cl[k] - 2) * cs + within, chunk.subarray(done, done + n));
+        done += n;
+        pos += n;
+      }
+    }
+    if (pos !== src.size) throw new InputError(`${this.io.name}: file source gave ${pos} bytes, not the ${src.size} it announced`);
+    const slack = cl.length * cs - pos;
+    if (slack > 0) this.io.write(this.geometry.dataOffset + (cl[cl.length - 1] - 2) * cs + (cs - slack), Buffer.alloc(slack));
+  }
+
   /** Write `data` into clusters `cl` (in order), zeroing the slack of the last cluster. */
-  private writeClusters(cl: number[], data: Uint8Array): void {
+  private writeClusters(cl: number[], data: Uint8Array | FileSource): void {
+    if (!(data instanceof Uint8Array)) return this.writeClusterStream(cl, data);
     const cs = this.clusterSize;
     let i = 0;
     while (i < cl.length) {
@@ -189,13 +220,17 @@ export class FatFs {
     }
   }
 
-  /** Create or overwrite a file; the cluster chain grows or shrinks in place, freed clusters go back. */
-  writeFile(path: string, data: Uint8Array): void {
+  /**
+   * Create or overwrite a file; the cluster chain grows or shrinks in place, freed clusters go back. `data` is the
+   * bytes, or a size and the chunks that make it up (streamed in: constant memory for big files such as a kernel).
+   */
+  writeFile(path: string, data: Uint8Array | FileSource): void {
     const w = this.walk(path);
     if ('root' in w) throw new InputError(`${this.io.name}: cannot write to '/'`);
     const { parent, name } = w;
     const now = this.clock();
-    const need = Math.ceil(data.length / this.clusterSize);
+    const length = data instanceof Uint8Array ? data.length : data.size;
+    const need = Math.ceil(length / this.clusterSize);
     if (w.entry) {
       const e = w.entry;
       if (e.isDirectory) throw new InputError(`${this.io.name}: ${path} is a directory`);
@@ -212,7 +247,7 @@ export class FatFs {
       this.writeClusters(cl, data);
       const s = parent.slotBytes(e.slot);
       setEntryCluster(s, cl.length ? cl[0] : 0);
-      s.writeUInt32LE(data.length, 28);
+      s.writeUInt32LE(length, 28);
       setEntryMtime(s, now);
       s[11] |= ATTR_ARCHIVE;
       parent.writeSlot(e.slot, s);
@@ -221,7 +256,7 @@ export class FatFs {
       const cl = this.fat.allocChain(need);
       this.undoOnError(cl, () => {
         this.writeClusters(cl, data);
-        parent.addEntries(this.entrySet(parent, name, ATTR_ARCHIVE, cl.length ? cl[0] : 0, data.length, now));
+        parent.addEntries(this.entrySet(parent, name, ATTR_ARCHIVE, cl.length ? cl[0] : 0, length, now));
       });
     }
     this.fat.flush();
