@@ -1,5 +1,7 @@
 // The IMAGE:PART:/path argument of `ls` and `cat`.
 import { InputError } from '../errors.ts';
+import { FileIO } from '../image/io.ts';
+import { openPartition, type Volume } from './volume.ts';
 
 export interface PartPathSpec {
   image: string;
@@ -17,4 +19,15 @@ export function parsePartPath(spec: string): PartPathSpec {
   const part = Number(m[2]);
   if (part < 1) throw new InputError(`"${spec}": partition numbers start at 1`);
   return { image: m[1], part, path: m[3] ?? '/' };
+}
+
+/** Parse `IMAGE:PART:/path`, open that partition's filesystem, run `fn`, and close the image whatever happens. */
+export async function withPartPath<T>(text: string, fn: (spec: PartPathSpec, v: Volume) => Promise<T> | T): Promise<T> {
+  const spec = parsePartPath(text);
+  const io = FileIO.open(spec.image);
+  try {
+    return await fn(spec, openPartition(io, spec.part));
+  } finally {
+    io.close();
+  }
 }

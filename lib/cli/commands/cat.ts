@@ -1,7 +1,6 @@
 // `pi-image cat IMAGE:PART:/path`: write a file from inside a FAT or ext4 partition to stdout, streamed.
 import type { CommandModule } from 'yargs';
-import { FileIO } from '../../image/io.ts';
-import { openPartition, parsePartPath } from '../../inspect/index.ts';
+import { withPartPath } from '../../inspect/index.ts';
 import { NotFoundError } from '../../errors.ts';
 import { runCommand, type GlobalOptions } from '../output.ts';
 
@@ -31,10 +30,7 @@ export const command: CommandModule<GlobalOptions, CatArgs> = {
   builder: (y) => y.positional('spec', { type: 'string', demandOption: true, describe: 'IMAGE:PART:/path, e.g. ubuntu.img:1:/config.txt' }),
   handler: (argv) =>
     runCommand(argv, async (out) => {
-      const spec = parsePartPath(argv.spec);
-      const io = FileIO.open(spec.image);
-      try {
-        const v = openPartition(io, spec.part);
+      await withPartPath(argv.spec, async (spec, v) => {
         if (!v.exists(spec.path)) throw new NotFoundError(`${spec.image} partition ${spec.part}: ${spec.path} does not exist`);
         if (!v.isFile(spec.path)) throw new NotFoundError(`${spec.image} partition ${spec.part}: ${spec.path} is not a regular file`);
         if (out.json) {
@@ -50,8 +46,6 @@ export const command: CommandModule<GlobalOptions, CatArgs> = {
           if ((e as NodeJS.ErrnoException).code === 'EPIPE') return; // `| head` closed the pipe: not an error
           throw e;
         }
-      } finally {
-        io.close();
-      }
+      });
     }),
 };

@@ -1,7 +1,6 @@
 // `pi-image ls IMAGE:PART:/path`: list a directory (or one file) inside a FAT or ext4 partition, without mounting.
 import type { CommandModule } from 'yargs';
-import { FileIO } from '../../image/io.ts';
-import { openPartition, parsePartPath, type ListEntry } from '../../inspect/index.ts';
+import { withPartPath, type ListEntry } from '../../inspect/index.ts';
 import { runCommand, type GlobalOptions } from '../output.ts';
 
 interface LsArgs extends GlobalOptions {
@@ -32,14 +31,9 @@ export const command: CommandModule<GlobalOptions, LsArgs> = {
   builder: (y) => y.positional('spec', { type: 'string', demandOption: true, describe: 'IMAGE:PART:/path, e.g. ubuntu.img:1:/' }),
   handler: (argv) =>
     runCommand(argv, async (out) => {
-      const spec = parsePartPath(argv.spec);
-      const io = FileIO.open(spec.image);
-      try {
-        const v = openPartition(io, spec.part);
+      await withPartPath(argv.spec, (spec, v) => {
         const entries = v.list(spec.path).sort((a, b) => a.name.localeCompare(b.name));
         out.result({ image: spec.image, partition: spec.part, filesystem: v.kind, path: spec.path, entries }, entries.length ? formatList(entries, v.kind === 'ext4') : '');
-      } finally {
-        io.close();
-      }
+      });
     }),
 };

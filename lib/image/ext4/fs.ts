@@ -12,20 +12,8 @@ import { parseDirBlock, type DirEntry } from './directory.ts';
 
 export type { ByteRange } from '../sparse.ts';
 
-export interface Ext4Stat {
-  ino: number;
-  /** Full st_mode, type bits included. */
-  mode: number;
-  type: FileType;
-  uid: number;
-  gid: number;
-  size: number;
-  links: number;
-  atime: Date;
-  mtime: Date;
-  ctime: Date;
-  rdev?: { major: number; minor: number };
-}
+/** What stat/lstat report: the inode's mode (type bits included), owner, size, links, times and device number. */
+export type Ext4Stat = { ino: number } & Pick<Inode, 'mode' | 'type' | 'uid' | 'gid' | 'size' | 'links' | 'atime' | 'mtime' | 'ctime' | 'rdev'>;
 
 export interface Ext4Info {
   blockSize: number;
