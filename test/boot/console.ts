@@ -20,7 +20,7 @@ export function markCmd(key: string, cmd: string): string {
 }
 
 /** Why a boot did not reach a clean power-off, in one line; undefined when it did. */
-export function diagnose(r: { log: string; timedOut: boolean; poweredOff: boolean; seconds: number }): string | undefined {
+export function diagnose(r: { log: string; timedOut: boolean; poweredOff: boolean; seconds: number; qemuStderr?: string }): string | undefined {
   const log = r.log;
   const gaveUp = /ALERT!\s+(\S+) does not exist/.exec(log);
   if (gaveUp || /Gave up waiting for root (file system )?device/.test(log)) {
@@ -30,9 +30,10 @@ export function diagnose(r: { log: string; timedOut: boolean; poweredOff: boolea
   if (panic) return `kernel panic: ${panic[1].trim()}`;
   if (r.poweredOff) return undefined;
   const last = log.trim().split(/\r?\n/).filter((l) => l.trim()).slice(-1)[0]?.trim() ?? '(no console output)';
-  if (r.timedOut) return `no power-off within ${Math.round(r.seconds)} s; last console line: ${last}`;
+  const qemuSaid = r.qemuStderr?.trim() ? `; QEMU said: ${r.qemuStderr.trim().split(/\r?\n/).slice(-3).join(' | ')}` : '';
+  if (r.timedOut) return `no power-off within ${Math.round(r.seconds)} s; last console line: ${last}${qemuSaid}`;
   if (/reboot: Restarting system/.test(log)) return `the guest rebooted instead of powering off; last lines before: ${last}`;
-  return `QEMU ended without a clean power-off; last console line: ${last}`;
+  return `QEMU ended without a clean power-off; last console line: ${last}${qemuSaid}`;
 }
 
 /**

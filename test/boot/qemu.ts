@@ -39,6 +39,8 @@ export interface BootResult {
   seconds: number;
   /** the kernel said "reboot: Power down": a clean power-off */
   poweredOff: boolean;
+  /** QEMU's own messages (its stderr), kept apart from the guest's console */
+  qemuStderr: string;
 }
 
 export interface BootOptions {
@@ -48,6 +50,7 @@ export interface BootOptions {
   logFile?: string;
   /** a user-mode NIC (virtio, eth0) restricted to the guest: no host, no outside world */
   nic?: boolean;
+  /** stop QEMU once a complete console line matches */
   stopWhen?: RegExp;
   onLine?: (line: string) => void;
 }
@@ -80,10 +83,11 @@ export async function boot(opts: BootOptions): Promise<BootResult> {
   const started = Date.now();
   const child = spawn('qemu-system-x86_64', args, { env: toolEnv, stdio: ['pipe', 'pipe', 'pipe'] });
   let log = '';
+  let qemuStderr = '';
   let partial = '';
   let timedOut = false;
   let stopped = false;
-  const onData = (d: Buffer) => {
+  child.stdout.on('data', (d: Buffer) => {
     const s = d.toString('utf8');
     log += s;
     if (opts.logFile) appendFileSync(opts.logFile, s);
@@ -94,14 +98,17 @@ export async function boot(opts: BootOptions): Promise<BootResult> {
     for (const l of lines) {
       opts.onLine?.(l);
       if (opts.logFile) appendFileSync(`${opts.logFile}.timed`, `${at} ${l}\n`);
+      if (opts.stopWhen && !stopped && opts.stopWhen.test(l)) {
+        stopped = true;
+        child.kill('SIGTERM');
+      }
     }
-    if (opts.stopWhen && !stopped && opts.stopWhen.test(log)) {
-      stopped = true;
-      child.kill('SIGTERM');
-    }
-  };
-  child.stdout.on('data', onData);
-  child.stderr.on('data', onData);
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    const s = d.toString('utf8');
+    qemuStderr += s;
+    if (opts.logFile) appendFileSync(opts.logFile, s.replace(/^(?=.)/gm, '# qemu: '));
+  });
   const timer = setTimeout(() => {
     timedOut = true;
     child.kill('SIGTERM');
@@ -121,5 +128,6 @@ export async function boot(opts: BootOptions): Promise<BootResult> {
     stopped,
     seconds: (Date.now() - started) / 1000,
     poweredOff: /reboot: Power down/.test(log),
+    qemuStderr,
   };
 }
