@@ -15,6 +15,12 @@ const runs = [];
 if (!boot || all) runs.push({ dir: 'test', pattern: pattern ?? '^(?!boot/).*\\.test\\.ts$' });
 if (boot || all) runs.push({ dir: 'test/boot', pattern: pattern ?? '\\.test\\.ts$' });
 
+// No colours in the captured output (uvu's totals are parsed): uvu's --no-color, and neither NO_COLOR nor
+// FORCE_COLOR passed on (uvu sets FORCE_COLOR when colouring; with NO_COLOR beside it every Node child warns).
+const childEnv = { ...process.env };
+delete childEnv.FORCE_COLOR;
+delete childEnv.NO_COLOR;
+
 let passed = 0;
 let failed = 0;
 let skipped = 0;
@@ -23,8 +29,8 @@ for (const run of runs) {
   const out = await new Promise((resolve) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', join(root, 'node_modules/uvu/bin.js'), run.dir, run.pattern, '-i', 'fixtures', '-i', 'helpers'],
-      { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' } },
+      ['--import', 'tsx', join(root, 'node_modules/uvu/bin.js'), run.dir, run.pattern, '-i', 'fixtures', '-i', 'helpers', '--no-color'],
+      { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: childEnv },
     );
     let text = '';
     child.stdout.on('data', (d) => {

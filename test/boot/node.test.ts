@@ -67,8 +67,13 @@ it('first boot: SD + SSD boot to a clean power-off with the seed applied', async
   const logFile = join(env.logDir, 'node1.log');
   const lines: { seconds: number; line: string }[] = [];
   const t0 = Date.now();
+  // A 5 GiB SSD: the image (p1 as large as its ext4) copied sparse and extended, as if flashed to a bigger disk.
+  const ssd = join(work, 'ssd-5g.img');
+  spawnSync('cp', ['--sparse=always', b.ssd, ssd]);
+  spawnSync('truncate', ['-s', '5G', ssd]);
+  const imageRootSectors = Number(JSON.parse(spawnSync('sfdisk', ['--json', b.ssd], { env: toolEnv, encoding: 'utf8' }).stdout).partitiontable.partitions[0].size);
   const r = await boot({
-    disks: [b.sd, b.ssd],
+    disks: [b.sd, ssd],
     load,
     nic: true,
     timeoutSeconds: 420,
@@ -93,6 +98,9 @@ it('first boot: SD + SSD boot to a clean power-off with the seed applied', async
   assert.match(one('addr') ?? '', /eth0 inet 10\.0\.2\.50\/24/, 'static address from network-config');
   assert.match(one('route') ?? '', /default via 10\.0\.2\.2 dev eth0/);
   assert.match(one('cmdline') ?? '', new RegExp(`root=PARTUUID=${b.partUuid}`));
+  assert.ok(imageRootSectors < 8388608, `the image's p1 (${imageRootSectors} sectors) is smaller than ssd.rootSize`);
+  assert.is(one('root-sectors'), '8388608', 'bootcmd grew p1 to ssd.rootSize (4 GiB)');
+  assert.ok(Number(one('root-fs-mib')) > 3700, `resize_rootfs grew the ext4 with it (${one('root-fs-mib')} MiB)`);
   assert.equal(m.get('runcmd'), ['extra-ran'], 'the profile\'s extra runcmd ran');
   assert.match(one('steps') ?? '', /base[\s\S]*scrub/, 'pi-image first-boot steps base and scrub done');
   assert.is(one('seed-scrubbed'), 'yes', 'the SD seed was replaced by the scrubbed user-data');
