@@ -31,22 +31,23 @@ export interface TestServer {
   routes: Map<string, Route>;
   /** Body bytes sent per path. */
   served: Map<string, number>;
-  /** Requests seen per path, with their Range header. */
-  requests: { path: string; range?: string }[];
+  /** Requests seen, with their Range header and the body bytes sent in answer to each. */
+  requests: { path: string; range?: string; sent: number }[];
   close(): Promise<void>;
 }
 
 export async function startServer(): Promise<TestServer> {
   const routes = new Map<string, Route>();
   const served = new Map<string, number>();
-  const requests: { path: string; range?: string }[] = [];
+  const requests: { path: string; range?: string; sent: number }[] = [];
   const count = (path: string, n: number): void => {
     served.set(path, (served.get(path) ?? 0) + n);
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
-    requests.push({ path, range: req.headers.range });
+    const request = { path, range: req.headers.range, sent: 0 };
+    requests.push(request);
     const r = routes.get(path);
     if (!r || r.status === 404) {
       res.writeHead(404).end('not found');
@@ -99,6 +100,7 @@ export async function startServer(): Promise<TestServer> {
       if (buf.length) {
         res.write(buf);
         sent += buf.length;
+        request.sent += buf.length;
         count(path, buf.length);
       }
       if (sent >= limit) {
