@@ -5,14 +5,15 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createReadStream, openSync, readSync, closeSync, fstatSync } from 'node:fs';
 import { open as openAsync } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { createGunzip, crc32 } from 'node:zlib';
 import unzipper from 'unzipper';
 import { CorruptImageError, InputError } from '../errors.ts';
-import { hashBuffers, hashRange } from './hash.ts';
+import { hashBuffers, hashRange, scanRange } from './hash.ts';
+import { isZero } from '../image/sparse.ts';
 
 export type SourceFormat = 'xz' | 'zip' | 'gz' | 'raw';
 export type XzDecoder = 'auto' | 'xz' | 'wasm';
@@ -141,13 +142,29 @@ export async function xzToFile(
 export interface XzJob {
   /** xz's stdin when no input path was given: write the compressed bytes here, then end() it. */
   stdin?: import('node:stream').Writable;
-  /** sha256, size and allocated bytes of the raw output; rejects with CorruptImageError when xz fails. */
-  result: Promise<{ sha256: string; size: number; dataBytes: number }>;
+  /**
+   * sha256, size and allocated bytes of the raw output, and how many trailing bytes were hashed ahead as zeros
+   * (confirmed); rejects with CorruptImageError when xz fails.
+   */
+  result: Promise<{ sha256: string; size: number; dataBytes: number; tailGuessed: number }>;
   /** Stop xz (the output file is left for the caller to delete). */
   kill(): void;
+  /**
+   * All compressed bytes have been written to stdin: end it. With the final size (from the xz index), the hash
+   * may run ahead over the image's trailing zeros while xz is still decoding them (see startXz).
+   */
+  finishInput(expectedSize?: number): void;
 }
 
-/** Start `xz -dc` into `dest`, reading `input` (a path) or, without one, what is written to the job's stdin. */
+/**
+ * Start `xz -dc` into `dest`, reading `input` (a path) or, without one, what is written to the job's stdin.
+ *
+ * The tail: xz leaves a final run of zeros as a hole and only extends the file when it exits, so the hash behind
+ * it would wait, then read and hash that whole run afterwards. Once all input is in and the final size is known
+ * (`finishInput`), the hash goes on while xz decodes: zeros are fed into a copy of the hash, up to the final size.
+ * The copy is used only once the file covers what was guessed and those bytes read back as all zeros (reading a
+ * hole is cheaper than hashing it); if xz wrote data there, the guess is dropped and the bytes hashed as usual.
+ */
 export function startXz(dest: string, opts: { input?: string; name?: string; signal?: AbortSignal; onBytes?: (done: number) => void }): XzJob {
   const name = opts.name ?? (opts.input ? basename(opts.input) : basename(dest));
   const outFd = openSync(dest, 'w', 0o644);
@@ -170,17 +187,42 @@ export function startXz(dest: string, opts: { input?: string; name?: string; sig
     });
   });
   exit.catch(() => undefined);
+  let expected: number | undefined;
   const result = (async () => {
-    const hash = createHash('sha256');
+    let hash = createHash('sha256');
     const bufs = hashBuffers();
     const reader = await openAsync(dest, 'r');
     let pos = 0;
+    /** The guess that the bytes from `start` to the final size are zeros: a copy of the hash fed zeros to `pos`. */
+    let guess: { hash: Hash; start: number; pos: number } | undefined;
+    let zeros: Buffer | undefined;
+    let guessed = 0;
     try {
       for (;;) {
         const wasExited = exited;
         const size = fstatSync(outFd).size;
+        if (guess && size > pos) {
+          // xz wrote again. Bytes below the size are final (xz only moves forward), so once they cover the guess,
+          // the guess stands if they read back as zeros; otherwise it is dropped and the bytes hashed as they are.
+          if (size >= guess.pos && guess.start === pos && (await scanRange(reader, bufs, pos, guess.pos, (c) => isZero(c))) === guess.pos) {
+            hash = guess.hash;
+            guessed += guess.pos - pos;
+            pos = guess.pos;
+            opts.onBytes?.(pos);
+          }
+          guess = undefined;
+        }
         pos = await hashRange(reader, hash, bufs, pos, size, opts.onBytes);
         if (wasExited) break;
+        if (pos >= size && expected !== undefined && (guess?.pos ?? pos) < expected) {
+          zeros ??= Buffer.alloc(bufs[0].length);
+          guess ??= { hash: hash.copy(), start: pos, pos };
+          const n = Math.min(zeros.length, expected - guess.pos);
+          guess.hash.update(n === zeros.length ? zeros : zeros.subarray(0, n));
+          guess.pos += n;
+          await new Promise((resolve) => setImmediate(resolve)); // let xz's exit and the file's growth be seen
+          continue;
+        }
         if (pos >= size) await Promise.race([sleep(20), exit]);
       }
       await exit;
@@ -189,13 +231,21 @@ export function startXz(dest: string, opts: { input?: string; name?: string; sig
         throw new CorruptImageError(`${name}: xz data is damaged or truncated: ${msg || `xz exited with ${code}`}`, undefined, 'Delete it and download again (pi-image images prune).');
       }
       const st = fstatSync(outFd);
-      return { sha256: hash.digest('hex'), size: pos, dataBytes: Math.min(st.blocks * 512, st.size) };
+      return { sha256: hash.digest('hex'), size: pos, dataBytes: Math.min(st.blocks * 512, st.size), tailGuessed: guessed };
     } finally {
       await reader.close();
       closeSync(outFd);
     }
   })();
-  return { stdin: child.stdin ?? undefined, result, kill: () => child.kill('SIGKILL') };
+  return {
+    stdin: child.stdin ?? undefined,
+    result,
+    kill: () => child.kill('SIGKILL'),
+    finishInput: (expectedSize) => {
+      expected = expectedSize;
+      child.stdin?.end();
+    },
+  };
 }
 
 async function openZip(path: string, name: string): Promise<Decoded> {

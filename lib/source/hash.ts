@@ -1,36 +1,70 @@
-// sha256 of a file (or a range of it) read through two reused 2 MiB buffers: no per-chunk allocations, so hashing a
-// multi-GB file keeps memory flat, and the next read runs while the current chunk is hashed.
+// sha256 of a file (or a range of it) read through four reused 2 MiB buffers: no per-chunk allocations, so hashing
+// a multi-GB file keeps memory flat, and the next chunks are read while the current one is hashed.
 import { createHash, type Hash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { OnProgress } from '../progress.ts';
 
 const CHUNK = 2 << 20;
+const IN_FLIGHT = 4; // libuv's default thread pool size
 
-/** Two reusable read buffers for `hashRange` (one being hashed while the other is read). */
-export function hashBuffers(): [Buffer, Buffer] {
-  return [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
+/** Reusable read buffers for `scanRange`/`hashRange`: one being hashed while the others are read. */
+export function hashBuffers(): Buffer[] {
+  return Array.from({ length: IN_FLIGHT }, () => Buffer.allocUnsafe(CHUNK));
 }
 
 /**
- * Feed bytes [pos, end) of an open file into `hash`, reading the next chunk (in libuv's thread pool) while the
- * current one is hashed, so reading and hashing overlap on two CPUs. Returns the position reached (short of `end`
- * only at end of file).
+ * Pass bytes [pos, end) of an open file to `fn` in order, chunk by chunk, with the next chunks being read (in
+ * libuv's thread pool, one buffer each) while `fn` runs, so reads (page-cache copies, or zero-filling holes) and
+ * hashing overlap across CPUs. `fn` returning false stops the scan. Returns the position reached: `end`, short of
+ * it at end of file, or the start of the chunk that stopped it.
  */
-export async function hashRange(fh: FileHandle, hash: Hash, bufs: [Buffer, Buffer], pos: number, end: number, onBytes?: (pos: number) => void): Promise<number> {
-  let cur = 0;
-  let pending = pos < end ? fh.read(bufs[0], 0, Math.min(CHUNK, end - pos), pos) : undefined;
-  while (pending) {
-    const { bytesRead } = await pending;
-    if (bytesRead === 0) break;
-    const next = pos + bytesRead;
-    pending = next < end ? fh.read(bufs[cur ^ 1], 0, Math.min(CHUNK, end - next), next) : undefined;
-    hash.update(bufs[cur].subarray(0, bytesRead));
-    pos = next;
-    cur ^= 1;
-    onBytes?.(pos);
+export async function scanRange(fh: FileHandle, bufs: Buffer[], pos: number, end: number, fn: (chunk: Buffer) => boolean | void): Promise<number> {
+  const inflight: { read: Promise<{ bytesRead: number }>; len: number }[] = []; // inflight[i] reads into bufs[(head + i) % n]
+  let head = 0;
+  let next = pos;
+  const settle = async (): Promise<void> => {
+    await Promise.allSettled(inflight.map((r) => r.read));
+    inflight.length = 0;
+  };
+  const issue = (): void => {
+    while (inflight.length < bufs.length && next < end) {
+      const len = Math.min(CHUNK, end - next);
+      inflight.push({ read: fh.read(bufs[(head + inflight.length) % bufs.length], 0, len, next), len });
+      next += len;
+    }
+  };
+  try {
+    issue();
+    while (inflight.length) {
+      const { read, len } = inflight.shift()!;
+      const { bytesRead } = await read;
+      const buf = bufs[head];
+      head = (head + 1) % bufs.length;
+      if (bytesRead === 0) break;
+      if (fn(buf.subarray(0, bytesRead)) === false) break;
+      pos += bytesRead;
+      if (bytesRead < len) {
+        // A short read (end of file): drop the reads beyond it and go on from here.
+        await settle();
+        next = pos;
+      }
+      issue();
+    }
+  } finally {
+    await settle(); // no read may still be writing into a buffer the caller reuses
   }
   return pos;
+}
+
+/** Feed bytes [pos, end) of an open file into `hash` (see scanRange); returns the position reached. */
+export function hashRange(fh: FileHandle, hash: Hash, bufs: Buffer[], pos: number, end: number, onBytes?: (pos: number) => void): Promise<number> {
+  let at = pos;
+  return scanRange(fh, bufs, pos, end, (chunk) => {
+    hash.update(chunk);
+    at += chunk.length;
+    onBytes?.(at);
+  });
 }
 
 /** Feed the first `length` bytes of `path` (all of it when omitted) into `hash`; returns the bytes read. */

@@ -222,7 +222,7 @@ async function decompressDownload(cache: Cache, d: DownloadResult, tap: XzTap | 
     const job = tap.job;
     try {
       const total = xzUncompressedSize(d.path);
-      job.stdin!.end();
+      job.finishInput(total);
       // The rest of the decompression after the download ended, reported from the hash running behind xz.
       const out = await job.result;
       opts.onProgress?.({ phase: 'decompress', done: out.size, total: total ?? out.size, unit: 'bytes', detail: `${name} via xz -dc (while downloading)` });

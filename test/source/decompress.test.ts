@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { resolveImage } from '../../lib/source/index.ts';
+import { startXz } from '../../lib/source/decompress.ts';
 import { CorruptImageError, InputError } from '../../lib/errors.ts';
 import { makeSourceFixture, sha256File } from '../helpers/source-fixtures.ts';
 
@@ -155,6 +156,32 @@ test('a raw file that is not a disk image is refused without a cache entry', asy
   writeFileSync(junk, Buffer.alloc(8192, 1));
   const msg = await expectFailure(junk, (e) => e instanceof CorruptImageError);
   assert.match(msg, /no MBR boot signature/);
+});
+
+test('xz fed through stdin: the hash runs ahead over trailing zeros, and only zeros', async () => {
+  // 512 MiB, 1 MiB of random bytes at 1 MiB, zeros after it; the second image also has 4 KiB of data at its end.
+  const size = 512 * 1024 * 1024;
+  for (const [name, dataAtEnd] of [['tail-zeros.img', false], ['tail-data.img', true]] as const) {
+    const raw = join(dir, name);
+    execFileSync('truncate', ['-s', String(size), raw]);
+    execFileSync('dd', ['if=/dev/urandom', `of=${raw}`, 'bs=1M', 'count=1', 'seek=1', 'conv=notrunc', 'status=none']);
+    if (dataAtEnd) execFileSync('dd', ['if=/dev/urandom', `of=${raw}`, 'bs=4096', 'count=1', `seek=${size / 4096 - 1}`, 'conv=notrunc', 'status=none']);
+    const xz = execFileSync('xz', ['-T1', '-1', '-c', raw], { maxBuffer: 64 * 1024 * 1024 });
+    const want = execFileSync('sha256sum', [raw], { encoding: 'utf8' }).split(' ')[0];
+    const out = join(dir, `${name}.out`);
+    const job = startXz(out, { name });
+    job.stdin!.write(xz);
+    job.finishInput(size);
+    const r = await job.result;
+    assert.is(r.sha256, want, name);
+    assert.is(r.size, size);
+    assert.is(execFileSync('sha256sum', [out], { encoding: 'utf8' }).split(' ')[0], want, `${name}: bytes on disk`);
+    assert.ok(statSync(out).blocks * 512 < 16 * 1024 * 1024, `${name}: sparse`);
+    if (dataAtEnd) assert.is(r.tailGuessed, 0, 'data written after the guess began: the guess is dropped');
+    else assert.ok(r.tailGuessed > 0, 'the trailing zeros were hashed ahead while xz decoded them');
+    rmSync(out);
+    rmSync(raw);
+  }
 });
 
 test('xz is found on this machine (the system decoder path is what the suite exercises)', () => {
