@@ -27,6 +27,17 @@ const SIZE = 24 * MiB;
 const img = join(dir, 'disk.img');
 scatteredImage(img, SIZE, [{ start: 700 * 1024, length: 50 * 1024 }, { start: 3 * MiB, length: 2 * MiB }, { start: SIZE - 4096, length: 4096 }], { mbr: true });
 
+/** The flash must be refused with a SafetyError whose message matches. */
+async function refusedWith(attempt: Promise<unknown>, message: RegExp): Promise<void> {
+  try {
+    await attempt;
+    assert.unreachable('the flash should have been refused');
+  } catch (err) {
+    assert.instance(err, SafetyError);
+    assert.match((err as Error).message, message);
+  }
+}
+
 function backing(name: string, size: number): string {
   const p = join(dir, name);
   writeFileSync(p, '');
@@ -105,13 +116,7 @@ test('flash to a loop device: mapped ranges equal the image, verified', async ()
 test('a mounted loop device is refused; --unmount unmounts it and writes', async () => {
   const l = loopOrSkip(mountedLoop(backing('dev2', 32 * MiB)), 'mounted loop device');
   if (!l) return;
-  try {
-    await flash({ image: img, target: l.dev, yes: true, force: true });
-    assert.unreachable();
-  } catch (err) {
-    assert.instance(err, SafetyError);
-    assert.match((err as Error).message, /is mounted at/);
-  }
+  await refusedWith(flash({ image: img, target: l.dev, yes: true, force: true }), /is mounted at/);
   const fd = openSync(l.dev, 'r');
   const sb = Buffer.alloc(2);
   readSync(fd, sb, 0, 2, 1024 + 0x38);
@@ -127,13 +132,7 @@ test('a mounted loop device is refused; --unmount unmounts it and writes', async
 test('a loop device smaller than the image is refused, even with --force', async () => {
   const l = loopOrSkip(attachLoop(backing('small', 16 * MiB)), 'small loop device');
   if (!l) return;
-  try {
-    await flash({ image: img, target: l.dev, yes: true, force: true });
-    assert.unreachable();
-  } catch (err) {
-    assert.instance(err, SafetyError);
-    assert.match((err as Error).message, /smaller than the image/);
-  }
+  await refusedWith(flash({ image: img, target: l.dev, yes: true, force: true }), /smaller than the image/);
 });
 
 test('CLI: no TTY and no --yes exits 3 without writing; --yes writes; --json lines', () => {
