@@ -35,6 +35,7 @@ try {
   const xz: number[] = [];
   const cold: number[] = [];
   const cp: number[] = [];
+  const cp4: number[] = [];
   const warm: number[] = [];
   let rss = 0;
   for (let i = 0; i < runs; i++) {
@@ -46,6 +47,10 @@ try {
     const copy = join(work, 'cp.img');
     cp.push(timed('cp', ['--sparse=always', img.img, copy]).secs);
     rmSync(copy);
+    // Context, not the target's baseline: one sparse copy per node (what a build without shared blocks must write).
+    const copies = [1, 2, 3, 4].map((n) => join(work, `cp${n}.img`));
+    cp4.push(timed('sh', ['-c', copies.map((c) => `cp --sparse=always '${img.img}' '${c}'`).join(' && ')]).secs);
+    for (const c of copies) rmSync(c);
     const w = timed(process.execPath, [cli, 'build', ...common, '--image', img.xz, '--cache', cache, '--out', join(work, `out-warm-${i}`)]);
     warm.push(w.secs);
     rmSync(join(work, `out-warm-${i}`), { recursive: true, force: true });
@@ -57,7 +62,8 @@ try {
   console.log(`  xz -dc > /dev/null          ${fmt(median(xz))} s`);
   console.log(`  cold build (decompress+4)   ${fmt(median(cold))} s   ratio ${fmt(median(cold) / median(xz))}× xz -dc   (target ≤ 1.15×)`);
   console.log(`  cp --sparse=always of base  ${fmt(median(cp))} s`);
-  console.log(`  warm build (4 nodes)        ${fmt(median(warm))} s   ratio ${fmt(median(warm) / median(cp))}× cp        (target ≤ 1.0×)`);
+  console.log(`  4 × cp --sparse=always       ${fmt(median(cp4))} s   (context: one copy per node)`);
+  console.log(`  warm build (4 nodes)        ${fmt(median(warm))} s   ratio ${fmt(median(warm) / median(cp))}× cp        (target ≤ 1.0×); ${fmt(median(warm) / median(cp4))}× 4 × cp`);
   console.log(`  peak RSS of pi-image        ${rss.toFixed(0)} MB        (target ≤ 150 MB)`);
 } finally {
   rmSync(work, { recursive: true, force: true });
