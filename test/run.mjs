@@ -56,4 +56,5 @@ for (const run of runs) {
 if (skipped) console.log(`${skipped} skipped (the reasons are printed above)`);
 // The last line is exactly "N passed, N failed" (CI reads it).
 console.log(`${passed} passed, ${failed} failed`);
-process.exit(exitCode || (failed > 0 ? 1 : 0));
+// exitCode, not exit(): stdout (a pipe in CI) is flushed before the process ends.
+process.exitCode = exitCode || (failed > 0 ? 1 : 0);
