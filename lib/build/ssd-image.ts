@@ -121,16 +121,3 @@ export function writeSsdImages(opts: {
     for (const out of outs) out.close();
   }
 }
-
-/** Write one SSD image (see writeSsdImages). */
-export function writeSsdImage(opts: {
-  path: string;
-  base: BlockIO;
-  rootPart: MbrPartition;
-  diskSignature: number;
-  known?: Map<number, KnownRange>;
-  onProgress?: OnProgress;
-  detail?: string;
-}): SsdImageResult {
-  return writeSsdImages({ ...opts, targets: [{ path: opts.path, diskSignature: opts.diskSignature }] })[0];
-}

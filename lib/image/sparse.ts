@@ -84,8 +84,6 @@ export interface CopyOptions {
   onProgress?: OnProgress;
   phase?: string;
   detail?: string;
-  /** Sees every chunk as it is written (offset in `dst`, ascending), e.g. to hash while copying. */
-  onWrite?: (offset: number, data: Buffer) => void;
 }
 
 export interface CopyStats {
@@ -131,7 +129,6 @@ export function copyRanges(src: BlockIO, dst: BlockIO, ranges: readonly ByteRang
         dst.write(off + dstOffset, view);
         stats.bytesWritten += n;
       }
-      opts.onWrite?.(off + dstOffset, view);
       off += n;
       if (opts.onProgress && (stats.bytesRead - lastReport >= 64 << 20 || stats.bytesRead === total)) {
         lastReport = stats.bytesRead;
