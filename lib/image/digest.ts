@@ -28,8 +28,9 @@ function feedZeros(hash: Hash, length: number): void {
 }
 
 /**
- * Hash `path`: the whole file (holes read as zeros, without reading them) and each mapped range.
- * The caller guarantees that everything outside `ranges` is zero (it wrote the image sparse).
+ * Hash `path`: the whole file (holes read as zeros, without reading them) and each mapped range, by reading the
+ * mapped blocks and feeding them to an ImageDigester. The caller guarantees that everything outside `ranges` is
+ * zero (it wrote the image sparse).
  */
 export function digestImage(
   path: string,
@@ -40,35 +41,22 @@ export function digestImage(
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
-    const blocks = toBlockRanges(ranges, blockSize, size);
-    const whole = createHash('sha256');
-    const out: BlockRange[] = [];
+    const digester = new ImageDigester(size, { blockSize });
+    const spans = toBlockRanges(ranges, blockSize, size).map((b) => ({ start: b.first * blockSize, end: Math.min(size, (b.last + 1) * blockSize) }));
+    const total = spans.reduce((s, b) => s + b.end - b.start, 0);
     const buf = Buffer.allocUnsafe(CHUNK);
-    let pos = 0;
-    let mapped = 0;
     let done = 0;
-    const total = blocks.reduce((s, b) => s + Math.min(size, (b.last + 1) * blockSize) - b.first * blockSize, 0);
-    for (const { first, last } of blocks) {
-      const start = first * blockSize;
-      const end = Math.min(size, (last + 1) * blockSize);
-      feedZeros(whole, start - pos);
-      const part = createHash('sha256');
+    for (const { start, end } of spans) {
       for (let off = start; off < end; ) {
         const n = readSync(fd, buf, 0, Math.min(CHUNK, end - off), off);
         if (n === 0) throw new Error(`${path}: unexpected end of file at ${off}`);
-        const view = buf.subarray(0, n);
-        whole.update(view);
-        part.update(view);
+        digester.update(off, buf.subarray(0, n));
         off += n;
         done += n;
         opts.onProgress?.({ phase: 'checksum', done, total, detail: opts.detail });
       }
-      out.push({ first, last, checksum: part.digest('hex') });
-      mapped += last - first + 1;
-      pos = end;
     }
-    feedZeros(whole, size - pos);
-    return { size, blockSize, sha256: whole.digest('hex'), ranges: out, mappedBlocks: mapped };
+    return digester.finish();
   } finally {
     closeSync(fd);
   }
