@@ -179,8 +179,11 @@ export class FatFs {
     if (runStart >= 0) yield emit();
   }
 
-  /** Write a streamed source into clusters `cl` (in order), zeroing the slack of the last cluster. */
-  private writeClusterStream(cl: number[], src: FileSource): void {
+  /**
+   * Write a file's bytes (given as chunks) into clusters `cl` (in order), zeroing the slack of the last cluster;
+   * a chunk is written with as few writes as the chain allows (runs of clusters that follow one another on disk).
+   */
+  private writeClusters(cl: number[], src: FileSource): void {
     const cs = this.clusterSize;
     let pos = 0;
     for (const chunk of src.chunks) {
@@ -189,9 +192,8 @@ export class FatFs {
       while (done < chunk.length) {
         const k = Math.floor(pos / cs);
         const within = pos % cs;
-        // Extend the piece over clusters that follow one another on disk.
         let end = k + 1;
-        while (end < cl.length && cl[end] === cl[end - 1] + 1 && (end - k) * cs - within < chunk.length - done) end++;
+        while (end < cl.length && cl[end] === cl[end - 1] + 1 && (end - k) * cs - within < chunk.length - done && (end - k) * cs < 4 * CHUNK) end++;
         const n = Math.min(chunk.length - done, (end - k) * cs - within);
         this.io.write(this.geometry.dataOffset + (cl[k] - 2) * cs + within, chunk.subarray(done, done + n));
         done += n;
@@ -203,23 +205,6 @@ export class FatFs {
     if (slack > 0) this.io.write(this.geometry.dataOffset + (cl[cl.length - 1] - 2) * cs + (cs - slack), Buffer.alloc(slack));
   }
 
-  /** Write `data` into clusters `cl` (in order), zeroing the slack of the last cluster. */
-  private writeClusters(cl: number[], data: Uint8Array | FileSource): void {
-    if (!(data instanceof Uint8Array)) return this.writeClusterStream(cl, data);
-    const cs = this.clusterSize;
-    let i = 0;
-    while (i < cl.length) {
-      let j = i + 1;
-      while (j < cl.length && cl[j] === cl[j - 1] + 1 && (j - i) * cs < 4 * CHUNK) j++;
-      const from = i * cs;
-      const to = Math.min(j * cs, data.length);
-      const off = this.geometry.dataOffset + (cl[i] - 2) * cs;
-      this.io.write(off, data.subarray(from, to));
-      if (j === cl.length && to < j * cs) this.io.write(off + (to - from), Buffer.alloc(j * cs - to));
-      i = j;
-    }
-  }
-
   /**
    * Create or overwrite a file; the cluster chain grows or shrinks in place, freed clusters go back. `data` is the
    * bytes, or a size and the chunks that make it up (streamed in: constant memory for big files such as a kernel).
@@ -229,7 +214,8 @@ export class FatFs {
     if ('root' in w) throw new InputError(`${this.io.name}: cannot write to '/'`);
     const { parent, name } = w;
     const now = this.clock();
-    const length = data instanceof Uint8Array ? data.length : data.size;
+    const src: FileSource = data instanceof Uint8Array ? { size: data.length, chunks: [data] } : data;
+    const length = src.size;
     const need = Math.ceil(length / this.clusterSize);
     if (w.entry) {
       const e = w.entry;
@@ -244,7 +230,7 @@ export class FatFs {
         const extra = this.fat.allocChain(need - old.length, old.length ? old[old.length - 1] : undefined);
         cl = old.concat(extra);
       }
-      this.writeClusters(cl, data);
+      this.writeClusters(cl, src);
       const s = parent.slotBytes(e.slot);
       setEntryCluster(s, cl.length ? cl[0] : 0);
       s.writeUInt32LE(length, 28);
@@ -255,7 +241,7 @@ export class FatFs {
       validateLongName(name, path);
       const cl = this.fat.allocChain(need);
       this.undoOnError(cl, () => {
-        this.writeClusters(cl, data);
+        this.writeClusters(cl, src);
         parent.addEntries(this.entrySet(parent, name, ATTR_ARCHIVE, cl.length ? cl[0] : 0, length, now));
       });
     }
