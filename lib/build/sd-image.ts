@@ -46,42 +46,43 @@ export interface SdImageResult {
   mapped: { start: number; length: number }[];
 }
 
-/** The base image's kernel as the SD images need it: whether it is gzip, its checksum, its decompressed copy. */
+/** The base image's kernel as the SD images need it: decompressed when it is gzip (and the catalog allows it). */
 export interface PreparedKernel {
-  /** sha256 line of the packed kernel (the re-decompress script's sum file). */
-  packedSumText: string;
-  /** The decompressed kernel in a temporary file, when the kernel is gzip and the catalog lets it be decompressed. */
-  unpacked?: { path: string; size: number };
+  /** The decompressed kernel in a temporary file, with the sha256 line of the packed one (the script's sum file). */
+  unpacked?: { path: string; size: number; packedSumText: string };
 }
 
 /**
- * Read the kernel from the base image's boot partition once, streaming: hash it, check it against the catalog's
- * compression, and gunzip it to `tmpPath` (a kernel is tens of MB: never whole in memory). The caller deletes it.
+ * Look at the kernel in the base image's boot partition once per lane, streaming: check it against the catalog's
+ * compression, and gunzip a gzip kernel to `tmpPath` while hashing it (a kernel is tens of MB: never whole in
+ * memory). The caller deletes the file.
  */
 export async function prepareKernel(base: BlockIO, bootPart: MbrPartition, boot: BootStyle, tmpPath: string): Promise<PreparedKernel> {
   const fat = FatFs.open(partitionIO(base, bootPart));
   if (!fat.exists(boot.kernel)) throw new CorruptImageError(`${base.name}: boot partition has no kernel ${boot.kernel}`);
-  const head = Buffer.alloc(3);
+  // One read: the first chunk tells whether it is gzip; a gzip kernel's chunks are hashed on their way to gunzip.
   const hash = createHash('sha256');
-  let got = 0;
-  for (const chunk of fat.readFileChunks(boot.kernel)) {
-    if (got < 3) chunk.copy(head, got, 0, Math.min(chunk.length, 3 - got));
-    got += chunk.length;
-    hash.update(chunk);
+  const chunks = fat.readFileChunks(boot.kernel)[Symbol.iterator]();
+  const first = chunks.next();
+  const head: Buffer = first.done ? Buffer.alloc(0) : first.value;
+  function* hashed(): Generator<Buffer> {
+    for (let c = first; !c.done; c = chunks.next()) {
+      hash.update(c.value);
+      yield c.value;
+    }
   }
   const gzip = isGzip(head);
   if (boot.compression === 'gzip' && !gzip) {
     throw new CorruptImageError(`${base.name}: ${boot.kernel} is not gzip-compressed, as the catalog says it is`);
   }
-  const packedSumText = `${hash.digest('hex')}\n`;
-  if (!gzip || boot.compression === 'none') return { packedSumText };
+  if (!gzip || boot.compression === 'none') return {};
   try {
-    await pipeline(Readable.from(fat.readFileChunks(boot.kernel)), createGunzip(), createWriteStream(tmpPath, { mode: 0o600 }));
+    await pipeline(Readable.from(hashed()), createGunzip(), createWriteStream(tmpPath, { mode: 0o600 }));
   } catch (err) {
     rmSync(tmpPath, { force: true });
     throw new CorruptImageError(`${base.name}: ${boot.kernel} does not decompress: ${(err as Error).message}`);
   }
-  return { packedSumText, unpacked: { path: tmpPath, size: statSync(tmpPath).size } };
+  return { unpacked: { path: tmpPath, size: statSync(tmpPath).size, packedSumText: `${hash.digest('hex')}\n` } };
 }
 
 /** A file's bytes in 1 MiB chunks, read synchronously (one buffer, reused: each chunk is consumed before the next). */
@@ -134,7 +135,7 @@ export function writeSdImage(opts: {
       const names = { packed: opts.boot.kernel, kernel };
       fat.writeFile(kernel, { size: k.unpacked.size, chunks: fileChunks(k.unpacked.path) });
       fat.writeFile(DECOMPRESS_SCRIPT_NAME, Buffer.from(decompressScript(names)));
-      fat.writeFile(decompressSumFile(names), Buffer.from(k.packedSumText));
+      fat.writeFile(decompressSumFile(names), Buffer.from(k.unpacked.packedSumText));
     }
 
     // config.txt (and the file the release keeps for user changes): boot that kernel and initramfs directly.
