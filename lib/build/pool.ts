@@ -12,6 +12,7 @@ const bootUrl = compiled ? new URL('./worker.js', import.meta.url) : new URL('./
 const entry = new URL('./worker.ts', import.meta.url).href;
 
 function runInWorker(job: LaneJob, onProgress: (e: ProgressEvent) => void, workers: Worker[]): Promise<LaneResult> {
+  const label = job.nodes.map((n) => n.node).join(', ');
   return new Promise((resolve, reject) => {
     const worker = new Worker(bootUrl, { workerData: { entry } });
     workers.push(worker);
@@ -28,13 +29,13 @@ function runInWorker(job: LaneJob, onProgress: (e: ProgressEvent) => void, worke
       else if (m.type === 'done') finish(() => resolve(m.result!));
       else if (m.type === 'error') {
         const e = m.error!;
-        const err = new PiImageError(e.code ?? 'BUILD', `${job.nodes.map((n) => n.node).join(', ')}: ${e.message}`, e.hint);
+        const err = new PiImageError(e.code ?? 'BUILD', `${label}: ${e.message}`, e.hint);
         err.stack = e.stack;
         finish(() => reject(err));
       }
     });
     worker.on('error', (err) => finish(() => reject(err)));
-    worker.on('exit', (code) => finish(() => reject(new Error(`${job.nodes.map((n) => n.node).join(', ')}: build worker exited with code ${code}`))));
+    worker.on('exit', (code) => finish(() => reject(new Error(`${label}: build worker exited with code ${code}`))));
     worker.postMessage(job);
   });
 }

@@ -31,6 +31,10 @@ export function settleGrowing(file: GrowingFile, outcome: typeof DONE | typeof F
   Atomics.notify(flags, 1);
 }
 
+function writerFailed(path: string): PiImageError {
+  return new PiImageError('SOURCE', `${path}: the base image could not be decompressed; nothing was built from it`);
+}
+
 export class GrowingFileIO implements BlockIO {
   readonly readOnly = true;
   private readonly file: FileIO;
@@ -54,7 +58,7 @@ export class GrowingFileIO implements BlockIO {
       Atomics.wait(flags, 1, 0, 10);
       const state = Atomics.load(flags, 0);
       if (state === DONE) return new GrowingFileIO(src, FileIO.open(src.finalPath, { size: src.size }));
-      if (state === FAILED) throw new PiImageError('SOURCE', `${src.path}: the base image could not be decompressed; nothing was built from it`);
+      if (state === FAILED) throw writerFailed(src.path);
     }
   }
 
@@ -70,9 +74,7 @@ export class GrowingFileIO implements BlockIO {
   private waitFor(end: number): void {
     while (this.available < end) {
       const state = Atomics.load(this.flags, 0);
-      if (state === FAILED) {
-        throw new PiImageError('SOURCE', `${this.name}: the base image could not be decompressed; nothing was built from it`);
-      }
+      if (state === FAILED) throw writerFailed(this.name);
       this.available = fstatSync(this.file.fd).size;
       if (this.available >= end || state === DONE) return;
       Atomics.wait(this.flags, 1, 0, 10);
