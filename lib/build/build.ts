@@ -103,7 +103,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     model: 'pi4',
   };
   const envEpoch = process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined;
-  // Build time for FAT timestamps: --source-date-epoch, then SOURCE_DATE_EPOCH, then the profile's `epoch`.
+  // Build time for FAT timestamps: opts.sourceDateEpoch, then SOURCE_DATE_EPOCH, then the profile's `epoch`.
   const epoch = opts.sourceDateEpoch ?? envEpoch ?? profile.epoch;
   if (!Number.isInteger(epoch) || epoch < 315532800) {
     throw new InputError(`SOURCE_DATE_EPOCH=${epoch} is not usable`, 'give whole seconds since 1970, at or after 1980 (FAT cannot store earlier)');
