@@ -170,7 +170,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     // Nodes built earlier from the same profile, image and time stay listed, so `build node2` after `build node1`
     // leaves a manifest of both.
     const previous = readManifest(join(outDir, 'manifest.json'));
-    if (previous && previous.profile.digest === loaded.digest && previous.image.sha256 === image.sha256 && previous.sourceDateEpoch === epoch) {
+    if (previous && previous.profile.digest === loaded.digest && previous.image.sha256 === image.sourceSha256 && previous.sourceDateEpoch === epoch) {
       for (const [name, node] of Object.entries(previous.nodes)) {
         if (!(name in nodes) && names.includes(name) && existsSync(join(outDir, name))) nodes[name] = node;
       }
@@ -180,7 +180,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       generator: `pi-image ${VERSION}`,
       sourceDateEpoch: epoch,
       profile: { cluster: profile.cluster.name, digest: loaded.digest },
-      image: { id: image.id, sha256: image.sha256 },
+      image: { id: image.id, sha256: image.sourceSha256 },
       nodes: Object.fromEntries(Object.keys(nodes).sort().map((k) => [k, nodes[k]])),
     };
     for (const name of wanted) {

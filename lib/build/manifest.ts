@@ -29,6 +29,7 @@ export interface Manifest {
   generator: string;
   sourceDateEpoch: number;
   profile: { cluster: string; digest: string };
+  /** The base image: its id, and the sha256 of the file as published (what the release's SHA256SUMS lists). */
   image: { id: string; sha256: string };
   nodes: Record<string, ManifestNode>;
 }

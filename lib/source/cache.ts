@@ -3,7 +3,7 @@
 //   downloads/<key>-<file>.partial    an interrupted download; .partial.json beside it says from where (resume)
 //   downloads/<key>-<file>.json       what a finished download is: url, size, sha256, etag
 //   images/<sourceSha256>.img         the raw base image, sparse; named by the sha256 of the file it came from
-//   images/<sourceSha256>.json        its record: id, raw sha256, size, partitions, decoder, source
+//   images/<sourceSha256>.json        its record: id, size, partitions, decoder, source
 //   sources.json                      local files already seen: path+size+mtime -> sourceSha256 (no re-hash)
 // Everything is written under a temporary name and renamed once verified, so a crash never leaves a "valid" entry.
 import type { MbrPartition } from '../image/mbr.ts';
@@ -27,9 +27,12 @@ export type RecordedPartition = Pick<MbrPartition, 'index' | 'type' | 'bootable'
 export interface ImageRecord {
   /** Catalog id, or the source file's name for URLs and paths. */
   id: string;
-  /** sha256 of the raw image. */
-  sha256: string;
-  /** sha256 of the file it was decompressed from (the cache key). */
+  /**
+   * sha256 of the file it was decompressed from (the cache key). The raw image itself is not hashed: the source was
+   * verified before decoding, the decoder checks what it decodes (xz CRC64 per block, gzip and zip CRC32) and the
+   * size is checked against the source's index, so a hash would prove nothing more at creation. At rest, `images
+   * verify` decodes the source again and compares (lib/source/verify.ts).
+   */
   sourceSha256: string;
   /** Raw image size in bytes. */
   size: number;
@@ -110,6 +113,20 @@ export class Cache {
   lookupLocal(path: string): string | undefined {
     const st = statSync(path);
     return readJson<Record<string, string>>(join(this.dir, 'sources.json'))?.[`${path}|${st.size}|${st.mtimeMs}`];
+  }
+  /** Local files seen before with this sha256 that are still there unchanged (same size and mtime). */
+  localPaths(sha256: string): string[] {
+    const map = readJson<Record<string, string>>(join(this.dir, 'sources.json')) ?? {};
+    return Object.entries(map)
+      .filter(([, sha]) => sha === sha256)
+      .map(([key]) => key.slice(0, key.lastIndexOf('|', key.lastIndexOf('|') - 1)))
+      .filter((path) => {
+        try {
+          return this.lookupLocal(path) === sha256;
+        } catch {
+          return false; // gone
+        }
+      });
   }
   rememberLocal(path: string, sha256: string): void {
     const st = statSync(path);

@@ -46,8 +46,11 @@ export interface DownloadOptions {
 
 /** A consumer of the bytes while they download; only used when the download starts from byte 0. */
 export interface DownloadTap {
-  /** The next bytes of the file; a returned promise holds the download back (backpressure). */
-  data(chunk: Buffer): void | Promise<void>;
+  /**
+   * The next bytes of the file, already written to the `.partial` file; `total` is the announced size when known.
+   * A returned promise holds the download back (backpressure).
+   */
+  data(chunk: Buffer, total?: number): void | Promise<void>;
   /** The bytes given so far are void (the download restarted): stop consuming. */
   reset(): void;
 }
@@ -239,7 +242,7 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
           offset += buf.length;
           fetched += buf.length;
           if (tap) {
-            const wait = tap.data(buf);
+            const wait = tap.data(buf, meta!.total);
             if (wait) await wait;
           }
           const now = Date.now();

@@ -1,6 +1,6 @@
 // Writes a stream of raw image bytes into a file sparsely: all-zero 4 KiB blocks are skipped by seeking (they stay
-// holes), the file is ftruncated to its full size at the end, and a sha256 of every byte (zeros included) is kept.
-import { createHash } from 'node:crypto';
+// holes), and the file is ftruncated to its full size at the end. It keeps no hash of the bytes: the decoders feeding
+// it check their own (gzip and zip CRC32), and the source file was verified by its sha256 before decoding.
 import { openSync, closeSync, writeSync, ftruncateSync, fsyncSync } from 'node:fs';
 import { forEachDataRun } from '../image/sparse.ts';
 
@@ -9,7 +9,6 @@ const STAGE = 1 << 20; // whole blocks are tested once a 1 MiB stage is full
 
 export class SparseWriter {
   private readonly fd: number;
-  private readonly hash = createHash('sha256');
   private readonly stage = Buffer.alloc(STAGE);
   private fill = 0;
   /** Bytes received so far (the image size once finished). */
@@ -23,7 +22,6 @@ export class SparseWriter {
   }
 
   write(chunk: Buffer): void {
-    this.hash.update(chunk);
     this.size += chunk.length;
     let off = 0;
     while (off < chunk.length) {
@@ -46,13 +44,13 @@ export class SparseWriter {
     this.fill = 0;
   }
 
-  /** Flush the tail, set the full size (trailing zeros become a hole), fsync; returns the sha256 of all bytes. */
-  finish(): { sha256: string; size: number; dataBytes: number } {
+  /** Flush the tail, set the full size (trailing zeros become a hole), fsync. */
+  finish(): { size: number; dataBytes: number } {
     this.flush();
     ftruncateSync(this.fd, this.size);
     fsyncSync(this.fd);
     closeSync(this.fd);
-    return { sha256: this.hash.digest('hex'), size: this.size, dataBytes: this.dataBytes };
+    return { size: this.size, dataBytes: this.dataBytes };
   }
 
   /** Close without finishing (on error); the caller deletes the file. */

@@ -22,7 +22,7 @@ const fx = makeSourceFixture(join(dir, 'fx'));
 let server: TestServer;
 let n = 0;
 const fresh = (): string => join(dir, `c${n++}`);
-const fast = { retries: 3, backoffMs: 10, idleTimeoutMs: 5000 };
+const fast = { retries: 3, backoffMs: 10, idleTimeoutMs: 5000, overlapAfterMs: 0 };
 
 test.before(async () => {
   server = await startServer();
@@ -166,7 +166,7 @@ test('catalog entry: verified against the published SHA256SUMS through a mirror;
   const cat = catalog({ urls: ['http://cdimage.example.invalid/releases/1.0/release/disk.img.xz'], sha256sumsUrl: 'SHA256SUMS' });
   const cache = fresh();
   const r = await resolveImage('test-image', { cacheDir: cache, catalogDir: cat, mirror: server.url, ...fast });
-  assert.is(r.sha256, fx.sha256);
+  assert.is(sha256File(r.path), fx.sha256);
   assert.is(r.sourceSha256, xzSha);
   assert.is(r.entry?.id, 'test-image');
   assert.is(r.cached, false);
@@ -188,7 +188,7 @@ test('catalog entry: a 404 on the first URL falls back to the next; a SHA256SUMS
   server.routes.set('/b/disk.img.xz', { file: fx.xz });
   const cat = catalog({ urls: [`${server.url}/a/disk.img.xz`, `${server.url}/b/disk.img.xz`], sha256: xzSha });
   const r = await resolveImage('test-image', { cacheDir: fresh(), catalogDir: cat, ...fast });
-  assert.is(r.sha256, fx.sha256);
+  assert.is(sha256File(r.path), fx.sha256);
   assert.ok(server.requests.some((q) => q.path === '/a/disk.img.xz'));
 
   const bad = join(dir, 'BADSUMS');
@@ -214,7 +214,7 @@ test('an http URL source is downloaded, decompressed and then reused', async () 
   server.routes.set('/img/disk.img.gz', { file: fx.gz });
   const cache = fresh();
   const r = await resolveImage(`${server.url}/img/disk.img.gz`, { cacheDir: cache, ...fast });
-  assert.is(r.sha256, fx.sha256);
+  assert.is(sha256File(r.path), fx.sha256);
   assert.is(r.decoder, 'zlib');
   server.requests.length = 0;
   assert.is((await resolveImage(`${server.url}/img/disk.img.gz`, { cacheDir: cache, ...fast })).cached, true);
@@ -235,6 +235,24 @@ function textImageXz(): { xz: string; img: string } {
   return { xz: `${img}.xz`, img };
 }
 
+test('an .xz is decoded while it downloads only when the download is slow: xz then follows the file as it grows', async () => {
+  const { xz, img } = textImageXz();
+  const want = sha256File(img);
+  for (const [path, paced] of [['/paced/text.img.xz', true], ['/quick/text.img.xz', false]] as const) {
+    server.routes.set(path, paced ? { file: xz, bytesPerSecond: 400_000 } : { file: xz });
+    const events: { phase: string; done: number; detail?: string }[] = [];
+    const r = await resolveImage(`${server.url}${path}`, { cacheDir: fresh(), ...fast, overlapAfterMs: 500, onProgress: (e) => events.push(e) });
+    assert.is(sha256File(r.path), want, path);
+    const lastDownload = events.findIndex((e) => e.phase === 'download' && e.done === statSync(xz).size);
+    const during = events.findIndex((e) => e.phase === 'decompress' && e.done > 0 && e.detail?.includes('while downloading'));
+    if (paced) assert.ok(during >= 0 && during < lastDownload, `decoded while downloading: decompress event ${during}, download done at ${lastDownload}`);
+    else {
+      assert.is(during, -1, 'a download faster than the overlap threshold is decoded from the file after it');
+      assert.ok(events.some((e) => e.phase === 'decompress' && e.detail?.endsWith('text.img.xz via xz -dc')), 'decoded from the file');
+    }
+  }
+});
+
 test('corrupt or truncated .xz over HTTP (decoded while downloading): clear error, no cache entry, no download kept', async () => {
   const good = readFileSync(textImageXz().xz);
   const bad = Buffer.from(good);
@@ -252,7 +270,7 @@ test('corrupt or truncated .xz over HTTP (decoded while downloading): clear erro
       assert.unreachable('should fail');
     } catch (err) {
       assert.instance(err, CorruptImageError, (err as Error).stack);
-      assert.match((err as Error).message, words);
+      assert.match((err as Error).message, words, (err as Error).message);
     }
     const c = new Cache(cache);
     assert.equal(readdirSync(c.images), [], `${name}: no image, no temp file`);
@@ -289,7 +307,7 @@ test('an .xz fetch interrupted in one call resumes in the next: only the missing
   const r = await resolveImage(url, { cacheDir: cache, ...fast });
   assert.equal(server.requests.map((q) => q.range), [`bytes=${had}-`]);
   assert.is(server.requests[0].sent, xzSize - had, 'only the missing bytes (counted per request: the aborted one may still be sending)');
-  assert.is(r.sha256, sha256File(img));
+  assert.is(sha256File(r.path), sha256File(img));
   assert.is(r.decoder, 'xz');
   const st = statSync(r.path);
   assert.ok(st.blocks * 512 < st.size / 4, `sparse: ${st.blocks * 512} of ${st.size}`);

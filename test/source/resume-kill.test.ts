@@ -78,7 +78,8 @@ test('SIGKILLed fetch resumes in the next run without re-fetching the bytes it h
   // Counted per request: the killed run's connection may still be sending when the counters are cleared.
   assert.is(server.requests[0].sent, SIZE - had, 'only the missing bytes were fetched');
   const result = JSON.parse(second.stdout.trim().split('\n').filter((l) => l.includes('"result"')).pop()!);
-  assert.is(result.sha256, sha256File(img));
+  assert.is(sha256File(result.path), sha256File(img));
+  assert.is(result.sourceSha256, sha256File(img), "a raw .img is its own source");
   assert.is(result.partitions.length, 1);
   assert.is(partialSize(), 0);
 

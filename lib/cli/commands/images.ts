@@ -65,8 +65,8 @@ const fetchCmd: CommandModule<GlobalOptions, ImagesArgs> = {
         out.debug(`decoder: ${r.decoder}; source sha256 ${r.sourceSha256}`);
         const parts = r.partitions.map((p) => `p${p.index} type 0x${p.type.toString(16)} at ${p.start} (${formatBytes(p.size)})`).join(', ');
         out.result(
-          { id: r.id, path: r.path, sha256: r.sha256, sourceSha256: r.sourceSha256, size: r.size, cached: r.cached, decoder: r.decoder, diskSignature: r.diskSignature, partitions: r.partitions },
-          `${r.path}\n  ${formatBytes(r.size)}, sha256 ${r.sha256}\n  ${parts}`,
+          { id: r.id, path: r.path, sourceSha256: r.sourceSha256, size: r.size, cached: r.cached, decoder: r.decoder, diskSignature: r.diskSignature, partitions: r.partitions },
+          `${r.path}\n  ${formatBytes(r.size)}, from a file of sha256 ${r.sourceSha256}\n  ${parts}`,
         );
       } finally {
         process.off('SIGINT', stop);
@@ -76,15 +76,16 @@ const fetchCmd: CommandModule<GlobalOptions, ImagesArgs> = {
 
 const verify: CommandModule<GlobalOptions, ImagesArgs> = {
   command: 'verify',
-  describe: 'Re-check every cached image and download against its sha256',
+  describe: 'Re-check every download against its sha256 and every cached image against its source, decoded again',
   builder: common,
   handler: (argv) =>
     runCommand(argv, async (out) => {
       const items = await verifyCache({ cacheDir: argv.cache, catalogDir: argv.catalog, onProgress: out.progress });
-      const bad = items.filter((i) => !i.ok);
+      const bad = items.filter((i) => i.ok === false);
+      const mark = (ok: boolean | null): string => (ok === null ? '-- ' : ok ? 'ok ' : 'BAD');
       const human = items.length === 0
         ? 'The cache is empty.'
-        : items.map((i) => `${i.ok ? 'ok ' : 'BAD'} ${i.kind.padEnd(8)} ${i.id ?? ''} ${i.path}${i.ok ? '' : `\n    expected ${i.expected}\n    got      ${i.actual}`}`).join('\n');
+        : items.map((i) => `${mark(i.ok)} ${i.kind.padEnd(8)} ${i.id ?? ''} ${i.path}\n    ${i.detail}`).join('\n');
       out.result({ ok: bad.length === 0, items }, human);
       if (bad.length) throw new VerifyError(`${bad.length} cache entr${bad.length === 1 ? 'y' : 'ies'} failed verification and will not be used`, 'Run `pi-image images prune` to delete them, then fetch again.');
     }),
