@@ -2,7 +2,8 @@
 // optional compressed copies; the SSD images of the lane in one pass over the base root. Runs inside a worker
 // thread (lib/build/worker.ts), so it takes and returns plain data only.
 import { writeFileSync, createReadStream, createWriteStream, renameSync, mkdirSync, rmSync } from 'node:fs';
-import { threadId } from 'node:worker_threads';
+import { threadId, isMainThread } from 'node:worker_threads';
+import { getPriority, setPriority } from 'node:os';
 import { spawn } from 'node:child_process';
 import { createGzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
@@ -44,6 +45,8 @@ export interface LaneJob {
   /** Seconds since the epoch for every timestamp written (reproducible builds). */
   epoch: number;
   compress?: 'xz' | 'gz';
+  /** fsync each image once written (BuildOptions.fsync). */
+  fsync: boolean;
   /** Block-range checksums of the SSD image shared by every node (loadSsdRanges), by first block. */
   ssdKnownRanges?: Map<number, KnownRange>;
 }
@@ -52,6 +55,20 @@ export interface LaneResult {
   nodes: ManifestNode[];
   /** The shared SSD range checksums after this lane (worth keeping beside the base image: saveSsdRanges). */
   ssdKnownRanges: Map<number, KnownRange>;
+}
+
+/**
+ * Lower this thread's CPU priority (nice +10) while the base image is still being decompressed, so xz keeps its
+ * core. Only in a worker thread on Linux, where setpriority(0) applies to the calling thread alone (and the thread
+ * ends with the lane); elsewhere it would renice the caller for good, so nothing is done. Best effort: a refusal is ignored.
+ */
+function yieldToDecompression(): void {
+  if (process.platform !== 'linux' || isMainThread) return;
+  try {
+    setPriority(0, Math.max(10, getPriority(0)));
+  } catch {
+    /* not allowed here: run at the usual priority */
+  }
 }
 
 function hex8(n: number): string {
@@ -107,6 +124,7 @@ function imageEntry(
 
 /** Build a lane's nodes into their directories. Paths in the result are absolute; the caller makes them relative. */
 export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => void = () => {}): Promise<LaneResult> {
+  if (job.growing) yieldToDecompression();
   const base: BlockIO & { close(): void } = job.growing ? GrowingFileIO.open(job.growing) : FileIO.open(job.basePath);
   try {
     const clock = () => new Date(job.epoch * 1000);
@@ -120,7 +138,7 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
       sds = job.nodes.map((n) => {
         mkdirSync(n.dir, { recursive: true });
         const sdPath = join(n.dir, 'sd.img');
-        const sd = writeSdImage({ path: sdPath, base, bootPart: job.bootPart, diskSignature: n.sdSignature, boot: job.boot, cmdline: n.cmdline, seed: n.seed, clock, kernel });
+        const sd = writeSdImage({ path: sdPath, base, bootPart: job.bootPart, diskSignature: n.sdSignature, boot: job.boot, cmdline: n.cmdline, seed: n.seed, clock, kernel, fsync: job.fsync });
         const digest = digestImage(sdPath, sd.mapped, { onProgress: (e) => onProgress({ ...e, phase: `${n.node}: checksum sd` }) });
         return { sd, digest };
       });
@@ -133,6 +151,7 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
       base,
       rootPart: job.rootPart,
       known,
+      fsync: job.fsync,
       onProgress: (e) => onProgress({ ...e, phase: `${label}: ssd` }),
     });
     const nodes: ManifestNode[] = [];

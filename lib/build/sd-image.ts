@@ -112,6 +112,8 @@ export function writeSdImage(opts: {
   clock: () => Date;
   /** The kernel, looked at (and decompressed) once per lane by prepareKernel. */
   kernel: PreparedKernel;
+  /** fsync the image once written. */
+  fsync?: boolean;
 }): SdImageResult {
   const src = partitionIO(opts.base, opts.bootPart);
   const srcFat = FatFs.open(src);
@@ -159,7 +161,7 @@ export function writeSdImage(opts: {
 
     for (const [name, text] of Object.entries(opts.seed)) fat.writeFile(name, Buffer.from(text, 'utf8'));
     fat.flush();
-    out.sync();
+    if (opts.fsync) out.sync();
     return {
       path: opts.path,
       size,

@@ -64,6 +64,8 @@ export function writeSsdImages(opts: {
   base: BlockIO;
   rootPart: MbrPartition;
   known?: Map<number, KnownRange>;
+  /** fsync the images once written. */
+  fsync?: boolean;
   onProgress?: OnProgress;
   detail?: string;
 }): SsdImageResult[] {
@@ -109,7 +111,7 @@ export function writeSsdImages(opts: {
         }
       }
     }
-    for (const out of outs) out.sync();
+    if (opts.fsync) for (const out of outs) out.sync();
     return opts.targets.map((t, i) => ({
       path: t.path,
       size,

@@ -15,6 +15,7 @@ interface BuildArgs extends GlobalOptions {
   cache?: string;
   mirror?: string;
   compress?: 'xz' | 'gz';
+  fsync?: boolean;
 }
 
 export const command: CommandModule<GlobalOptions, BuildArgs> = {
@@ -32,6 +33,7 @@ export const command: CommandModule<GlobalOptions, BuildArgs> = {
       .option('cache', { type: 'string', describe: 'Image cache directory' })
       .option('mirror', { type: 'string', describe: 'Download base images from this mirror instead' })
       .option('compress', { choices: ['xz', 'gz'] as const, describe: 'Also write compressed copies of the images' })
+      .option('fsync', { type: 'boolean', default: false, describe: 'Flush each image to disk before renaming it into place (survives a power cut; waits for the disk)' })
       .example('$0 build node1', 'SD and SSD images of node1 in out/node1/')
       .example('$0 build --all --json', 'every node, JSON lines for CI')
       .example('SOURCE_DATE_EPOCH=1577836800 $0 build --all --compress xz', 'reproducible, compressed artifacts'),
@@ -50,6 +52,7 @@ export const command: CommandModule<GlobalOptions, BuildArgs> = {
         cacheDir: argv.cache,
         mirror: argv.mirror,
         compress: argv.compress,
+        fsync: argv.fsync,
         onProgress: out.progress,
         onNode: (name, n) => {
           out.event('node', { node: name, sd: n.sd, ssd: n.ssd, rootPartUuid: n.rootPartUuid });
