@@ -13,7 +13,7 @@ import { InputError, CorruptImageError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
 import { Staging } from './staging.ts';
 import { runLanes } from './pool.ts';
-import { loadSsdRanges, saveSsdRanges } from './ssd-image.ts';
+import { loadSsdChecksums, saveSsdChecksums } from './ssd-image.ts';
 import type { LaneJob, LaneResult, NodeSpec } from './node-job.ts';
 import { GrowingFileIO, type GrowingFile } from '../image/growing-io.ts';
 import type { BootStyle } from './sd-image.ts';
@@ -118,12 +118,12 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const outDir = resolve(opts.outDir ?? 'out');
   const staging = Staging.create(outDir);
   try {
-    // Every node's SSD image holds the same root blocks: their checksums are made once per base image and kept
-    // beside it. Lanes: one per core, also while xz decompresses: then they run at a lower CPU priority (runLane),
+    // Every node's SSD image holds the same root blocks: their checksums are made once per base image, and each
+    // image's whole-file sha256 once per disk signature, and kept beside it. Lanes: one per core, also while xz decompresses: then they run at a lower CPU priority (runLane),
     // so xz, the critical path, keeps its core and the lanes take the rest. (Leaving xz a core of its own instead
     // left that core idle once xz was done: 28-35 s against 26 s for the cold bench build.)
-    const rangesFile = `${basePath}.ssd-ranges-${rootPart.start}-${rootPart.size}.json`;
-    const known = loadSsdRanges(rangesFile);
+    const rangesFile = `${basePath}.ssd-checksums-${rootPart.start}-${rootPart.size}.json`;
+    const known = loadSsdChecksums(rangesFile);
     const cores = Math.max(1, opts.jobs ?? availableParallelism());
     const laneCount = Math.max(1, Math.min(cores, wanted.length));
     const specs: NodeSpec[] = wanted.map((name) => {
@@ -149,7 +149,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       epoch,
       compress: opts.compress,
       fsync: opts.fsync ?? false,
-      ssdKnownRanges: known,
+      ssdChecksums: known,
     }));
     let laneResults: LaneResult[];
     try {
@@ -160,7 +160,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       throw err;
     }
     const image = await resolving;
-    if (!known) saveSsdRanges(rangesFile, laneResults[0].ssdKnownRanges);
+    // Keep what the lanes learnt: the shared ranges (the same from every lane) and each node's whole-file sha256.
+    const learnt = { ranges: laneResults[0].ssdChecksums.ranges, wholes: new Map(laneResults.flatMap((r) => [...r.ssdChecksums.wholes])) };
+    if (!known || learnt.wholes.size > known.wholes.size) saveSsdChecksums(rangesFile, learnt);
     const results = laneResults.flatMap((r) => r.nodes);
     const jobs = lanes.flatMap((l) => l.nodes);
 

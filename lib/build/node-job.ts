@@ -15,7 +15,7 @@ import type { MbrPartition } from '../image/mbr.ts';
 import { renderBmap } from '../image/bmap.ts';
 import { digestImage, type ImageDigest, type KnownRange } from '../image/digest.ts';
 import { writeSdImage, prepareKernel, type BootStyle, type PreparedKernel } from './sd-image.ts';
-import { writeSsdImages } from './ssd-image.ts';
+import { writeSsdImages, type SsdChecksums } from './ssd-image.ts';
 import type { ManifestImage, ManifestNode, ManifestFile } from './manifest.ts';
 import type { ProgressEvent } from '../progress.ts';
 
@@ -47,14 +47,14 @@ export interface LaneJob {
   compress?: 'xz' | 'gz';
   /** fsync each image once written (BuildOptions.fsync). */
   fsync: boolean;
-  /** Block-range checksums of the SSD image shared by every node (loadSsdRanges), by first block. */
-  ssdKnownRanges?: Map<number, KnownRange>;
+  /** Checksums of the SSD images known from earlier builds of this base image (loadSsdChecksums). */
+  ssdChecksums?: SsdChecksums;
 }
 
 export interface LaneResult {
   nodes: ManifestNode[];
-  /** The shared SSD range checksums after this lane (worth keeping beside the base image: saveSsdRanges). */
-  ssdKnownRanges: Map<number, KnownRange>;
+  /** The SSD checksums after this lane, with what it learnt (worth keeping beside the base image: saveSsdChecksums). */
+  ssdChecksums: SsdChecksums;
 }
 
 /**
@@ -145,12 +145,12 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
     } finally {
       rmSync(kernelTmp, { force: true });
     }
-    const known = new Map(job.ssdKnownRanges ?? []);
+    const checksums: SsdChecksums = { ranges: new Map(job.ssdChecksums?.ranges ?? []), wholes: new Map(job.ssdChecksums?.wholes ?? []) };
     const ssds = writeSsdImages({
       targets: job.nodes.map((n) => ({ path: join(n.dir, 'ssd.img'), diskSignature: n.ssdSignature })),
       base,
       rootPart: job.rootPart,
-      known,
+      checksums,
       fsync: job.fsync,
       onProgress: (e) => onProgress({ ...e, phase: `${label}: ssd` }),
     });
@@ -167,7 +167,7 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
       }
       nodes.push({ role: n.role, instanceId: n.instanceId, sd: sdEntry, ssd: ssdEntry, rootPartUuid: ssd.rootPartUuid, cmdline: sd.cmdline });
     }
-    return { nodes, ssdKnownRanges: known };
+    return { nodes, ssdChecksums: checksums };
   } finally {
     base.close();
   }

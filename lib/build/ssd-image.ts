@@ -2,7 +2,9 @@
 // ext4 is copied from the base image block by block — only the blocks its bitmaps mark used; the rest stays a hole.
 // The images are hashed while they are written (never read back). Every node's SSD image is the same apart from its
 // MBR, so several are written in one pass, the block-range checksums of the root are computed once per base image
-// (and kept beside it: loadSsdRanges/saveSsdRanges), and each node hashes only its whole file and its MBR block.
+// and each node's whole-file sha256 once per disk signature (both kept beside the base image: loadSsdChecksums/
+// saveSsdChecksums; the bytes are a function of the base root, the signature and this file's layout, whose
+// version the saved file carries), so a warm build hashes only the MBR blocks.
 // The bitmaps are read as the copy reaches their groups, so the pass can follow a base image still being written.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { FileIO, type BlockIO } from '../image/io.ts';
@@ -23,7 +25,7 @@ export interface SsdImageResult {
   size: number;
   diskSignature: number;
   rootPartUuid: string;
-  /** Whole-file sha256 and bmap range checksums, computed while writing. */
+  /** Whole-file sha256 and bmap range checksums, computed while writing (or known: SsdChecksums). */
   digest: ImageDigest;
 }
 
@@ -32,23 +34,34 @@ export interface SsdTarget {
   diskSignature: number;
 }
 
-/** Saved block-range checksums of the SSD images of a base image (see writeSsdImages), if there are any. */
-export function loadSsdRanges(file: string): Map<number, KnownRange> | undefined {
+/** What is known of the SSD images of one base image before they are written. */
+export interface SsdChecksums {
+  /** Checksums of the block ranges every image shares, by first block (the MBR's range is per image: not here). */
+  ranges: Map<number, KnownRange>;
+  /** sha256 of the whole image, by disk signature. */
+  wholes: Map<number, string>;
+}
+
+/** Bump when the bytes writeSsdImages writes change for the same base and signature. */
+const LAYOUT_VERSION = 3;
+
+/** The saved checksums of the SSD images of a base image (see writeSsdImages), if there are any. */
+export function loadSsdChecksums(file: string): SsdChecksums | undefined {
   if (!existsSync(file)) return undefined;
   try {
-    const saved = JSON.parse(readFileSync(file, 'utf8')) as { version: number; ranges: [number, number, string][] };
-    if (saved.version !== 2 || !Array.isArray(saved.ranges)) return undefined;
-    return new Map(saved.ranges.map(([first, last, checksum]) => [first, { last, checksum }]));
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { version: number; ranges: [number, number, string][]; wholes: [number, string][] };
+    if (saved.version !== LAYOUT_VERSION || !Array.isArray(saved.ranges) || !Array.isArray(saved.wholes)) return undefined;
+    return { ranges: new Map(saved.ranges.map(([first, last, checksum]) => [first, { last, checksum }])), wholes: new Map(saved.wholes) };
   } catch {
     return undefined; // unreadable: made again by the next build and overwritten
   }
 }
 
-/** Keep them beside the base image (temporary name, then renamed). The MBR's range is per image: never saved. */
-export function saveSsdRanges(file: string, known: Map<number, KnownRange>): void {
+/** Keep them beside the base image (temporary name, then renamed). */
+export function saveSsdChecksums(file: string, c: SsdChecksums): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  const ranges = [...known].filter(([first]) => first > 0).map(([first, r]) => [first, r.last, r.checksum]);
-  writeFileSync(tmp, JSON.stringify({ version: 2, ranges }));
+  const ranges = [...c.ranges].filter(([first]) => first > 0).map(([first, r]) => [first, r.last, r.checksum]);
+  writeFileSync(tmp, JSON.stringify({ version: LAYOUT_VERSION, ranges, wholes: [...c.wholes] }));
   renameSync(tmp, file);
 }
 
@@ -63,7 +76,8 @@ export function writeSsdImages(opts: {
   targets: SsdTarget[];
   base: BlockIO;
   rootPart: MbrPartition;
-  known?: Map<number, KnownRange>;
+  /** Checksums known from an earlier build of the same base image; filled with what this pass learns. */
+  checksums?: SsdChecksums;
   /** fsync the images once written. */
   fsync?: boolean;
   onProgress?: OnProgress;
@@ -77,13 +91,15 @@ export function writeSsdImages(opts: {
   }
   const rootSectors = Math.ceil(fsBytes / SECTOR / 2048) * 2048;
   const size = (FIRST_LBA + rootSectors) * SECTOR;
-  const known = opts.known ?? new Map<number, KnownRange>();
+  const checksums = opts.checksums ?? { ranges: new Map<number, KnownRange>(), wholes: new Map<number, string>() };
+  const known = checksums.ranges;
   const total = fs.info.blocksCount * fs.info.blockSize;
   const outs: FileIO[] = [];
   try {
     // The block range holding the MBR (block 0) differs per image; the rest is hashed by the first image only.
     const digesters = opts.targets.map(
-      (_, i) => new ImageDigester(size, { known, learn: i === 0, hashRange: (first) => first === 0 || (i === 0 && !known.has(first)) }),
+      (t, i) =>
+        new ImageDigester(size, { known, learn: i === 0, hashRange: (first) => first === 0 || (i === 0 && !known.has(first)), whole: !checksums.wholes.has(t.diskSignature) }),
     );
     const mbr = Buffer.alloc(SECTOR);
     for (const [i, t] of opts.targets.entries()) {
@@ -112,13 +128,12 @@ export function writeSsdImages(opts: {
       }
     }
     if (opts.fsync) for (const out of outs) out.sync();
-    return opts.targets.map((t, i) => ({
-      path: t.path,
-      size,
-      diskSignature: t.diskSignature,
-      rootPartUuid: partUuid(t.diskSignature, 1),
-      digest: digesters[i].finish(),
-    }));
+    return opts.targets.map((t, i) => {
+      const digest = digesters[i].finish();
+      if (checksums.wholes.has(t.diskSignature)) digest.sha256 = checksums.wholes.get(t.diskSignature)!;
+      else checksums.wholes.set(t.diskSignature, digest.sha256);
+      return { path: t.path, size, diskSignature: t.diskSignature, rootPartUuid: partUuid(t.diskSignature, 1), digest };
+    });
   } finally {
     for (const out of outs) out.close();
   }

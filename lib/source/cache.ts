@@ -189,7 +189,9 @@ export function pruneCache(opts: { cacheDir?: string; all?: boolean; downloads?:
       else if (f.includes('.tmp-')) drop(p);
       else if (!opts.keepPartial && (f.endsWith('.partial') || f.endsWith('.partial.json'))) drop(p);
       else if (dir === cache.images && f.endsWith('.img') && !existsSync(p.replace(/\.img$/, '.json'))) drop(p);
-      else if (dir === cache.images && f.endsWith('.json') && !existsSync(p.replace(/\.json$/, '.img'))) drop(p);
+      else if (dir === cache.images && /^[0-9a-f]{64}\.json$/.test(f) && !existsSync(p.replace(/\.json$/, '.img'))) drop(p);
+      // Files kept beside an image (<sha>.img.<what>: the build's SSD checksums) go with it.
+      else if (dir === cache.images && /^[0-9a-f]{64}\.img\./.test(f) && !existsSync(join(dir, f.slice(0, 68)))) drop(p);
       else if (dir === cache.downloads && f.endsWith('.json') && !f.endsWith('.partial.json') && !existsSync(p.slice(0, -5))) drop(p);
     }
   }

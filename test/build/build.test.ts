@@ -11,6 +11,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeUbuntuLookalike, tempDir, stagedFile, type Lookalike } from '../helpers/lookalike.ts';
 import { build, type BuildResult } from '../../lib/build/build.ts';
+import { pruneCache } from '../../lib/source/cache.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const NODES = ['node1', 'node2', 'node3', 'node4'];
@@ -134,8 +135,17 @@ test('a cold build from a local .img.xz builds while xz decompresses and gives t
   for (const n of NODES) sh('cmp', [join(first.outDir, n, 'ssd.img'), join(cold.outDir, n, 'ssd.img')]);
   const cached = readdirSync(join(work, 'cache-cold', 'images'));
   assert.ok(cached.some((f) => f.endsWith('.img')), 'the base image is in the cache');
-  assert.ok(cached.some((f) => /\.ssd-ranges-\d+-\d+\.json$/.test(f)), 'the shared SSD range checksums are kept beside it');
+  const sums = cached.find((f) => /\.ssd-checksums-\d+-\d+\.json$/.test(f));
+  assert.ok(sums, 'the SSD checksums are kept beside it');
   assert.not.ok(cached.some((f) => f.includes('.tmp-')), 'no temporary file left');
+  assert.is(JSON.parse(readFileSync(join(work, 'cache-cold', 'images', sums!), 'utf8')).wholes.length, NODES.length, 'a whole-file sha256 per node');
+
+  // A warm build takes the SSD checksums from that file instead of hashing: they must be the files' real ones.
+  const warm = await build({ nodes: 'all', image: `${look.img}.xz`, outDir: join(work, 'out-warm'), ...env(), cacheDir: join(work, 'cache-cold') });
+  assert.equal(warm.manifest.nodes, cold.manifest.nodes);
+  for (const n of NODES) assert.is(sha(join(warm.outDir, n, 'ssd.img')), warm.manifest.nodes[n].ssd.sha256, `${n}: ssd.img sha256`);
+  pruneCache({ cacheDir: join(work, 'cache-cold') });
+  assert.ok(existsSync(join(work, 'cache-cold', 'images', sums!)), 'images prune keeps the checksums of a cached image');
 });
 
 test('a .img.xz damaged mid-stream fails the build with the cause, and leaves no output and no cache entry', async () => {
@@ -187,14 +197,17 @@ test('a build killed mid-way leaves nothing under the final names, and the next 
   const args = [join(ROOT, 'bin', 'pi-image.js'), 'build', '--all', '--image', url, '--out', out, '--profile', env().profile,
     '--cache', env().cacheDir, '--secrets', env().secretsDir, '--jobs', '1'];
   const child = spawn(process.execPath, args, { stdio: 'ignore', env: { ...process.env, SOURCE_DATE_EPOCH: String(EPOCH) } });
+  const closed = new Promise<number | null>((r) => child.on('close', r)); // listening from the start: it may end early
   // Wait until it is writing images in its staging directory, then kill it hard.
-  for (let i = 0; i < 600; i++) {
+  let caught = false;
+  for (let i = 0; i < 600 && !caught; i++) {
     const staging = readdirSync(out).find((d) => d.startsWith('.staging-'));
-    if (staging && existsSync(join(out, staging, 'node1', 'ssd.img'))) break;
-    await new Promise((r) => setTimeout(r, 50));
+    caught = staging !== undefined && existsSync(join(out, staging, 'node1', 'ssd.img'));
+    if (!caught) await new Promise((r) => setTimeout(r, 10));
   }
   child.kill('SIGKILL');
-  await new Promise((r) => child.on('close', r));
+  assert.is(await closed, null, 'killed mid-way, not finished');
+  assert.ok(caught, 'it was writing an SSD image when killed');
   assert.equal(readdirSync(out).filter((d) => !d.startsWith('.')), [], 'no final names');
   const again = await build({ nodes: 'all', image: url, outDir: out, ...env() });
   assert.equal(readdirSync(out).filter((d) => !d.startsWith('.')).sort(), ['manifest.json', ...NODES]);
