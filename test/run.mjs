@@ -33,11 +33,28 @@ for (const run of runs) {
       { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: childEnv },
     );
     let text = '';
+    // Watchdogs, so a stuck test fails the run instead of holding CI to its limit: once uvu has printed its totals
+    // the process gets 30 s to exit (a handle left open), and a whole run gets 40 minutes.
+    let linger;
+    const limit = setTimeout(() => {
+      console.log(`test/run.mjs: ${run.dir} still running after 40 minutes: killed`);
+      child.kill('SIGKILL');
+    }, 40 * 60_000);
     child.stdout.on('data', (d) => {
       process.stdout.write(d);
       text += d.toString();
+      if (!linger && /Duration:/.test(text)) {
+        linger = setTimeout(() => {
+          console.log(`test/run.mjs: ${run.dir}: uvu printed its totals but did not exit within 30 s (a handle left open): killed`);
+          child.kill('SIGKILL');
+        }, 30_000);
+      }
     });
-    child.on('close', (code) => resolve({ code, text }));
+    child.on('close', (code) => {
+      clearTimeout(limit);
+      clearTimeout(linger);
+      resolve({ code, text });
+    });
   });
   const total = Number(/Total:\s+(\d+)/.exec(out.text)?.[1] ?? NaN);
   const ok = Number(/Passed:\s+(\d+)/.exec(out.text)?.[1] ?? NaN);
