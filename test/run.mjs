@@ -25,6 +25,7 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 let exitCode = 0;
+let endsLine = true; // whether what was passed on from uvu ended its last line
 for (const run of runs) {
   const out = await new Promise((resolve) => {
     const child = spawn(
@@ -43,6 +44,7 @@ for (const run of runs) {
     child.stdout.on('data', (d) => {
       process.stdout.write(d);
       text += d.toString();
+      endsLine = text.endsWith('\n');
       if (!linger && /Duration:/.test(text)) {
         linger = setTimeout(() => {
           console.log(`test/run.mjs: ${run.dir}: uvu printed its totals but did not exit within 30 s (a handle left open): killed`);
@@ -50,10 +52,22 @@ for (const run of runs) {
         }, 30_000);
       }
     });
-    child.on('close', (code) => {
+    // Done when uvu exits, not when its stdout closes: a process a test left behind (a server, a decoder) inherits
+    // that pipe and would keep it open, and the closing line would never be printed. Output still in the pipe gets
+    // a moment to arrive.
+    child.on('exit', (code, signal) => {
       clearTimeout(limit);
       clearTimeout(linger);
-      resolve({ code, text });
+      const done = () => {
+        child.stdout.destroy(); // our end of the pipe: a leftover holding its end no longer keeps this process up
+        resolve({ code: code ?? (signal ? 1 : 0), text });
+      };
+      if (child.stdout.closed) return done();
+      const grace = setTimeout(done, 2000);
+      child.stdout.once('close', () => {
+        clearTimeout(grace);
+        done();
+      });
     });
   });
   const total = Number(/Total:\s+(\d+)/.exec(out.text)?.[1] ?? NaN);
@@ -70,8 +84,9 @@ for (const run of runs) {
   skipped += skip;
   if (out.code !== 0) exitCode = 1;
 }
+if (!endsLine) process.stdout.write('\n');
 if (skipped) console.log(`${skipped} skipped (the reasons are printed above)`);
-// The last line is exactly "N passed, N failed" (CI reads it).
+// The last line is exactly "N passed, N failed" (CI reads it), on a line of its own.
 console.log(`${passed} passed, ${failed} failed`);
 // exitCode, not exit(): stdout (a pipe in CI) is flushed before the process ends.
 process.exitCode = exitCode || (failed > 0 ? 1 : 0);
