@@ -13,13 +13,21 @@ import { CorruptImageError, InputError } from '../errors.ts';
 export type SourceFormat = 'xz' | 'zip' | 'gz' | 'raw';
 export type XzDecoder = 'auto' | 'xz' | 'wasm';
 
+/** The first bytes of every .xz stream. */
+const XZ_MAGIC = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
+
+/** Do these bytes start an .xz stream? */
+export function isXzStart(head: Buffer): boolean {
+  return head.length >= XZ_MAGIC.length && head.subarray(0, XZ_MAGIC.length).equals(XZ_MAGIC);
+}
+
 /** The format of a file from its first bytes. */
 export function detectFormat(path: string): SourceFormat {
   const fd = openSync(path, 'r');
   const b = Buffer.alloc(6);
   const n = readSync(fd, b, 0, 6, 0);
   closeSync(fd);
-  if (n >= 6 && b.equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  if (isXzStart(b.subarray(0, n))) return 'xz';
   if (n >= 4 && b.readUInt32LE(0) === 0x04034b50) return 'zip';
   if (n >= 4 && b.readUInt32LE(0) === 0x06054b50) return 'zip'; // empty zip: refused later with a clear message
   if (n >= 2 && b[0] === 0x1f && b[1] === 0x8b) return 'gz';

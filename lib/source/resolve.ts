@@ -17,7 +17,7 @@ import { growingFile, settleGrowing, DONE, FAILED, type GrowingFile } from '../i
 import { getCatalogEntry, type CatalogEntry } from './catalog.ts';
 import { Cache, downloadName, writeJsonAtomic, type ImageRecord, type RecordedPartition } from './cache.ts';
 import { download, fetchText, parseSha256Sums } from './download.ts';
-import { detectFormat, openDecoded, usesSystemXz, xzToFile, xzUncompressedSize, startXz, type XzDecoder, type XzJob } from './decompress.ts';
+import { detectFormat, isXzStart, openDecoded, usesSystemXz, xzToFile, xzUncompressedSize, startXz, type XzDecoder, type XzJob } from './decompress.ts';
 import type { DownloadTap, DownloadResult } from './download.ts';
 import { mirrorFromEnv, mirrorUrls } from './mirror.ts';
 import { SparseWriter } from './sparse-writer.ts';
@@ -176,7 +176,7 @@ class XzTap implements DownloadTap {
     if (this.available === 0) {
       this.startedAt = Date.now();
       // The first chunk decides: only an xz stream is followed.
-      if (chunk.length < 6 || !chunk.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) {
+      if (!isXzStart(chunk)) {
         this.disabled = true;
         return;
       }
