@@ -114,13 +114,16 @@ function spawnXz(path: string, name: string, signal?: AbortSignal): Decoded {
     expectedSize: xzUncompressedSize(path),
     finished: async () => {
       const code = await exit;
-      if (code !== 0) {
-        const msg = stderr.trim().replace(/^xz: /gm, '').replace(/\n/g, '; ');
-        throw new CorruptImageError(`${name}: xz data is damaged or truncated: ${msg || `xz exited with ${code}`}`, undefined, 'Delete it and download again (pi-image images prune).');
-      }
+      if (code !== 0) throw xzFailed(name, stderr, code);
     },
     // Killing xz if the consumer stops early is done by the caller through `signal` or by closing stdout.
   };
+}
+
+/** The error for an `xz -dc` that exited with `code`: xz's own words, without its "xz: (stdin): " prefixes. */
+function xzFailed(name: string, stderr: string, code: number | null): CorruptImageError {
+  const msg = stderr.trim().replace(/^xz: (\(stdin\): )?/gm, '').replace(/\n/g, '; ');
+  return new CorruptImageError(`${name}: xz data is damaged or truncated: ${msg || `xz exited with ${code}`}`, undefined, 'Delete it and download again (pi-image images prune).');
 }
 
 /** True when `openDecoded` would use the system xz for this format and choice. */
@@ -176,10 +179,7 @@ export function startXz(dest: string, opts: { input?: string; name?: string; sig
   const result = (async () => {
     try {
       const code = await exit;
-      if (code !== 0) {
-        const msg = stderr.trim().replace(/^xz: (\(stdin\): )?/gm, '').replace(/\n/g, '; ');
-        throw new CorruptImageError(`${name}: xz data is damaged or truncated: ${msg || `xz exited with ${code}`}`, undefined, 'Delete it and download again (pi-image images prune).');
-      }
+      if (code !== 0) throw xzFailed(name, stderr, code);
       const st = fstatSync(outFd);
       opts.onBytes?.(st.size);
       return { size: st.size, dataBytes: Math.min(st.blocks * 512, st.size) };
