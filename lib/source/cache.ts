@@ -111,15 +111,14 @@ export class Cache {
 
   /** Local sources seen before: `path|size|mtimeMs` -> sha256, so a path is not re-hashed when unchanged. */
   lookupLocal(path: string): string | undefined {
-    const st = statSync(path);
-    return readJson<Record<string, string>>(join(this.dir, 'sources.json'))?.[`${path}|${st.size}|${st.mtimeMs}`];
+    return readJson<Record<string, string>>(join(this.dir, 'sources.json'))?.[localKey(path)];
   }
   /** Local files seen before with this sha256 that are still there unchanged (same size and mtime). */
   localPaths(sha256: string): string[] {
     const map = readJson<Record<string, string>>(join(this.dir, 'sources.json')) ?? {};
     return Object.entries(map)
       .filter(([, sha]) => sha === sha256)
-      .map(([key]) => key.slice(0, key.lastIndexOf('|', key.lastIndexOf('|') - 1)))
+      .map(([key]) => key.slice(0, key.lastIndexOf('|', key.lastIndexOf('|') - 1))) // the path of localKey
       .filter((path) => {
         try {
           return this.lookupLocal(path) === sha256;
@@ -129,12 +128,17 @@ export class Cache {
       });
   }
   rememberLocal(path: string, sha256: string): void {
-    const st = statSync(path);
     const file = join(this.dir, 'sources.json');
     const map = readJson<Record<string, string>>(file) ?? {};
-    map[`${path}|${st.size}|${st.mtimeMs}`] = sha256;
+    map[localKey(path)] = sha256;
     writeJsonAtomic(file, map);
   }
+}
+
+/** A local file's key in sources.json: `path|size|mtimeMs`, so a changed file is not taken for the one seen. */
+function localKey(path: string): string {
+  const st = statSync(path);
+  return `${path}|${st.size}|${st.mtimeMs}`;
 }
 
 /** Name of a download in the cache: a short hash of the URL (so two URLs never collide) plus the file name. */
