@@ -119,11 +119,12 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const staging = Staging.create(outDir);
   try {
     // Every node's SSD image holds the same root blocks: their checksums are made once per base image, and each
-    // image's whole-file sha256 once per disk signature, and kept beside it. Lanes: one per core, also while xz decompresses: then they run at a lower CPU priority (runLane),
-    // so xz, the critical path, keeps its core and the lanes take the rest. (Leaving xz a core of its own instead
-    // left that core idle once xz was done: 28-35 s against 26 s for the cold bench build.)
-    const rangesFile = `${basePath}.ssd-checksums-${rootPart.start}-${rootPart.size}.json`;
-    const known = loadSsdChecksums(rangesFile);
+    // image's whole-file sha256 once per disk signature, and kept beside it. Lanes: one per core, also while xz
+    // decompresses: then they run at a lower CPU priority (runLane), so xz, the critical path, keeps its core and
+    // the lanes take the rest. (Leaving xz a core of its own instead left that core idle once xz was done: 28-35 s
+    // against 26 s for the cold bench build.)
+    const checksumsFile = `${basePath}.ssd-checksums-${rootPart.start}-${rootPart.size}.json`;
+    const known = loadSsdChecksums(checksumsFile);
     const cores = Math.max(1, opts.jobs ?? availableParallelism());
     const laneCount = Math.max(1, Math.min(cores, wanted.length));
     const specs: NodeSpec[] = wanted.map((name) => {
@@ -162,7 +163,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const image = await resolving;
     // Keep what the lanes learnt: the shared ranges (the same from every lane) and each node's whole-file sha256.
     const learnt = { ranges: laneResults[0].ssdChecksums.ranges, wholes: new Map(laneResults.flatMap((r) => [...r.ssdChecksums.wholes])) };
-    if (!known || learnt.wholes.size > known.wholes.size) saveSsdChecksums(rangesFile, learnt);
+    if (!known || learnt.wholes.size > known.wholes.size) saveSsdChecksums(checksumsFile, learnt);
     const results = laneResults.flatMap((r) => r.nodes);
     const jobs = lanes.flatMap((l) => l.nodes);
 

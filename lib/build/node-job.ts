@@ -13,7 +13,7 @@ import { FileIO, type BlockIO } from '../image/io.ts';
 import { GrowingFileIO, type GrowingFile } from '../image/growing-io.ts';
 import type { MbrPartition } from '../image/mbr.ts';
 import { renderBmap } from '../image/bmap.ts';
-import { digestImage, type ImageDigest, type KnownRange } from '../image/digest.ts';
+import { digestImage, type ImageDigest } from '../image/digest.ts';
 import { writeSdImage, prepareKernel, type BootStyle, type PreparedKernel } from './sd-image.ts';
 import { writeSsdImages, type SsdChecksums } from './ssd-image.ts';
 import type { ManifestImage, ManifestNode, ManifestFile } from './manifest.ts';
@@ -60,7 +60,8 @@ export interface LaneResult {
 /**
  * Lower this thread's CPU priority (nice +10) while the base image is still being decompressed, so xz keeps its
  * core. Only in a worker thread on Linux, where setpriority(0) applies to the calling thread alone (and the thread
- * ends with the lane); elsewhere it would renice the caller for good, so nothing is done. Best effort: a refusal is ignored.
+ * ends with the lane); elsewhere it would renice the caller for good, so nothing is done. Best effort: a refusal
+ * is ignored.
  */
 function yieldToDecompression(): void {
   if (process.platform !== 'linux' || isMainThread) return;
