@@ -9,6 +9,7 @@ import { readMbr, type MbrPartition } from '../image/mbr.ts';
 import { resolveImage, classifySource, type ResolvedImage } from '../source/index.ts';
 import type { BootSpec } from '../source/catalog.ts';
 import { loadProfile, loadOrCreateSecrets, nodePlan } from '../cluster/index.ts';
+import { loginWarning } from '../cluster/login.ts';
 import { InputError, CorruptImageError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
 import { Staging } from './staging.ts';
@@ -41,6 +42,8 @@ export interface BuildOptions {
   /** Timestamp for everything written (seconds); default SOURCE_DATE_EPOCH, else the profile's `epoch`. */
   sourceDateEpoch?: number;
   onProgress?: OnProgress;
+  /** One-line notices: no user can log in (a warning), which artifacts hold secrets and are 0600. */
+  onNotice?: (kind: 'warning' | 'info', text: string) => void;
   /** Called when a node is complete and in place. */
   onNode?: (name: string, node: ManifestNode) => void;
 }
@@ -78,6 +81,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   for (const n of wanted) {
     if (!names.includes(n)) throw new InputError(`no node "${n}" in profile ${loaded.profilePath}`, `nodes there: ${names.join(', ')}`);
   }
+  const notice = opts.onNotice ?? (() => {});
+  const noLogin = loginWarning(profile);
+  if (noLogin) notice('warning', noLogin);
   const secrets = await loadOrCreateSecrets(profile, { dir: opts.secretsDir, profilePath: loaded.profilePath });
   // Resolve the base image. When it has to be decompressed with xz, the lanes start on the growing file at once
   // and build while xz writes it (reads wait for the bytes); the result is kept only if the decompression ends well.
@@ -137,9 +143,15 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
         ssdSignature: plan.ssdDiskSignature,
         cmdline: plan.cmdline,
         seed: plan.seed,
+        secret: plan.secretFiles.length > 0,
         dir: staging.path(name),
       };
     });
+    const secretNodes = specs.filter((s) => s.secret).map((s) => s.node);
+    if (secretNodes.length > 0) {
+      const what = `sd.img${opts.compress ? ` and sd.img.${opts.compress}` : ''}`;
+      notice('info', `${what} of ${secretNodes.join(', ')} hold cluster secrets in the seed (first boot scrubs them from the SD): written 0600, keep them private`);
+    }
     const lanes: LaneJob[] = Array.from({ length: laneCount }, (_, l) => ({
       nodes: specs.filter((_, i) => Math.floor((i * laneCount) / specs.length) === l),
       basePath,

@@ -1,7 +1,7 @@
 // A lane of the build: for each of its nodes the SD image, the SSD image, their block maps and checksums and
 // optional compressed copies; the SSD images of the lane in one pass over the base root. Runs inside a worker
 // thread (lib/build/worker.ts), so it takes and returns plain data only.
-import { writeFileSync, createReadStream, createWriteStream, renameSync, mkdirSync, rmSync } from 'node:fs';
+import { writeFileSync, createReadStream, createWriteStream, renameSync, mkdirSync, rmSync, chmodSync } from 'node:fs';
 import { threadId, isMainThread } from 'node:worker_threads';
 import { getPriority, setPriority } from 'node:os';
 import { spawn } from 'node:child_process';
@@ -29,6 +29,8 @@ export interface NodeSpec {
   /** Kernel arguments from the node plan (root=…, rootfstype=…, quirks, cgroups …). */
   cmdline: string[];
   seed: Record<string, string>;
+  /** The seed holds secrets: sd.img and its compressed copy are written 0600. */
+  secret: boolean;
   /** Staging directory of this node (…/.staging-x/<node>). */
   dir: string;
 }
@@ -76,12 +78,12 @@ function hex8(n: number): string {
   return n.toString(16).padStart(8, '0');
 }
 
-async function compressFile(path: string, format: 'xz' | 'gz'): Promise<ManifestFile & { format: 'xz' | 'gz' }> {
+async function compressFile(path: string, format: 'xz' | 'gz', mode = 0o644): Promise<ManifestFile & { format: 'xz' | 'gz' }> {
   const target = `${path}.${format}`;
   const tmp = `${target}.partial`;
   const hash = createHash('sha256');
   let size = 0;
-  const sink = createWriteStream(tmp);
+  const sink = createWriteStream(tmp, { mode });
   const count = async function* (src: AsyncIterable<Buffer>) {
     for await (const chunk of src) {
       hash.update(chunk);
@@ -100,6 +102,7 @@ async function compressFile(path: string, format: 'xz' | 'gz'): Promise<Manifest
     await pipeline(xz.stdout, count, sink);
     if ((await done) !== 0) throw new Error(`xz failed on ${path}: ${err.trim()}`);
   }
+  chmodSync(tmp, mode);
   renameSync(tmp, target);
   return { file: target, size, sha256: hash.digest('hex'), format };
 }
@@ -139,7 +142,7 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
       sds = job.nodes.map((n) => {
         mkdirSync(n.dir, { recursive: true });
         const sdPath = join(n.dir, 'sd.img');
-        const sd = writeSdImage({ path: sdPath, base, bootPart: job.bootPart, diskSignature: n.sdSignature, boot: job.boot, cmdline: n.cmdline, seed: n.seed, clock, kernel, fsync: job.fsync });
+        const sd = writeSdImage({ path: sdPath, base, bootPart: job.bootPart, diskSignature: n.sdSignature, boot: job.boot, cmdline: n.cmdline, seed: n.seed, clock, kernel, fsync: job.fsync, secret: n.secret });
         const digest = digestImage(sdPath, sd.mapped, { onProgress: (e) => onProgress({ ...e, phase: `${n.node}: checksum sd` }) });
         return { sd, digest };
       });
@@ -163,7 +166,7 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
       const ssdEntry: ManifestImage = imageEntry(ssd.path, ssd.digest, n.ssdSignature, `${ssd.path}.bmap`, renderBmap({ imageSize: ssd.digest.size, blockSize: ssd.digest.blockSize, ranges: ssd.digest.ranges }));
       if (job.compress) {
         onProgress({ phase: `${n.node}: compress`, done: 0, unit: 'items' });
-        sdEntry.compressed = await compressFile(sd.path, job.compress);
+        sdEntry.compressed = await compressFile(sd.path, job.compress, n.secret ? 0o600 : 0o644);
         ssdEntry.compressed = await compressFile(ssd.path, job.compress);
       }
       nodes.push({ role: n.role, instanceId: n.instanceId, sd: sdEntry, ssd: ssdEntry, rootPartUuid: ssd.rootPartUuid, cmdline: sd.cmdline });

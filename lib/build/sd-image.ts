@@ -114,11 +114,13 @@ export function writeSdImage(opts: {
   kernel: PreparedKernel;
   /** fsync the image once written. */
   fsync?: boolean;
+  /** The seed holds secrets: the image is written 0600. */
+  secret?: boolean;
 }): SdImageResult {
   const src = partitionIO(opts.base, opts.bootPart);
   const srcFat = FatFs.open(src);
   const size = (FIRST_LBA + opts.bootPart.sectors) * SECTOR;
-  const out = FileIO.create(opts.path, size);
+  const out = FileIO.create(opts.path, size, opts.secret ? { mode: 0o600 } : {});
   try {
     writeMbr(out, {
       diskSignature: opts.diskSignature,

@@ -16,6 +16,8 @@ export interface Seed {
   'meta-data': string;
   'network-config': string;
   instanceId: string;
+  /** Paths of the write_files entries that hold secrets (the CA key, kubeadm configs, Heketi keys …). */
+  secretFiles: string[];
 }
 
 /** Kernel modules every node loads (Kubernetes networking, GlusterFS/LVM thin pools). */
@@ -245,5 +247,6 @@ export function renderSeed(p: Profile, nodeName: string, secrets: Secrets): Seed
   const digest = createHash('sha256').update(full).update('\0').update(network).digest('hex').slice(0, 12);
   const instanceId = `pi-image-${p.cluster.name}-${node.name}-${digest}`;
   const meta = `# pi-image: a new instance-id makes cloud-init run again\n${yaml11({ 'instance-id': instanceId, 'local-hostname': node.name })}`;
-  return { 'user-data': full, 'meta-data': meta, 'network-config': network, instanceId };
+  const secretFiles = files.filter((f) => f.secret).map((f) => f.path);
+  return { 'user-data': full, 'meta-data': meta, 'network-config': network, instanceId, secretFiles };
 }

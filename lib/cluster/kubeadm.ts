@@ -1,9 +1,14 @@
 // kubeadm configuration for one node, as plain objects: InitConfiguration + ClusterConfiguration for the master
-// (pre-set bootstrap token, ttl 0), JoinConfiguration for workers (token discovery pinned by the CA hash).
+// (pre-set bootstrap token with the profile's kubernetes.tokenTTL; API server certificate names the master's
+// FQDN, hostname and address; images from registry.k8s.io), JoinConfiguration for workers (token discovery
+// pinned by the CA hash).
 import type { Profile, ResolvedNode } from './profile.ts';
 import type { Secrets } from './secrets.ts';
 
 type Obj = Record<string, unknown>;
+
+/** Where kubeadm pulls the control-plane images (k8s.gcr.io is frozen; registry.k8s.io serves every release). */
+export const IMAGE_REPOSITORY = 'registry.k8s.io';
 
 function nodeRegistration(p: Profile, node: ResolvedNode): Obj {
   const reg: Obj = { name: node.name };
@@ -25,8 +30,8 @@ export function kubeadmInitConfig(p: Profile, node: ResolvedNode, secrets: Pick<
     bootstrapTokens: [
       {
         token: secrets.token,
-        description: 'pi-image: lets the nodes of this cluster join; made once, kept in the state directory',
-        ttl: '0s',
+        description: 'pi-image: lets the nodes of this cluster join; deleted by the master once they all have',
+        ttl: p.kubernetes.tokenTTL,
         usages: ['signing', 'authentication'],
         groups: ['system:bootstrappers:kubeadm:default-node-token'],
       },
@@ -40,6 +45,8 @@ export function kubeadmInitConfig(p: Profile, node: ResolvedNode, secrets: Pick<
     clusterName: p.cluster.name,
     kubernetesVersion: `v${p.kubernetes.version}`,
     controlPlaneEndpoint: p.kubernetes.apiEndpoint,
+    imageRepository: IMAGE_REPOSITORY,
+    apiServer: { certSANs: [node.fqdn, node.name, ...(advertise ? [advertise] : [])] },
     networking: { podSubnet: p.kubernetes.podCIDR, serviceSubnet: p.kubernetes.serviceCIDR, dnsDomain: p.kubernetes.dnsDomain },
   };
   const docs = [init, cluster];

@@ -5,6 +5,7 @@ import { diskSignature, mbrPartuuid, sdDiskSignature } from './disk.ts';
 import type { Profile } from './profile.ts';
 import type { Secrets } from './secrets.ts';
 import { findNode } from '../cloud-init/seed.ts';
+import { K8S_CGROUP_ARGS } from '../pi/cmdline.ts';
 
 export interface NodePlan {
   name: string;
@@ -17,6 +18,10 @@ export interface NodePlan {
   rootPartuuid: string;
   /** Words to add to the kernel command line (replace any root=/rootfstype= already there). */
   cmdline: string[];
+  /** The part of `cmdline` that does not name the root (quirks, cgroups, kernel.cmdline): netboot uses it too. */
+  kernelArgs: string[];
+  /** Paths of the seed's files that hold secrets (empty: the SD image holds none). */
+  secretFiles: string[];
   /** Size of the SSD's root partition (p1) in bytes; the ext4 inside grows to it on first boot. */
   rootPartitionBytes: number;
   /** Whether first boot creates p2 (raw, for Heketi) in the rest of the SSD. */
@@ -29,15 +34,22 @@ export interface NodePlan {
   mac?: string;
 }
 
+/** Kernel arguments every node of the profile gets, whatever its root: USB quirks, cgroups, kernel.cmdline. */
+export function kernelArgs(profile: Profile): string[] {
+  const args: string[] = [];
+  if (profile.ssd.quirks.length > 0) args.push(`usb-storage.quirks=${profile.ssd.quirks.join(',')}`);
+  if (profile.kubernetes.enabled) args.push(...K8S_CGROUP_ARGS, 'swapaccount=1');
+  args.push(...profile.kernel.cmdline);
+  return args;
+}
+
 export function nodePlan(profile: Profile, nodeName: string, secrets: Secrets): NodePlan {
   const node = findNode(profile, nodeName);
   const ssd = diskSignature(profile.cluster.name, node.name);
   const seed: Seed = renderSeed(profile, node.name, secrets);
   const rootPartuuid = `PARTUUID=${mbrPartuuid(ssd, 1)}`;
-  const cmdline = [`root=${rootPartuuid}`, 'rootfstype=ext4', 'rootwait'];
-  if (profile.ssd.quirks.length > 0) cmdline.push(`usb-storage.quirks=${profile.ssd.quirks.join(',')}`);
-  if (profile.kubernetes.enabled) cmdline.push('cgroup_enable=cpuset', 'cgroup_enable=memory', 'cgroup_memory=1', 'swapaccount=1');
-  cmdline.push(...profile.kernel.cmdline);
+  const args = kernelArgs(profile);
+  const cmdline = [`root=${rootPartuuid}`, 'rootfstype=ext4', 'rootwait', ...args];
   return {
     name: node.name,
     role: node.role,
@@ -45,6 +57,8 @@ export function nodePlan(profile: Profile, nodeName: string, secrets: Secrets): 
     sdDiskSignature: sdDiskSignature(profile.cluster.name, node.name),
     rootPartuuid,
     cmdline,
+    kernelArgs: args,
+    secretFiles: seed.secretFiles,
     rootPartitionBytes: profile.rootSizeBytes,
     brick: profile.ssd.brick,
     seed: { 'user-data': seed['user-data'], 'meta-data': seed['meta-data'], 'network-config': seed['network-config'] },

@@ -144,6 +144,9 @@ export const ProfileSchema = z.strictObject({
       install: z.enum(['binaries', 'apt']).optional(),
       /** Container runtime from the release's archive. Default: docker.io before 1.24, containerd after. */
       runtime: z.enum(['docker.io', 'containerd']).optional(),
+      /** Lifetime of the bootstrap token in the seeds (kubeadm ttl, e.g. 48h or 90m); the master also deletes it once
+       *  every node of the profile has joined. */
+      tokenTTL: str(/^([1-9]\d{0,3}h|[1-9]\d{0,5}m)$/, 'must be a duration like 48h or 90m (at most 9999h)').default('48h'),
       podCIDR: cidr.default('10.244.0.0/16'),
       serviceCIDR: cidr.default('10.96.0.0/12'),
       dnsDomain: str(DNS_NAME, 'must be a DNS domain').default('cluster.local'),

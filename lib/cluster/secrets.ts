@@ -1,15 +1,15 @@
-// Cluster secrets, made once and reused: the Kubernetes CA (key by node:crypto, self-signed certificate by the
-// system's `openssl`), the kubeadm bootstrap token, the discovery hash, the Heketi admin key and SSH key, and
+// Cluster secrets, made once and reused: the Kubernetes CA (key by node:crypto, self-signed certificate encoded in
+// x509.ts, valid from CA_NOT_BEFORE so a node whose clock starts years behind accepts it), the kubeadm bootstrap token, the discovery hash, the Heketi admin key and SSH key, and
 // the MetalLB memberlist key. They live in a state directory (0700, files 0600) beside the profile, or in
 // `--secrets DIR` / $PI_IMAGE_SECRETS. Nothing here prints them; the Secrets object hides them from
 // JSON.stringify and console.log.
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes, randomInt, X509Certificate } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { inspect } from 'node:util';
 import { InputError } from '../errors.ts';
 import { BUILTIN_PROFILE, PACKAGE_ROOT } from './profile.ts';
+import { CA_NOT_BEFORE, selfSignedCa } from './x509.ts';
 
 export interface Secrets {
   /** Where they are stored. */
@@ -83,12 +83,35 @@ function load(dir: string): Secrets {
   v.heketiSshPublicKey = v.heketiSshPublicKey.trim();
   let discoveryHash: string;
   try {
-    new X509Certificate(v.caCert);
+    v.caCert = caValidEarly(dir, v.caCert, v.caKey);
     discoveryHash = discoveryHashOf(v.caCert);
   } catch (err) {
     throw new InputError(`${join(dir, FILES.caCert)} is not a PEM certificate: ${(err as Error).message}`);
   }
   return hide({ dir, ...v, discoveryHash });
+}
+
+/**
+ * A CA certificate made by an older pi-image (notBefore = its build time) is re-issued with the same key and
+ * subject and notBefore = CA_NOT_BEFORE: the discovery hash (of the key) stays, and what it signed stays valid.
+ * The serial is derived from the old certificate, so the result is the same on every run; it is saved when the
+ * directory is writable.
+ */
+function caValidEarly(dir: string, pem: string, keyPem: string): string {
+  const cert = new X509Certificate(pem);
+  if (Date.parse(cert.validFrom) <= CA_NOT_BEFORE.getTime()) return pem;
+  const serial = createHash('sha256').update(cert.raw).digest().subarray(0, 16);
+  serial[0]! &= 0x7f;
+  const cn = /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1] ?? 'kubernetes';
+  const again = selfSignedCa({ key: keyPem, commonName: cn, serial });
+  try {
+    const tmp = join(dir, `.${FILES.caCert}.partial`);
+    writeFileSync(tmp, again, { mode: 0o600 });
+    renameSync(tmp, join(dir, FILES.caCert));
+  } catch {
+    /* read-only secrets (e.g. from a CI store): the re-issued certificate is used as it is made, the same each time */
+  }
+  return again;
 }
 
 /** `sha256:` + hex sha256 of the certificate's DER SubjectPublicKeyInfo. */
@@ -133,13 +156,11 @@ function create(dir: string, clusterName: string): void {
     const put = (name: string, data: string) => writeFileSync(join(tmp, name), data, { mode: 0o600 });
     const ca = generateKeyPairSync('rsa', { modulusLength: 2048 });
     put(FILES.caKey, ca.privateKey.export({ type: 'pkcs1', format: 'pem' }) as string);
-    // Self-signed CA certificate, as kubeadm would make it (CN=kubernetes, CA:TRUE, keyCertSign), for 100 years.
-    execFileSync('openssl', [
-      'req', '-x509', '-new', '-key', join(tmp, FILES.caKey), '-out', join(tmp, FILES.caCert), '-days', '36500', '-sha256',
-      '-subj', '/CN=kubernetes', '-addext', 'basicConstraints=critical,CA:TRUE',
-      '-addext', 'keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign', '-addext', 'subjectKeyIdentifier=hash',
-    ], { stdio: ['ignore', 'ignore', 'pipe'] });
-    chmodSync(join(tmp, FILES.caCert), 0o600);
+    // Self-signed CA certificate, as kubeadm would make it (CN=kubernetes, CA:TRUE, keyCertSign), valid from
+    // CA_NOT_BEFORE for 100 years.
+    const serial = randomBytes(16);
+    serial[0]! &= 0x7f;
+    put(FILES.caCert, selfSignedCa({ key: ca.privateKey, commonName: 'kubernetes', serial }));
     put(FILES.token, newToken() + '\n');
     put(FILES.heketiAdminKey, randomString(32, 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789') + '\n');
     put(FILES.metallbMemberlistKey, randomBytes(128).toString('base64') + '\n');
@@ -155,9 +176,6 @@ function create(dir: string, clusterName: string): void {
     }
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && /openssl/.test(String(err))) {
-      throw new InputError('making the cluster CA needs the `openssl` command', 'install it (Debian/Ubuntu: apt-get install openssl)');
-    }
     throw err;
   }
 }

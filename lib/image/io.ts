@@ -1,6 +1,6 @@
 // Positional, bounds-checked I/O over image files (and block devices), plus windows onto a byte range of them
 // (a partition). Every filesystem layer reads and writes through a `BlockIO`, never through raw fds.
-import { openSync, closeSync, readSync, writeSync, fstatSync, fsyncSync, ftruncateSync, constants } from 'node:fs';
+import { openSync, closeSync, readSync, writeSync, fstatSync, fsyncSync, ftruncateSync, fchmodSync, constants } from 'node:fs';
 import { OutOfBoundsError, CorruptImageError } from '../errors.ts';
 
 /** Random access to a run of bytes. Offsets are byte offsets from the start of this view. */
@@ -53,9 +53,11 @@ export class FileIO implements BlockIO {
     return new FileIO(fd, path, opts.size ?? st.size, !opts.write);
   }
 
-  /** Create (or truncate) a file of `size` bytes; it is sparse, all zeros. */
-  static create(path: string, size: number): FileIO {
-    const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, 0o644);
+  /** Create (or truncate) a file of `size` bytes; it is sparse, all zeros. `mode` (e.g. 0o600 for an image that
+   *  holds secrets) is set exactly, whatever the umask or an older file's mode. */
+  static create(path: string, size: number, opts: { mode?: number } = {}): FileIO {
+    const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, opts.mode ?? 0o644);
+    if (opts.mode !== undefined) fchmodSync(fd, opts.mode);
     ftruncateSync(fd, size);
     return new FileIO(fd, path, size, false);
   }

@@ -41,8 +41,9 @@ test.before(async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const port = (server.address() as { port: number }).port;
   url = `http://127.0.0.1:${port}/ubuntu-lookalike.img.xz`;
-  first = await build({ nodes: 'all', image: url, outDir: join(work, 'out'), ...env() });
+  first = await build({ nodes: 'all', image: url, outDir: join(work, 'out'), ...env(), onNotice: (kind, text) => notices.push({ kind, text }) });
 });
+const notices: { kind: string; text: string }[] = [];
 
 test.after(() => {
   server?.close();
@@ -162,6 +163,22 @@ test('a .img.xz damaged mid-stream fails the build with the cause, and leaves no
   }
   assert.not.ok(existsSync(out) && readdirSync(out).some((d) => !d.startsWith('.')), 'no final names');
   assert.equal(readdirSync(join(work, 'cache-damaged', 'images')), [], 'nothing in the cache');
+});
+
+test('images that hold secrets are 0600 and the build says so once; a profile nobody can log in with is named', () => {
+  for (const n of NODES) {
+    // Every yarpi4 node's seed holds a secret (the master the CA key, the workers the bootstrap token).
+    assert.is(statSync(join(first.outDir, n, 'sd.img')).mode & 0o777, 0o600, `${n}/sd.img`);
+    assert.is(statSync(join(first.outDir, n, 'ssd.img')).mode & 0o777, 0o644, `${n}/ssd.img holds no secret`);
+    // The block maps hold block ranges and sha256 sums, no secret bytes.
+    assert.is(statSync(join(first.outDir, n, 'sd.img.bmap')).mode & 0o777, 0o644);
+  }
+  const info = notices.filter((x) => x.kind === 'info');
+  assert.is(info.length, 1, 'one line');
+  assert.match(info[0]!.text, /^sd\.img of node1, node2, node3, node4 hold cluster secrets .*written 0600/);
+  const warn = notices.filter((x) => x.kind === 'warning');
+  assert.is(warn.length, 1);
+  assert.match(warn[0]!.text, /^no user can log in to the nodes: users\[0\]\.sshKeys is empty/);
 });
 
 test('a second build is byte-identical', async () => {

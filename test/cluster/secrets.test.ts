@@ -80,6 +80,49 @@ test('where: --secrets, then PI_IMAGE_SECRETS, then beside the profile; the buil
   }
 });
 
+// A Pi has no RTC: fixrtc starts its clock at the root fs's last mount time (the 19.10.1 image: its build, late
+// 2019), systemd at least at its own build date. The CA (and so every certificate kubeadm signs with its notBefore)
+// must already be valid then.
+test('CA valid from 2000-01-01: openssl accepts it, and a certificate it signs, at a clock of 2019-06-01', async () => {
+  const dir = join(t.dir, 'clock', 'c1');
+  const s = await loadOrCreateSecrets(cluster, { dir });
+  const ca = join(dir, 'ca.crt');
+  const dates = execFileSync('openssl', ['x509', '-in', ca, '-noout', '-startdate', '-enddate']).toString();
+  assert.match(dates, /notBefore=Jan  1 00:00:00 2000 GMT/);
+  assert.match(dates, /notAfter=Jan  1 00:00:00 2100 GMT/);
+  const at2019 = String(Date.UTC(2019, 5, 1) / 1000);
+  assert.match(execFileSync('openssl', ['verify', '-attime', at2019, '-CAfile', ca, ca]).toString(), /: OK/);
+  assert.match(execFileSync('openssl', ['verify', '-x509_strict', '-CAfile', ca, ca]).toString(), /: OK/);
+  // A leaf signed the way kubeadm signs (the CA's notBefore), checked at the 2019 clock.
+  const leafKey = join(t.dir, 'leaf.key');
+  const csr = join(t.dir, 'leaf.csr');
+  const leaf = join(t.dir, 'leaf.crt');
+  execFileSync('openssl', ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', leafKey, '-subj', '/CN=kube-apiserver', '-out', csr], { stdio: 'ignore' });
+  execFileSync('openssl', ['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', join(dir, 'ca.key'), '-set_serial', '7', '-days', '365', '-out', leaf], { stdio: 'ignore' });
+  assert.match(execFileSync('openssl', ['verify', '-CAfile', ca, leaf]).toString(), /: OK/);
+  // The DER openssl reads back carries the extensions kubeadm looks for.
+  const text = execFileSync('openssl', ['x509', '-in', ca, '-noout', '-text']).toString();
+  assert.match(text, /X509v3 Basic Constraints: critical\s+CA:TRUE/);
+  assert.match(text, /X509v3 Key Usage: critical\s+Digital Signature, Key Encipherment, Certificate Sign/);
+  assert.match(text, /X509v3 Subject Key Identifier/);
+  assert.match(s.discoveryHash, /^sha256:[0-9a-f]{64}$/);
+});
+
+test('a CA made by an older pi-image (notBefore = its build time) is re-issued early with the same key and hash', async () => {
+  const dir = join(t.dir, 'old', 'c1');
+  await loadOrCreateSecrets(cluster, { dir });
+  // What the old code made: openssl req -x509 now, 100 years.
+  execFileSync('openssl', ['req', '-x509', '-new', '-key', join(dir, 'ca.key'), '-out', join(dir, 'ca.crt'), '-days', '36500', '-subj', '/CN=kubernetes',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign']);
+  const oldHash = execFileSync('sh', ['-c', `openssl x509 -in ${join(dir, 'ca.crt')} -pubkey -noout | openssl pkey -pubin -outform der | sha256sum`]).toString().split(' ')[0];
+  const s = await loadOrCreateSecrets(cluster, { dir });
+  assert.is(s.discoveryHash, `sha256:${oldHash}`, 'the discovery hash (of the key) is unchanged');
+  assert.match(execFileSync('openssl', ['x509', '-in', join(dir, 'ca.crt'), '-noout', '-startdate']).toString(), /2000 GMT/);
+  assert.is(statSync(join(dir, 'ca.crt')).mode & 0o777, 0o600);
+  const again = await loadOrCreateSecrets(cluster, { dir });
+  assert.is(again.caCert, s.caCert, 'stable once re-issued');
+});
+
 test('never printed: JSON and inspect show no secret', async () => {
   const s = await loadOrCreateSecrets(cluster, { dir: join(t.dir, 'a', 'c1') });
   for (const text of [JSON.stringify(s), inspect(s), JSON.stringify({ nested: s })]) {

@@ -107,7 +107,11 @@ test('discovery hash recomputed with openssl is in every worker join; the token 
   const master = parseAllDocuments(fileIn(seeds.node1!['user-data'], '/etc/pi-image/kubeadm.yaml')!.content).map((d) => d.toJS());
   const init = master.find((d) => d.kind === 'InitConfiguration');
   assert.is(init.bootstrapTokens[0].token, secrets.token);
-  assert.is(init.bootstrapTokens[0].ttl, '0s');
+  assert.is(init.bootstrapTokens[0].ttl, '48h', 'a bounded lifetime (kubernetes.tokenTTL, default 48h), never 0s');
+  const cc = master.find((d) => d.kind === 'ClusterConfiguration');
+  assert.equal(cc.apiServer.certSANs, ['node1.home.arpa', 'node1', '10.0.0.11'], 'API server certificate: FQDN, hostname, address');
+  assert.is(cc.imageRepository, 'registry.k8s.io');
+  for (const seed of Object.values(seeds)) assert.not.match(seed['user-data'], /k8s\.gcr\.io/);
   // The CA the master uses is the one the hash pins.
   assert.is(fileIn(seeds.node1!['user-data'], '/etc/kubernetes/pki/ca.crt')!.content, readFileSync(ca, 'utf8'));
   for (const w of ['node2', 'node3', 'node4']) {

@@ -54,6 +54,11 @@ export const command: CommandModule<GlobalOptions, BuildArgs> = {
         compress: argv.compress,
         fsync: argv.fsync,
         onProgress: out.progress,
+        onNotice: (kind, text) => {
+          if (kind === 'warning') return out.warn(text);
+          out.event('notice', { message: text });
+          out.step(text);
+        },
         onNode: (name, n) => {
           out.event('node', { node: name, sd: n.sd, ssd: n.ssd, rootPartUuid: n.rootPartUuid });
           out.step(`${name}: sd.img ${formatBytes(n.sd.size)}, ssd.img ${formatBytes(n.ssd.size)} (${formatBytes(n.ssd.mappedBytes)} used), root=PARTUUID=${n.rootPartUuid}`);

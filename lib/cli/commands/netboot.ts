@@ -7,8 +7,8 @@ import { join, resolve } from 'node:path';
 import { runCommand, UsageError, type GlobalOptions } from '../output.ts';
 import { loadProfile } from '../../cluster/profile.ts';
 import { loadOrCreateSecrets } from '../../cluster/secrets.ts';
-import { findNode, renderSeed } from '../../cloud-init/seed.ts';
-import { K8S_CGROUP_ARGS } from '../../pi/cmdline.ts';
+import { findNode } from '../../cloud-init/seed.ts';
+import { nodePlan } from '../../cluster/plan.ts';
 import { netboot, type NetbootNode } from '../../netboot/index.ts';
 
 interface NetbootArgs extends GlobalOptions {
@@ -52,14 +52,16 @@ export const command: CommandModule<GlobalOptions, NetbootArgs> = {
       const secrets = await loadOrCreateSecrets(profile, { dir: argv.secrets, profilePath });
       const nodes: NetbootNode[] = names.map((name) => {
         const n = profile.nodes.find((x) => x.name === name)!;
-        const seed = renderSeed(profile, name, secrets);
+        // The build's node plan: the same seed and the same kernel arguments (quirks, cgroups, kernel.cmdline).
+        const plan = nodePlan(profile, name, secrets);
+        const seed = plan.seed;
         return {
           name,
           serial: n.serial,
           mac: n.mac,
           address: n.address === 'dhcp' ? undefined : n.address.ip,
           seed: { 'user-data': seed['user-data'], 'meta-data': seed['meta-data'], 'network-config': seed['network-config'] },
-          extraCmdline: K8S_CGROUP_ARGS,
+          extraCmdline: plan.kernelArgs,
         };
       });
       const res = await netboot({
