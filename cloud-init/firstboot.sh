@@ -4,6 +4,10 @@
 # run `sudo /usr/local/lib/pi-image/firstboot.sh <step>` again after fixing whatever stopped it.
 # Configuration comes from /etc/pi-image/cluster.env (written by pi-image, values validated and quoted);
 # secrets from files under /etc/pi-image/secrets and /etc/kubernetes/pki (0600, root).
+# The steps after `clock` (STEPS in cluster.env) need a true time: when NTP has not synchronised within
+# CLOCK_WAIT seconds they are put off, and pi-image-resume.service runs them once it has (also after a reboot).
+# `scrub` overwrites the secrets where they lie (the SD's seed, cloud-init's copies) and removes what the steps
+# that are done no longer need.
 set -euo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export DEBIAN_FRONTEND=noninteractive
@@ -12,10 +16,108 @@ STEP=${1:?usage: firstboot.sh <step>}
 . "${PI_IMAGE_ENV:-/etc/pi-image/cluster.env}"
 DONE=${PI_IMAGE_STATE:-/var/lib/pi-image/done}
 mkdir -p "$DONE"
+COMPLETE=$(dirname "$DONE")/complete
+SYSTEMCTL=${PI_IMAGE_SYSTEMCTL:-systemctl}
+FIRMWARE=${PI_IMAGE_FIRMWARE:-/boot/firmware}
+CLOUD=${PI_IMAGE_CLOUD:-/var/lib/cloud}
+ETC=${PI_IMAGE_ETC:-/etc/pi-image}
+TIMESYNC_FLAG=${PI_IMAGE_TIMESYNC_FLAG:-/run/systemd/timesync/synchronized}
 
 log() { echo "pi-image[$STEP]: $*"; logger -t pi-image "[$STEP] $*" 2>/dev/null || true; }
 die() { log "FAILED: $*"; exit 1; }
 
+# ---- clock ------------------------------------------------------------------------------------------------
+# True once NTP has set the clock: systemd-timesyncd's flag file, or the kernel's sync state via timedatectl
+# (chrony, ntpd). With PI_IMAGE_TIMESYNC_FLAG set (tests) the flag file alone decides.
+clock_synced() {
+  [ -e "$TIMESYNC_FLAG" ] && return 0
+  [ -z "${PI_IMAGE_TIMESYNC_FLAG:-}" ] || return 1
+  [ "$(timedatectl show -p NTPSynchronized --value 2>/dev/null)" = yes ]
+}
+# The node's steps that come after `clock` (they need a true time: TLS, apt's Release dates, certificates).
+steps_after_clock() {
+  local s after=0
+  for s in ${STEPS:-}; do
+    if [ "$after" = 1 ]; then printf '%s ' "$s"; fi
+    if [ "$s" = clock ]; then after=1; fi
+  done
+  return 0
+}
+needs_clock() { case " $(steps_after_clock) " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# ---- apt -----------------------------------------------------------------------------------------------------
+# apt's daily timers fire when NTP jumps the clock, and unattended-upgrades then holds the dpkg lock for minutes.
+# bootcmd holds them from early in first boot (the same commands); release_apt gives them back at the end.
+APT_UNITS="apt-daily.service apt-daily-upgrade.service"
+APT_TIMERS="apt-daily.timer apt-daily-upgrade.timer"
+hold_apt() {
+  # shellcheck disable=SC2086
+  $SYSTEMCTL mask --runtime --quiet $APT_UNITS 2>/dev/null || true
+  # shellcheck disable=SC2086
+  $SYSTEMCTL stop --no-block $APT_TIMERS 2>/dev/null || true
+}
+release_apt() {
+  local t
+  log "apt-daily timers and unattended-upgrades released"
+  # shellcheck disable=SC2086
+  $SYSTEMCTL unmask --runtime --quiet $APT_UNITS 2>/dev/null || true
+  for t in $APT_TIMERS; do
+    if $SYSTEMCTL is-enabled --quiet "$t" 2>/dev/null; then $SYSTEMCTL start --no-block "$t" 2>/dev/null || true; fi
+  done
+}
+# Who holds dpkg's lock (a POSIX lock, matched by inode in /proc/locks; eoan's apt cannot wait for it).
+dpkg_lock_holder() {
+  local f ino pid
+  for f in ${PI_IMAGE_DPKG_LOCKS:-/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock}; do
+    [ -e "$f" ] || continue
+    ino=$(stat -c %i "$f")
+    pid=$(awk -v ino="$ino" '{ for (i = 2; i <= NF; i++) if ($i ~ /^[0-9a-f]+:[0-9a-f]+:[0-9]+$/) {
+      split($i, a, ":"); if (a[3] == ino) { print $(i - 1); exit } } }' /proc/locks 2>/dev/null)
+    if [ -n "$pid" ]; then echo "$pid $(tr '\0\n' '  ' < "/proc/$pid/cmdline" 2>/dev/null | cut -c1-80)"; return 0; fi
+  done
+  return 1
+}
+wait_dpkg_lock() {
+  local waited=0 limit=${APT_LOCK_WAIT:-1200} who
+  while who=$(dpkg_lock_holder); do
+    if [ $((waited % 60)) = 0 ]; then log "waiting for the dpkg lock (held by pid $who; ${waited}s of at most ${limit}s)"; fi
+    [ "$waited" -lt "$limit" ] || die "the dpkg lock is still held after ${limit}s by pid $who"
+    sleep 5; waited=$((waited + 5))
+  done
+}
+
+# ---- scrub ---------------------------------------------------------------------------------------------------
+# Overwrite a file with zeros where it lies (FAT and ext4 rewrite in place; shred syncs), then replace its content
+# with FILE2's (or remove it when FILE2 is empty). The old bytes are gone from the clusters/blocks they used.
+wipe_file() {
+  local f=$1 with=${2:-}
+  [ -f "$f" ] || return 0
+  shred -n 0 -z --exact "$f"
+  if [ -n "$with" ]; then
+    cat "$with" > "$f"
+    sync "$f"
+  else
+    rm -f "$f"
+  fi
+}
+# Files the node no longer needs once STEP is done (they hold the token, Heketi's keys, MetalLB's key).
+leftovers_of() {
+  case $1 in
+  master) echo "$ETC/kubeadm.yaml" ;;
+  join) echo "$ETC/kubeadm-join.yaml" ;;
+  addons) echo "$ETC/secrets/metallb-memberlist-key" ;;
+  heketi) echo "$ETC/secrets/heketi-ssh-key $ETC/secrets/heketi-admin-key $ETC/heketi.json $ETC/storageclass.yaml" ;;
+  esac
+}
+all_steps_done() {
+  local s
+  for s in ${STEPS:-}; do [ -e "$DONE/$s" ] || return 1; done
+}
+
+if [ "$STEP" != resume ] && [ "$STEP" != token-cleanup ] && needs_clock "$STEP" && [ ! -e "$DONE/clock" ]; then
+  log "put off: needs a true clock (NTP not synchronised yet); pi-image-resume.service runs it once it is"
+  exit 0
+fi
 if [ -e "$DONE/$STEP" ] && [ "${FORCE:-0}" != 1 ]; then log "already done"; exit 0; fi
 trap 'rc=$?; [ $rc -eq 0 ] || log "stopped with status $rc; re-run: sudo /usr/local/lib/pi-image/firstboot.sh $STEP"' EXIT
 
@@ -38,6 +140,7 @@ fetch() {
 apt_install() {
   local i
   for i in 1 2 3 4 5 6 7 8 9 10; do
+    wait_dpkg_lock
     apt-get -o Acquire::Retries=5 update -q && apt-get -o Acquire::Retries=5 install -y -q --no-install-recommends "$@" && return 0
     log "apt failed (try $i), retrying in 15s"; sleep 15
   done
@@ -79,6 +182,12 @@ brick)
   [ "$part" = "$BRICK_DEVICE" ] || log "note: the brick is $part but the profile names $BRICK_DEVICE for Heketi"
   ;;
 base)
+  # What a reboot needs comes first, before anything that can fail: the unit that finishes an interrupted first
+  # boot, and kubelet when its unit is already here (release binaries; the apt package brings its own later).
+  log "enabling the units a reboot needs (pi-image-resume$([ "${KUBERNETES:-0}" != 1 ] || echo ', kubelet'))"
+  $SYSTEMCTL daemon-reload || true
+  [ ! -f /etc/systemd/system/pi-image-resume.service ] || $SYSTEMCTL enable --quiet pi-image-resume.service
+  if [ "${KUBERNETES:-0}" = 1 ] && [ -f /etc/systemd/system/kubelet.service ]; then $SYSTEMCTL enable --quiet kubelet; fi
   log "swap off"
   swapoff -a || true
   sed -i -E '/^[^#].*[[:space:]]swap[[:space:]]/s/^/#/' /etc/fstab
@@ -103,10 +212,30 @@ base)
     grep -qxF "$line" /root/.ssh/authorized_keys || echo "$line" >> /root/.ssh/authorized_keys
   fi
   ;;
+clock)
+  wait=${CLOCK_WAIT:-300}
+  later=$(steps_after_clock)
+  if ! clock_synced; then
+    log "waiting up to ${wait}s for NTP to set the clock (it says $(date -u +%FT%TZ)); then: ${later% }"
+    waited=0
+    while ! clock_synced && [ "$waited" -lt "$wait" ]; do
+      sleep 5; waited=$((waited + 5))
+      [ $((waited % 60)) != 0 ] || log "still waiting for NTP (${waited}s)"
+    done
+    if ! clock_synced; then
+      log "clock NOT synchronised after ${waited}s (it says $(date -u +%FT%TZ)); put off until it is: ${later% }"
+      $SYSTEMCTL start --no-block pi-image-resume.service 2>/dev/null || log "warning: could not start pi-image-resume.service"
+      exit 0
+    fi
+  fi
+  log "clock synchronised by NTP: $(date -u +%FT%TZ)"
+  ;;
 packages)
   pkgs="curl ca-certificates gnupg"
   [ "${KUBERNETES:-0}" = 1 ] && pkgs="$pkgs $RUNTIME conntrack socat ebtables ethtool ipset"
   [ "${GLUSTER:-0}" = 1 ] && pkgs="$pkgs glusterfs-server glusterfs-client lvm2 thin-provisioning-tools"
+  # Heketi turns each brick partition into an LVM volume group with thin pools and formats the bricks mkfs.xfs.
+  [ "${HEKETI:-0}" = 1 ] && pkgs="$pkgs xfsprogs"
   # shellcheck disable=SC2086
   log "installing $pkgs ${EXTRA_PACKAGES:-}"
   # shellcheck disable=SC2086
@@ -118,8 +247,8 @@ runtime)
     mkdir -p /etc/containerd
     containerd config default | sed 's/SystemdCgroup = false/SystemdCgroup = true/' > /etc/containerd/config.toml.new
     mv /etc/containerd/config.toml.new /etc/containerd/config.toml
-    systemctl restart containerd
     systemctl enable containerd
+    systemctl restart containerd
   else
     log "docker"
     systemctl enable --now docker
@@ -142,6 +271,7 @@ kubernetes)
     curl -fsSL --retry 20 --retry-delay 6 "${K8S_APT_REPO}Release.key" | gpg --batch --yes --dearmor -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg
     echo "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] $K8S_APT_REPO /" > /etc/apt/sources.list.d/kubernetes.list
     apt_install "kubelet=$K8S_VERSION-*" "kubeadm=$K8S_VERSION-*" "kubectl=$K8S_VERSION-*"
+    systemctl enable kubelet
     apt-mark hold kubelet kubeadm kubectl
   fi
   systemctl daemon-reload
@@ -158,6 +288,11 @@ master)
   else
     log "kubeadm init (pre-made CA in /etc/kubernetes/pki, pre-set token)"
     kubeadm init --config /etc/pi-image/kubeadm.yaml
+  fi
+  if [ -f /etc/systemd/system/pi-image-token-cleanup.timer ]; then
+    log "the bootstrap token ($TOKEN_ID, ttl $TOKEN_TTL) is deleted once $NODE_NAMES have joined"
+    systemctl daemon-reload
+    systemctl enable --now pi-image-token-cleanup.timer
   fi
   for u in root ${ADMIN_USERS:-}; do
     home=$(getent passwd "$u" | cut -d: -f6) || continue
@@ -227,14 +362,58 @@ heketi)
   fi
   ;;
 scrub)
-  # Last step: the seed on the FAT boot partition (and cloud-init's cached copy) lose the secrets.
-  log "removing secrets from the cloud-init seed"
-  for f in /boot/firmware/user-data /var/lib/cloud/instance/user-data.txt; do
-    [ -f "$f" ] || continue
-    cp /etc/pi-image/user-data.scrubbed "$f.pi-image-new" && mv "$f.pi-image-new" "$f"
+  # Last step of runcmd (and of resume): secrets out of the SD's seed and cloud-init's copies on the SSD; the
+  # secret files the steps that are done used, removed. Overwritten in place first, so no old cluster holds them.
+  log "overwriting the seed's secrets on the SD ($FIRMWARE/user-data) and replacing it with the scrubbed copy"
+  wipe_file "$FIRMWARE/user-data" "$ETC/user-data.scrubbed"
+  log "overwriting cloud-init's copies of the seed in $CLOUD/instances/*"
+  for d in "$CLOUD"/instances/*/; do
+    [ -d "$d" ] || continue
+    wipe_file "$d/user-data.txt" "$ETC/user-data.scrubbed"
+    for f in user-data.txt.i cloud-config.txt obj.pkl; do wipe_file "$d/$f"; done
   done
-  rm -f /var/lib/cloud/instance/user-data.txt.i
+  for f in /run/cloud-init/instance-data-sensitive.json; do wipe_file "$f"; done
+  for s in ${STEPS:-}; do
+    [ -e "$DONE/$s" ] || continue
+    for f in $(leftovers_of "$s"); do
+      [ ! -e "$f" ] || { log "removing $f (step $s is done)"; wipe_file "$f"; }
+    done
+  done
   sync
+  if all_steps_done; then
+    release_apt
+    $SYSTEMCTL disable --quiet pi-image-resume.service 2>/dev/null || true
+    touch "$COMPLETE"
+    log "first boot complete"
+  else
+    log "steps not done yet: kept what they need ($(for s in ${STEPS:-}; do [ -e "$DONE/$s" ] || printf '%s ' "$s"; done))"
+  fi
+  ;;
+resume)
+  # Run by pi-image-resume.service: the steps put off (no true clock) or stopped (a failure, a reboot), then scrub.
+  hold_apt
+  if ! clock_synced && [ ! -e "$DONE/clock" ]; then
+    log "waiting for NTP to set the clock before: $(steps_after_clock)"
+    until clock_synced; do sleep 15; done
+  fi
+  for s in ${STEPS:-}; do
+    [ -e "$DONE/$s" ] && continue
+    bash "$0" "$s" || die "step $s failed"
+  done
+  FORCE=1 bash "$0" scrub
+  exit 0
+  ;;
+token-cleanup)
+  # Run by pi-image-token-cleanup.timer on the master: once every node of the profile is a Kubernetes node, the
+  # bootstrap token has no more use. A node added later gets a fresh token (see docs/first-boot.md).
+  export KUBECONFIG=/etc/kubernetes/admin.conf
+  have=$(kubectl get nodes -o name 2>/dev/null | sed 's|^node/||') || die "kubectl get nodes"
+  for n in $NODE_NAMES; do
+    printf '%s\n' "$have" | grep -qxF "$n" || { log "waiting for $n to join"; exit 0; }
+  done
+  log "every node has joined: deleting bootstrap token $TOKEN_ID"
+  out=$(kubeadm token delete "$TOKEN_ID" 2>&1) || case $out in *"not found"*) ;; *) die "kubeadm token delete $TOKEN_ID: $out" ;; esac
+  systemctl disable --now pi-image-token-cleanup.timer 2>/dev/null || true
   ;;
 *)
   die "unknown step $STEP"

@@ -52,7 +52,9 @@ export function firstbootSteps(p: Profile, node: ResolvedNode): string[] {
   const steps: string[] = [];
   if (p.ssd.brick) steps.push('brick');
   steps.push('base');
-  if (k8s || g || p.apt.packages.length > 0) steps.push('packages');
+  // Everything after `clock` needs a true time (TLS downloads, apt's Release dates, certificates): firstboot.sh
+  // puts it off when NTP has not synchronised in time.
+  if (k8s || g || p.apt.packages.length > 0) steps.push('clock', 'packages');
   if (k8s) steps.push('runtime', 'kubernetes');
   if (g) steps.push('gluster');
   if (k8s) steps.push(master ? 'master' : 'join');
@@ -61,7 +63,7 @@ export function firstbootSteps(p: Profile, node: ResolvedNode): string[] {
   return steps;
 }
 
-function clusterEnv(p: Profile, node: ResolvedNode): string {
+function clusterEnv(p: Profile, node: ResolvedNode, tokenId: string): string {
   const k = p.kubernetes;
   const g = p.glusterfs;
   const [maj, min] = k.version.split('.');
@@ -71,6 +73,8 @@ function clusterEnv(p: Profile, node: ResolvedNode): string {
     {
       NODE_NAME: node.name,
       ROLE: node.role,
+      STEPS: firstbootSteps(p, node).join(' '),
+      CLOCK_WAIT: p.ntp.waitSeconds,
       BRICK: p.ssd.brick,
       BRICK_DEVICE: p.ssd.brickDevice,
       LEGACY_IPTABLES: p.os.codename === 'eoan' || p.os.codename === 'disco',
@@ -88,6 +92,9 @@ function clusterEnv(p: Profile, node: ResolvedNode): string {
       CNI_SHA256: k.binaries.cni.sha256,
       K8S_APT_REPO: k.aptRepo.replaceAll('{minor}', `v${maj}.${min}`).replaceAll('{version}', k.version),
       API_ENDPOINT: k.apiEndpoint,
+      TOKEN_ID: master && k.enabled ? tokenId : '',
+      TOKEN_TTL: k.tokenTTL,
+      NODE_NAMES: p.nodes.map((n) => n.name).join(' '),
       POD_CIDR: k.podCIDR,
       CALICO: master && k.calico.enabled,
       CALICO_URL: k.calico.manifest,
@@ -124,7 +131,8 @@ function writeFiles(p: Profile, node: ResolvedNode, s: Secrets): WriteFile[] {
   const heketi = g.enabled && g.heketi.enabled;
   const files: WriteFile[] = [
     { path: '/etc/hosts', content: hostsFile(p), permissions: '0644' },
-    { path: '/etc/pi-image/cluster.env', content: clusterEnv(p, node), permissions: '0644' },
+    // The token's id (its first six characters) is public: `kubeadm token delete` names the token by it.
+    { path: '/etc/pi-image/cluster.env', content: clusterEnv(p, node, s.token.split('.')[0]!), permissions: '0644' },
     { path: SCRIPT, content: template('firstboot.sh'), permissions: '0755' },
     { path: '/usr/local/sbin/pi-image-update-vmlinux', content: template('update-vmlinux.sh'), permissions: '0755' },
     { path: '/etc/apt/apt.conf.d/99-pi-image-vmlinux', content: template('99-pi-image-vmlinux'), permissions: '0644' },
@@ -138,6 +146,13 @@ function writeFiles(p: Profile, node: ResolvedNode, s: Secrets): WriteFile[] {
   if (k.enabled && k.install === 'binaries') {
     files.push({ path: '/etc/systemd/system/kubelet.service', content: template('kubelet.service'), permissions: '0644' });
     files.push({ path: '/etc/systemd/system/kubelet.service.d/10-kubeadm.conf', content: template('10-kubeadm.conf'), permissions: '0644' });
+  }
+  if (firstbootSteps(p, node).includes('clock')) {
+    files.push({ path: '/etc/systemd/system/pi-image-resume.service', content: template('pi-image-resume.service'), permissions: '0644' });
+  }
+  if (k.enabled && master) {
+    files.push({ path: '/etc/systemd/system/pi-image-token-cleanup.service', content: template('pi-image-token-cleanup.service'), permissions: '0644' });
+    files.push({ path: '/etc/systemd/system/pi-image-token-cleanup.timer', content: template('pi-image-token-cleanup.timer'), permissions: '0644' });
   }
   if (heketi) files.push({ path: '/etc/pi-image/heketi-ssh-key.pub', content: s.heketiSshPublicKey + '\n', permissions: '0644' });
   if (k.enabled && master) {
@@ -200,7 +215,7 @@ function cloudConfig(p: Profile, node: ResolvedNode, files: WriteFile[]): Record
   // The SSD image's root partition is only as large as its ext4 (small images flash fast). bootcmd runs before
   // resize_rootfs, so it grows p1 to the profile's root size (never over the brick space behind it, and never past
   // the disk) and resize_rootfs then grows the ext4 online. growpart would take the whole disk: off.
-  cfg.bootcmd = [['sh', '-c', growRootScript(p.rootSizeBytes / 512)]];
+  cfg.bootcmd = [['sh', '-c', growRootScript(p.rootSizeBytes / 512)], ['sh', '-c', HOLD_APT]];
   cfg.growpart = { mode: 'off' };
   cfg.resize_rootfs = true;
   cfg.write_files = files.map((f) => ({ path: f.path, content: f.content, permissions: f.permissions, owner: f.owner ?? 'root:root' }));
@@ -211,6 +226,19 @@ function cloudConfig(p: Profile, node: ResolvedNode, files: WriteFile[]): Record
   ];
   return cfg;
 }
+
+/**
+ * bootcmd, every boot until first boot is complete: apt's daily timers and the unattended-upgrades they start are
+ * held (runtime masks: a reboot drops them too) so that an NTP clock jump does not start them while first boot
+ * installs packages; firstboot.sh's scrub gives them back (release_apt). The same units as firstboot.sh's hold_apt.
+ */
+export const HOLD_APT = [
+  '[ ! -e /var/lib/pi-image/complete ] || exit 0',
+  'echo "pi-image: holding apt-daily.timer, apt-daily-upgrade.timer (unattended-upgrades) until first boot is complete"',
+  'systemctl mask --runtime --quiet apt-daily.service apt-daily-upgrade.service 2>/dev/null',
+  'systemctl stop --no-block apt-daily.timer apt-daily-upgrade.timer 2>/dev/null',
+  'exit 0',
+].join('\n');
 
 /**
  * Shell run from bootcmd on every boot; it acts once: when / is partition 1 of a disk with a single partition and

@@ -126,6 +126,8 @@ export const ProfileSchema = z.strictObject({
       enabled: z.boolean().default(true),
       servers: z.array(str(DNS_NAME, 'must be a host name or address')).default([]),
       pools: z.array(str(DNS_NAME, 'must be a host name')).default(['ntp.ubuntu.com']),
+      /** How long first boot waits for NTP before the steps that need a true time (then they are put off). */
+      waitSeconds: z.number().int().min(0).max(3600).default(300),
     })
     .prefault({}),
   apt: z

@@ -206,6 +206,40 @@ test('nodePlan: disk signatures, root PARTUUID, kernel command line, root size',
   assert.is(sigs.size, 8);
 });
 
+test('first boot on real hardware: clock step before what needs a true time, apt held from bootcmd, resume and token units', async () => {
+  const { seeds } = await yarpiSeeds();
+  const secrets = await sharedSecrets();
+  for (const [name, seed] of Object.entries(seeds)) {
+    const ud = pyyaml(seed['user-data']) as any;
+    const steps = ud.runcmd.filter((c: unknown) => Array.isArray(c) && c[0] === '/usr/local/lib/pi-image/firstboot.sh').map((c: string[]) => c[1]);
+    assert.ok(steps.indexOf('base') < steps.indexOf('clock') && steps.indexOf('clock') < steps.indexOf('packages'), `${name}: ${steps}`);
+    const env = fileIn(seed['user-data'], '/etc/pi-image/cluster.env')!.content;
+    assert.match(env, new RegExp(`^STEPS='${steps.filter((x: string) => x !== 'scrub').join(' ')}'$`, 'm'), 'cluster.env lists the steps as runcmd runs them');
+    assert.match(env, /^CLOCK_WAIT='300'$/m);
+    assert.match(env, /^NODE_NAMES='node1 node2 node3 node4'$/m);
+    // Only the token's public id, on the master (it deletes the token); the secret half is not in cluster.env.
+    assert.match(env, name === 'node1' ? new RegExp(`^TOKEN_ID='${secrets.token.split('.')[0]}'$`, 'm') : /^TOKEN_ID=''$/m);
+    assert.not.ok(env.includes(secrets.token));
+    assert.match(env, /^TOKEN_TTL='48h'$/m);
+    assert.is(ud.bootcmd.length, 2);
+    assert.match(ud.bootcmd[1][2], /systemctl mask --runtime --quiet apt-daily\.service apt-daily-upgrade\.service/);
+    assert.match(ud.bootcmd[1][2], /^\[ ! -e \/var\/lib\/pi-image\/complete \] \|\| exit 0$/m, 'only until first boot is complete');
+    const paths = writeFiles(seed['user-data']).map((f) => f.path);
+    assert.ok(paths.includes('/etc/systemd/system/pi-image-resume.service'));
+    assert.is(paths.includes('/etc/systemd/system/pi-image-token-cleanup.timer'), name === 'node1');
+  }
+});
+
+test('netboot and build take the kernel arguments from the same plan: quirks, cgroups, swapaccount, kernel.cmdline', async () => {
+  const p = parseProfile(referenceText().replace('timezone: Etc/UTC', 'timezone: Etc/UTC\nkernel:\n  cmdline: [quiet, "loglevel=3"]'));
+  const plan = nodePlan(p, 'node2', await sharedSecrets());
+  assert.equal(plan.kernelArgs, ['usb-storage.quirks=174c:55aa:u', 'cgroup_enable=cpuset', 'cgroup_enable=memory', 'cgroup_memory=1', 'swapaccount=1', 'quiet', 'loglevel=3']);
+  assert.equal(plan.cmdline, [plan.cmdline[0], 'rootfstype=ext4', 'rootwait', ...plan.kernelArgs]);
+  const src = readFileSync(new URL('../../lib/cli/commands/netboot.ts', import.meta.url), 'utf8');
+  assert.match(src, /extraCmdline: plan\.kernelArgs/);
+  assert.not.match(src, /K8S_CGROUP_ARGS/);
+});
+
 test('the QEMU test profile: no Kubernetes or Gluster steps; users, extra files and runcmd present', async () => {
   const { profile } = await loadProfile(new URL('../fixtures/profiles/qemu-firstboot.yaml', import.meta.url).pathname);
   const ud = pyyaml(renderSeed(profile, 'vm1', await sharedSecrets())['user-data']) as any;
