@@ -184,10 +184,11 @@ brick)
 base)
   # What a reboot needs comes first, before anything that can fail: the unit that finishes an interrupted first
   # boot, and kubelet when its unit is already here (release binaries; the apt package brings its own later).
-  log "enabling the units a reboot needs (pi-image-resume$([ "${KUBERNETES:-0}" != 1 ] || echo ', kubelet'))"
   $SYSTEMCTL daemon-reload || true
-  [ ! -f /etc/systemd/system/pi-image-resume.service ] || $SYSTEMCTL enable --quiet pi-image-resume.service
-  if [ "${KUBERNETES:-0}" = 1 ] && [ -f /etc/systemd/system/kubelet.service ]; then $SYSTEMCTL enable --quiet kubelet; fi
+  units=""
+  if [ -f /etc/systemd/system/pi-image-resume.service ]; then $SYSTEMCTL enable --quiet pi-image-resume.service; units="pi-image-resume"; fi
+  if [ "${KUBERNETES:-0}" = 1 ] && [ -f /etc/systemd/system/kubelet.service ]; then $SYSTEMCTL enable --quiet kubelet; units="$units kubelet"; fi
+  [ -z "$units" ] || log "enabled first, for a reboot: ${units# }"
   log "swap off"
   swapoff -a || true
   sed -i -E '/^[^#].*[[:space:]]swap[[:space:]]/s/^/#/' /etc/fstab
@@ -391,6 +392,7 @@ scrub)
   ;;
 resume)
   # Run by pi-image-resume.service: the steps put off (no true clock) or stopped (a failure, a reboot), then scrub.
+  trap 'log "stopped by a shutdown; it goes on at the next boot"; exit 0' TERM
   hold_apt
   if ! clock_synced && [ ! -e "$DONE/clock" ]; then
     log "waiting for NTP to set the clock before: $(steps_after_clock)"

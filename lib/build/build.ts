@@ -9,6 +9,7 @@ import { readMbr, type MbrPartition } from '../image/mbr.ts';
 import { resolveImage, classifySource, type ResolvedImage } from '../source/index.ts';
 import type { BootSpec } from '../source/catalog.ts';
 import { loadProfile, loadOrCreateSecrets, nodePlan } from '../cluster/index.ts';
+import { renewToken } from '../cluster/secrets.ts';
 import { loginWarning } from '../cluster/login.ts';
 import { InputError, CorruptImageError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
@@ -42,6 +43,8 @@ export interface BuildOptions {
   /** Timestamp for everything written (seconds); default SOURCE_DATE_EPOCH, else the profile's `epoch`. */
   sourceDateEpoch?: number;
   onProgress?: OnProgress;
+  /** Replace the cluster's bootstrap token with a fresh one first (a node added later: the old one expired). */
+  newToken?: boolean;
   /** One-line notices: no user can log in (a warning), which artifacts hold secrets and are 0600. */
   onNotice?: (kind: 'warning' | 'info', text: string) => void;
   /** Called when a node is complete and in place. */
@@ -84,7 +87,15 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const notice = opts.onNotice ?? (() => {});
   const noLogin = loginWarning(profile);
   if (noLogin) notice('warning', noLogin);
-  const secrets = await loadOrCreateSecrets(profile, { dir: opts.secretsDir, profilePath: loaded.profilePath });
+  const secretsOpts = { dir: opts.secretsDir, profilePath: loaded.profilePath };
+  if (opts.newToken) {
+    const file = await renewToken(profile, secretsOpts);
+    const master = profile.nodes.find((n) => n.role === 'master');
+    const admin = profile.users.find((u) => u.sudo)?.name ?? 'ubuntu';
+    const host = master ? (master.address === 'dhcp' ? master.fqdn : master.address.ip) : '<master>';
+    notice('info', `new bootstrap token in ${file}; before the node boots, tell the master: ssh ${admin}@${host} sudo kubeadm token create "$(cat ${file})" --ttl ${profile.kubernetes.tokenTTL}`);
+  }
+  const secrets = await loadOrCreateSecrets(profile, secretsOpts);
   // Resolve the base image. When it has to be decompressed with xz, the lanes start on the growing file at once
   // and build while xz writes it (reads wait for the bytes); the result is kept only if the decompression ends well.
   const src = opts.image ?? profile.image;

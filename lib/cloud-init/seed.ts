@@ -49,9 +49,9 @@ export function firstbootSteps(p: Profile, node: ResolvedNode): string[] {
   const k8s = p.kubernetes.enabled;
   const g = p.glusterfs.enabled;
   const master = node.role === 'master';
-  const steps: string[] = [];
+  // base first: it enables what a reboot needs before any step that can fail.
+  const steps: string[] = ['base'];
   if (p.ssd.brick) steps.push('brick');
-  steps.push('base');
   // Everything after `clock` needs a true time (TLS downloads, apt's Release dates, certificates): firstboot.sh
   // puts it off when NTP has not synchronised in time.
   if (k8s || g || p.apt.packages.length > 0) steps.push('clock', 'packages');

@@ -180,6 +180,21 @@ function create(dir: string, clusterName: string): void {
   }
 }
 
+/**
+ * A node added after the first ones joined needs a token the master knows and that has not expired: a fresh one
+ * replaces `bootstrap-token` (temporary name, then renamed; 0600). The master learns it with `kubeadm token create
+ * <token>`; the caller says how, without printing it. Returns the file's path.
+ */
+export async function renewToken(profile: { cluster: { name: string } }, opts: SecretsOptions = {}): Promise<string> {
+  await loadOrCreateSecrets(profile, opts);
+  const file = join(secretsDir(profile.cluster.name, opts), FILES.token);
+  const tmp = `${file}.partial`;
+  writeFileSync(tmp, newToken() + '\n', { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, file);
+  return file;
+}
+
 /** Keep secrets out of JSON output and console logs by accident. */
 function hide(s: Secrets): Secrets {
   Object.defineProperty(s, 'toJSON', { value: () => ({ dir: s.dir, secrets: 'redacted' }), enumerable: false });

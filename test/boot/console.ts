@@ -56,7 +56,12 @@ const EVENTS: [RegExp, string][] = [
   [/Cloud-init v\. \S+ running 'init' /, "cloud-init: stage init (hostname, users and keys, write_files)"],
   [/Cloud-init v\. \S+ running 'modules:config'/, 'cloud-init: stage config'],
   [/Cloud-init v\. \S+ running 'modules:final'/, 'cloud-init: stage final (runcmd, power_state)'],
+  [/pi-image\[base\]: enabled first, for a reboot/, 'pi-image base: units a reboot needs enabled first'],
+  [/pi-image\[clock\]: waiting up to (\d+)s for NTP/, 'pi-image clock: waits (at most $1 s) for NTP'],
+  [/pi-image\[clock\]: clock (NOT synchronised after \d+s|synchronised by NTP)/, 'pi-image clock: $1'],
+  [/pi-image\[packages\]: put off/, 'pi-image: packages … heketi put off (no true clock)'],
   [/PIIMG-MARK (\S+)/, 'runcmd prints its first marker ($1)'],
+  [/pi-image\[scrub\]: overwriting the seed/, 'pi-image scrub: seed on the SD and cloud-init copies overwritten'],
   [/Cloud-init v\. \S+ finished at/, 'cloud-init finished'],
   [/reboot: Power down/, 'clean power-off'],
 ];

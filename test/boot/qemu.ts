@@ -1,6 +1,7 @@
 // Boots disk images under qemu-system-x86_64 the way the Pi firmware would start them: kernel, initrd and command
 // line read from the SD image's boot partition (config.txt resolved for a Pi 4), every image attached as a virtio
-// disk opened with snapshot=on (never written). TCG by default (a nested KVM guest hangs on these machines); KVM only
+// disk opened with snapshot=on (never written) unless the boot is `writable` (a first boot whose media are read
+// afterwards, or booted again). TCG by default (a nested KVM guest hangs on these machines); KVM only
 // with PI_IMAGE_BOOT_KVM=1. The serial console is collected with a timeout and kept as a log file.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
@@ -50,6 +51,10 @@ export interface BootOptions {
   logFile?: string;
   /** a user-mode NIC (virtio, eth0) restricted to the guest: no host, no outside world */
   nic?: boolean;
+  /** write to the disk images (default: snapshot=on, the images stay as they were) */
+  writable?: boolean;
+  /** the guest's RTC starts here (QEMU -rtc base=…, e.g. 2019-06-01T00:00:00), running with the VM's clock */
+  rtcBase?: string;
   /** stop QEMU once a complete console line matches */
   stopWhen?: RegExp;
   onLine?: (line: string) => void;
@@ -73,7 +78,8 @@ export async function boot(opts: BootOptions): Promise<BootResult> {
     writeFileSync(join(dir, 'initrd'), opts.load.initrdBytes);
     args.push('-initrd', join(dir, 'initrd'));
   }
-  for (const d of opts.disks) args.push('-drive', `file=${d},if=virtio,format=raw,snapshot=on`);
+  for (const d of opts.disks) args.push('-drive', `file=${d},if=virtio,format=raw${opts.writable ? '' : ',snapshot=on'}`);
+  if (opts.rtcBase) args.push('-rtc', `base=${opts.rtcBase},clock=vm`);
   args.push(...(opts.nic ? ['-netdev', 'user,id=n0,restrict=on', '-device', 'virtio-net-pci,netdev=n0'] : ['-nic', 'none']));
   if (opts.logFile) {
     writeFileSync(opts.logFile, `# qemu-system-x86_64 ${args.join(' ')}\n`);

@@ -181,6 +181,24 @@ test('images that hold secrets are 0600 and the build says so once; a profile no
   assert.match(warn[0]!.text, /^no user can log in to the nodes: users\[0\]\.sshKeys is empty/);
 });
 
+test('--new-token: a fresh token in the node\'s seed and the state directory; the master\'s command named, the token not printed', async () => {
+  const secrets = join(work, 'secrets-new-token');
+  execFileSync('cp', ['-a', join(work, 'secrets'), secrets]);
+  const old = readFileSync(join(secrets, 'bootstrap-token'), 'utf8').trim();
+  const said: string[] = [];
+  const out = join(work, 'out-new-token');
+  await build({ nodes: ['node4'], image: url, outDir: out, ...env(), secretsDir: secrets, newToken: true, onNotice: (_k, text) => said.push(text) });
+  const fresh = readFileSync(join(secrets, 'bootstrap-token'), 'utf8').trim();
+  assert.match(fresh, /^[a-z0-9]{6}\.[a-z0-9]{16}$/);
+  assert.is.not(fresh, old);
+  assert.is(statSync(join(secrets, 'bootstrap-token')).mode & 0o777, 0o600);
+  const seed = execFileSync('mcopy', ['-n', '-i', `${join(out, 'node4', 'sd.img')}@@1048576`, '::/user-data', '-']).toString();
+  assert.ok(seed.includes(fresh) && !seed.includes(old), 'node4\'s seed joins with the fresh token');
+  const line = said.find((l) => l.startsWith('new bootstrap token'))!;
+  assert.match(line, /ssh pi@10\.0\.0\.11 sudo kubeadm token create "\$\(cat .*bootstrap-token\)" --ttl 48h$/);
+  assert.not.ok(said.join('\n').includes(fresh), 'the token itself is never printed');
+});
+
 test('a second build is byte-identical', async () => {
   const again = await build({ nodes: 'all', image: url, outDir: join(work, 'out2'), ...env() });
   assert.is(readFileSync(again.manifestPath, 'utf8'), readFileSync(first.manifestPath, 'utf8'));

@@ -108,7 +108,7 @@ test('base: enables the units a reboot needs before anything else (the boot suit
   // base's work touches the machine it runs on (swapoff, fstab, modprobe): here only its order is read.
   const text = readFileSync(script, 'utf8');
   const base = text.slice(text.indexOf('base)\n'), text.indexOf('  log "swap off"'));
-  assert.match(base, /daemon-reload[\s\S]*enable --quiet pi-image-resume\.service[\s\S]*enable --quiet kubelet/);
+  assert.match(base, /daemon-reload[\s\S]*enable --quiet pi-image-resume\.service[\s\S]*enable --quiet kubelet[\s\S]*enabled first, for a reboot/);
   assert.ok(text.indexOf('base)\n') < text.indexOf('clock)\n'), 'base (and its enables) come before every step that can fail');
 });
 

@@ -212,6 +212,7 @@ test('first boot on real hardware: clock step before what needs a true time, apt
   for (const [name, seed] of Object.entries(seeds)) {
     const ud = pyyaml(seed['user-data']) as any;
     const steps = ud.runcmd.filter((c: unknown) => Array.isArray(c) && c[0] === '/usr/local/lib/pi-image/firstboot.sh').map((c: string[]) => c[1]);
+    assert.is(steps[0], 'base', 'base (which enables what a reboot needs) before any step that can fail, brick too');
     assert.ok(steps.indexOf('base') < steps.indexOf('clock') && steps.indexOf('clock') < steps.indexOf('packages'), `${name}: ${steps}`);
     const env = fileIn(seed['user-data'], '/etc/pi-image/cluster.env')!.content;
     assert.match(env, new RegExp(`^STEPS='${steps.filter((x: string) => x !== 'scrub').join(' ')}'$`, 'm'), 'cluster.env lists the steps as runcmd runs them');

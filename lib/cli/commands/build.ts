@@ -16,6 +16,7 @@ interface BuildArgs extends GlobalOptions {
   mirror?: string;
   compress?: 'xz' | 'gz';
   fsync?: boolean;
+  newToken?: boolean;
 }
 
 export const command: CommandModule<GlobalOptions, BuildArgs> = {
@@ -34,7 +35,9 @@ export const command: CommandModule<GlobalOptions, BuildArgs> = {
       .option('mirror', { type: 'string', describe: 'Download base images from this mirror instead' })
       .option('compress', { choices: ['xz', 'gz'] as const, describe: 'Also write compressed copies of the images' })
       .option('fsync', { type: 'boolean', default: false, describe: 'Flush each image to disk before renaming it into place (survives a power cut; waits for the disk)' })
+      .option('new-token', { type: 'boolean', describe: 'Make a fresh bootstrap token first (a node added after the token expired); prints the kubeadm command for the master' })
       .example('$0 build node1', 'SD and SSD images of node1 in out/node1/')
+      .example('$0 build node5 --new-token', 'a node added later: a fresh token in its seed')
       .example('$0 build --all --json', 'every node, JSON lines for CI')
       .example('SOURCE_DATE_EPOCH=1577836800 $0 build --all --compress xz', 'reproducible, compressed artifacts'),
   handler: (argv) =>
@@ -53,6 +56,7 @@ export const command: CommandModule<GlobalOptions, BuildArgs> = {
         mirror: argv.mirror,
         compress: argv.compress,
         fsync: argv.fsync,
+        newToken: argv.newToken,
         onProgress: out.progress,
         onNotice: (kind, text) => {
           if (kind === 'warning') return out.warn(text);

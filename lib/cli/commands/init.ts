@@ -74,13 +74,14 @@ export const command: CommandModule<GlobalOptions, InitArgs> = {
           a.gateway = await question('Gateway', a.gateway);
           a.dns = (await question('DNS servers (comma-separated)', a.gateway)).split(',').map((s) => s.trim()).filter(Boolean);
           a.user = await question('Admin user', a.user);
-          const key = await question('SSH public key file (empty for none)', existsSync(`${process.env.HOME}/.ssh/id_ed25519.pub`) ? `${process.env.HOME}/.ssh/id_ed25519.pub` : '');
+          const key = await question(`SSH public key for ${a.user}, a file or the key itself (without one nobody can log in)`, existsSync(`${process.env.HOME}/.ssh/id_ed25519.pub`) ? `${process.env.HOME}/.ssh/id_ed25519.pub` : '');
           a.sshKeys = key ? [readKey(key)] : [];
         } finally {
           rl.close();
         }
       }
       if (!['eoan', 'noble'].includes(a.release)) throw new InputError(`release "${a.release}": choose eoan or noble`);
+      if (a.sshKeys.length === 0) out.warn(`no SSH key given: nobody can log in to the nodes; add one to users[0].sshKeys in ${file} (or pass --ssh-key)`);
       const text = starterProfile(a);
       mkdirSync(resolve(argv.dir), { recursive: true });
       const tmp = `${file}.partial`;
