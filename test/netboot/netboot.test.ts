@@ -164,4 +164,25 @@ test('bad inputs: non-ASCII overlay names, bad serials, missing seed files', asy
   );
 });
 
+test('pi-image netboot: the kernel command line carries the build plan\'s arguments (quirks, cgroups, swapaccount, kernel.cmdline)', () => {
+  const profile = join(dir, 'netboot-profile.yaml');
+  writeFileSync(profile, [
+    'apiVersion: pi-image/v1', 'cluster: {name: nb}', 'glusterfs: {enabled: false}',
+    'kubernetes: {calico: {enabled: false}, metallb: {enabled: false}, ingressNginx: {enabled: false}}',
+    'kernel: {cmdline: [quiet, "loglevel=3"]}', 'ssd: {quirks: ["152d:0578:u"]}',
+    'nodes: [{name: n1, role: master, address: 10.0.0.11/24, serial: 1a2b3c4d}]', '',
+  ].join('\n'));
+  const loader = new URL('../../node_modules/tsx/dist/esm/index.mjs', import.meta.url).href;
+  const cli = new URL('../../bin/pi-image.ts', import.meta.url).pathname;
+  const r = spawnSync(process.execPath, ['--import', loader, cli, 'netboot', 'n1', '--profile', profile, '--secrets', join(dir, 'nb-secrets'),
+    '--image', look.img, '--server', '10.0.0.1', '--tftp-root', join(dir, 'cli-tftp'), '--nfs-root', join(dir, 'cli-nfs'), '--format', 'tar', '--json'], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr + r.stdout);
+  const result = r.stdout.trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.event === 'result');
+  const cmdline: string = result.nodes[0].cmdline;
+  for (const w of ['usb-storage.quirks=152d:0578:u', 'cgroup_enable=cpuset', 'cgroup_enable=memory', 'cgroup_memory=1', 'swapaccount=1', 'quiet', 'loglevel=3', 'root=/dev/nfs']) {
+    assert.ok(cmdline.split(' ').includes(w), `${w} in ${cmdline}`);
+  }
+  assert.is(readFileSync(join(dir, 'cli-tftp', '1a2b3c4d', 'cmdline.txt'), 'utf8').trim(), cmdline);
+});
+
 test.run();
