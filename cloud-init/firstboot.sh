@@ -9,7 +9,8 @@
 # `scrub` overwrites the secrets where they lie (the SD's seed, cloud-init's copies) and removes what the steps
 # that are done no longer need.
 set -euo pipefail
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# PI_IMAGE_PATH: tools looked up first (tests put stand-ins for kubectl/kubeadm there).
+export PATH=${PI_IMAGE_PATH:+$PI_IMAGE_PATH:}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export DEBIAN_FRONTEND=noninteractive
 STEP=${1:?usage: firstboot.sh <step>}
 # shellcheck source=/dev/null
@@ -415,7 +416,7 @@ token-cleanup)
   done
   log "every node has joined: deleting bootstrap token $TOKEN_ID"
   out=$(kubeadm token delete "$TOKEN_ID" 2>&1) || case $out in *"not found"*) ;; *) die "kubeadm token delete $TOKEN_ID: $out" ;; esac
-  systemctl disable --now pi-image-token-cleanup.timer 2>/dev/null || true
+  $SYSTEMCTL disable --now pi-image-token-cleanup.timer 2>/dev/null || true
   ;;
 *)
   die "unknown step $STEP"

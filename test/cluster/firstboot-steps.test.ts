@@ -167,4 +167,29 @@ test('resume: runs the steps not done (here: none left but clock), then scrub', 
   assert.match(nd.systemctl(), /^mask --runtime --quiet apt-daily\.service apt-daily-upgrade\.service$/m, 'apt held while it runs');
 });
 
+test('token-cleanup (master timer): waits until every node of the profile has joined, then deletes the token by its id', () => {
+  // kubectl and kubeadm stand-ins: the node list is a file the test grows; kubeadm records what it was asked.
+  const nd = node("NODE_NAMES='node1 node2 node3'\nTOKEN_ID='abcdef'\n");
+  const bin = join(nd.dir, 'bin');
+  mkdirSync(bin);
+  const nodes = join(nd.dir, 'nodes');
+  writeFileSync(nodes, 'node/node1\nnode/node2\n');
+  writeFileSync(join(bin, 'kubectl'), `#!/bin/sh\ncat ${nodes}\n`);
+  writeFileSync(join(bin, 'kubeadm'), `#!/bin/sh\necho "$*" >> ${join(nd.dir, 'kubeadm.calls')}\n`);
+  chmodSync(join(bin, 'kubectl'), 0o755);
+  chmodSync(join(bin, 'kubeadm'), 0o755);
+  const r1 = nd.run('token-cleanup', { PI_IMAGE_PATH: bin });
+  assert.is(r1.status, 0, r1.stderr);
+  assert.match(r1.stdout, /waiting for node3 to join/);
+  assert.not.ok(existsSync(join(nd.dir, 'kubeadm.calls')));
+  assert.not.ok(nd.done('token-cleanup'));
+  writeFileSync(nodes, 'node/node1\nnode/node2\nnode/node3\n');
+  const r2 = nd.run('token-cleanup', { PI_IMAGE_PATH: bin });
+  assert.is(r2.status, 0, r2.stderr);
+  assert.match(r2.stdout, /every node has joined: deleting bootstrap token abcdef/);
+  assert.is(readFileSync(join(nd.dir, 'kubeadm.calls'), 'utf8'), 'token delete abcdef\n');
+  assert.ok(nd.done('token-cleanup'));
+  assert.match(nd.systemctl(), /^disable --now pi-image-token-cleanup\.timer$/m, 'the timer is switched off');
+});
+
 test.run();
