@@ -4,6 +4,7 @@ export { resolveAptPackages, closeRoles, loadUniverse, effectiveSources, type Re
 export type { AptLockEntry, RolePackages } from './types.ts';
 export { aptPackagesFor, aptPackagesByRole, type Role } from './packages-for.ts';
 export { bundlePackagesFile, bundleSha256Sums, bundleDebName } from './bundle-repo.ts';
+export { writeBundleRepo, fetchDeb } from './bundle-write.ts';
 export { readImageAptState, type ImageAptState, type RootFs } from './image-state.ts';
 export { installClosure, UnsatisfiableError } from './closure.ts';
 export { compareVersions, satisfiesVersion, parseVersion } from './version.ts';
