@@ -50,6 +50,15 @@ test('deb822: the streaming parser gives the same stanzas however the bytes are 
     p.end();
     assert.equal(out.map((s) => [...s]), [[['package', 'foo'], ['depends', 'bar (>= 1)']], [['package', 'baz']]], `cut ${cut}`);
   }
+  // The byte range given with each stanza holds exactly it, however the input was cut (read back by offset later).
+  const text = Buffer.from('Package: a\nX: 1\n\n\nPackage: bé\nDepends: c\r\n continued\n\nPackage: last');
+  for (const cut of [1, 2, 5, 100]) {
+    const got: string[] = [];
+    const p = new StanzaParser((s, _line, start, end) => got.push(`${s.get('package')}=${parseStanzas(text.subarray(start, end).toString())[0].get('package')}`), { fields: ['package'] });
+    for (let i = 0; i < text.length; i += cut) p.push(text.subarray(i, i + cut));
+    p.end();
+    assert.equal(got, ['a=a', 'bé=bé', 'last=last'], `cut ${cut}`);
+  }
   assert.throws(() => parseStanzas('Package foo\n', 'X'), (e: unknown) => e instanceof InputError && /X line 1/.test((e as Error).message));
   assert.throws(() => parseStanzas(' orphan\n', 'X'), /continuation line/);
 });

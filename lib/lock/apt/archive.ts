@@ -3,7 +3,8 @@
 // checked against its Packages sha256). Downloads go through lib/source's verified downloader into the cache.
 // Invariants: nothing is parsed before it is verified; the cache only ever holds files whose sha256 matched;
 // a cached file is reused only when its record names the expected sha256 and size.
-import { existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createHash } from 'node:crypto';
 import { join, basename } from 'node:path';
 import { Cache, readJson, type DownloadRecord } from '../../source/cache.ts';
@@ -14,7 +15,7 @@ import type { OnProgress } from '../../progress.ts';
 import { verifyClearsigned, type PublicKey } from './keyring.ts';
 import { parseRelease, checkRelease, type Release } from './release.ts';
 import { distUrl, poolUrl, type AptSource } from './sources.ts';
-import type { Universe } from './universe.ts';
+import type { StanzaStore, Universe } from './universe.ts';
 
 export interface ArchiveOptions {
   cacheDir?: string;
@@ -79,11 +80,49 @@ export async function loadPackagesIndex(src: AptSource, release: Release, compon
   return url;
 }
 
-/** Stream a (compressed or plain) Packages file on disk into `universe`. */
+/** The decompressed index in an unlinked temporary file: stanzas are read back from it by offset. */
+class TempFileStore implements StanzaStore {
+  private fd: number | undefined;
+  private size = 0;
+  constructor() {
+    const dir = mkdtempSync(join(tmpdir(), 'pi-image-packages-'));
+    const path = join(dir, 'Packages');
+    this.fd = openSync(path, 'w+', 0o600);
+    rmSync(dir, { recursive: true, force: true }); // gone from the tree at once; the fd keeps the bytes
+  }
+  append(b: Buffer): void {
+    let w = 0;
+    while (w < b.length) w += writeSync(this.fd!, b, w, b.length - w, this.size + w);
+    this.size += b.length;
+  }
+  read(offset: number, length: number): Buffer {
+    const out = Buffer.alloc(length);
+    let r = 0;
+    while (r < length) {
+      const n = readSync(this.fd!, out, r, length - r, offset + r);
+      if (n === 0) break;
+      r += n;
+    }
+    return out.subarray(0, r);
+  }
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+/**
+ * Stream a (compressed or plain) Packages file on disk into `universe`; the decompressed bytes go to a temporary
+ * file the universe reads stanzas back from (released by universe.close()).
+ */
 export async function readPackagesFile(path: string, src: Pick<AptSource, 'uri' | 'suite'>, universe: Universe, where = path): Promise<void> {
   const decoded = await openDecoded(path, detectFormat(path));
-  const parser = universe.parser({ uri: src.uri, suite: src.suite, flat: src.suite.endsWith('/') }, where);
-  for await (const chunk of decoded.stream) parser.push(chunk as Buffer);
+  const store = new TempFileStore();
+  const parser = universe.parser({ uri: src.uri, suite: src.suite, flat: src.suite.endsWith('/') }, where, store);
+  for await (const chunk of decoded.stream) {
+    store.append(chunk as Buffer);
+    parser.push(chunk as Buffer);
+  }
   await decoded.finished();
   parser.end();
 }

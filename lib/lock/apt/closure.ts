@@ -9,7 +9,7 @@
 import { PiImageError } from '../../errors.ts';
 import { formatAtom, formatGroup, meetsConstraint, parseDepends, provideMeets, type DepAtom, type DepGroup } from './depends.ts';
 import type { InstalledPackage } from './status.ts';
-import type { PackageVersion, Universe } from './universe.ts';
+import { versionOf, type PackageVersion, type Universe } from './universe.ts';
 import { compareVersions } from './version.ts';
 
 /** A requested package (or one it needs) cannot be installed. */
@@ -86,10 +86,11 @@ export function installClosure(u: Universe, installed: InstalledPackage[], reque
   const deps = (pv: PackageVersion): DepGroup[] => {
     let d = depsCache.get(pv);
     if (!d) {
-      const where = `${pv.package} ${pv.version}`;
+      const where = `${pv.src.where} line ${pv.line}: ${pv.package} ${pv.version}`;
+      const rel = u.details(pv).rel;
       d = [
-        ...(pv.rel.has('pre-depends') ? parseDepends(pv.rel.get('pre-depends')!, `${where}: Pre-Depends`) : []),
-        ...(pv.rel.has('depends') ? parseDepends(pv.rel.get('depends')!, `${where}: Depends`) : []),
+        ...(rel['pre-depends'] !== undefined ? parseDepends(rel['pre-depends'], `${where}: Pre-Depends`) : []),
+        ...(rel.depends !== undefined ? parseDepends(rel.depends, `${where}: Depends`) : []),
       ];
       depsCache.set(pv, d);
     }
@@ -134,15 +135,15 @@ export function installClosure(u: Universe, installed: InstalledPackage[], reque
     const have = inst.get(name);
     if (eq >= 0) {
       const want = req.slice(eq + 1);
-      const pv = u.versions(name).find((p) => compareVersions(p.parsed, want) === 0);
+      const pv = u.versions(name).find((p) => compareVersions(versionOf(p), want) === 0);
       if (!pv) throw new UnsatisfiableError([req], `no such version (archive has: ${u.versions(name).map((p) => p.version).join(', ') || 'none'})`);
-      if (have && compareVersions(have.version, pv.parsed) === 0) continue;
+      if (have && compareVersions(have.version, versionOf(pv)) === 0) continue;
       install(pv, [req]);
       continue;
     }
     const c = u.candidate(name);
     if (c) {
-      if (have && compareVersions(have.version, c.parsed) >= 0) continue; // already the newest
+      if (have && compareVersions(have.version, versionOf(c)) >= 0) continue; // already the newest
       install(c, [name]);
       continue;
     }

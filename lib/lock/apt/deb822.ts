@@ -3,81 +3,144 @@
 // Invariants: field names are matched case-insensitively (keys are lower-cased); a continuation line keeps its text
 // after the one leading blank, joined to the field with "\n"; the streaming parser keeps only the fields asked
 // for, so a 60 000-stanza Packages index never sits in memory whole.
-import { StringDecoder } from 'node:string_decoder';
 import { InputError } from '../../errors.ts';
 
 /** One stanza: lower-cased field name -> value (multi-line values joined with "\n"). */
 export type Stanza = Map<string, string>;
 
-/** Incremental parser: feed text or bytes with `push`, call `end`; each finished stanza goes to `onStanza`. */
+/**
+ * Incremental parser: feed bytes (or text) with `push`, call `end`; each finished stanza goes to `onStanza`. It
+ * works on the bytes: only the kept fields' values become strings, each its own (never a slice pinning a chunk).
+ */
+const EMPTY = Buffer.alloc(0);
+
 export class StanzaParser {
-  private decoder = new StringDecoder('utf8');
-  private tail = '';
+  private tail: Buffer = EMPTY;
   private cur: Stanza = new Map();
   private field: string | undefined;
-  private keep: boolean;
+  private keep = false;
   private line = 0;
   private startLine = 0;
+  /** Byte offset in the input of the next line (the start of `tail`); of the current stanza; past its last line. */
+  private pos = 0;
+  private startOff = 0;
+  private endOff = 0;
   private readonly name: string;
   private readonly fields?: Set<string>;
+  private readonly reuse: boolean;
   constructor(
-    private readonly onStanza: (s: Stanza, line: number) => void,
-    opts: { fields?: Iterable<string>; name?: string } = {},
+    /** `start`/`end`: the stanza's byte range in the input (for re-reading it later). */
+    private readonly onStanza: (s: Stanza, line: number, start: number, end: number) => void,
+    /** `reuse`: one Map is cleared and handed out for every stanza (the callback must not keep it). */
+    opts: { fields?: Iterable<string>; name?: string; reuse?: boolean } = {},
   ) {
+    this.reuse = opts.reuse ?? false;
     this.fields = opts.fields ? new Set([...opts.fields].map((f) => f.toLowerCase())) : undefined;
-    this.keep = false;
+    if (this.fields) for (const f of this.fields) (this.byLength[f.length] ??= []).push([f, Buffer.from(f, 'latin1')]);
     this.name = opts.name ?? 'control data';
   }
 
+  /** The kept field names by length, as bytes: a line's name is matched without making a string of it. */
+  private readonly byLength: Array<Array<[string, Buffer]>> = [];
+
+  /** The kept field whose name is buf[s, colon) (ASCII case-insensitive), if any. */
+  private keptName(buf: Buffer, s: number, colon: number): string | undefined {
+    const list = this.byLength[colon - s];
+    if (!list) return undefined;
+    next: for (const [name, bytes] of list) {
+      for (let i = 0; i < bytes.length; i++) {
+        const c = buf[s + i];
+        if ((c >= 65 && c <= 90 ? c + 32 : c) !== bytes[i]) continue next;
+      }
+      return name;
+    }
+    return undefined;
+  }
+
   push(chunk: Buffer | string): void {
-    const text = this.tail + (typeof chunk === 'string' ? chunk : this.decoder.write(chunk));
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
     let start = 0;
-    for (;;) {
-      const nl = text.indexOf('\n', start);
-      if (nl < 0) break;
-      this.onLine(text.charCodeAt(nl - 1) === 13 ? text.slice(start, nl - 1) : text.slice(start, nl));
+    if (this.tail.length) {
+      // Only the line cut by the previous chunk is joined: chunks themselves are never copied.
+      const nl = bytes.indexOf(10);
+      if (nl < 0) {
+        this.tail = Buffer.concat([this.tail, bytes]);
+        return;
+      }
+      const line = Buffer.concat([this.tail, bytes.subarray(0, nl + 1)]);
+      this.tail = EMPTY;
+      this.lineOf(line, 0, line.length - 1);
       start = nl + 1;
     }
-    this.tail = text.slice(start);
+    for (;;) {
+      const nl = bytes.indexOf(10, start);
+      if (nl < 0) break;
+      this.lineOf(bytes, start, nl);
+      start = nl + 1;
+    }
+    if (start < bytes.length) this.tail = Buffer.from(bytes.subarray(start)); // a copy of the cut line only
   }
 
   end(): void {
-    const rest = this.tail + this.decoder.end();
-    this.tail = '';
-    if (rest !== '') this.onLine(rest);
+    const rest = this.tail;
+    this.tail = EMPTY;
+    if (rest.length) this.lineOf(rest, 0, rest.length);
     this.flush();
   }
 
+  /** The line buf[s, nl) whose line end (or the input's end) is at nl; it starts at byte `pos` of the input. */
+  private lineOf(buf: Buffer, s: number, nl: number): void {
+    const next = this.pos + (nl - s) + (nl < buf.length ? 1 : 0);
+    this.onLine(buf, s, nl > s && buf[nl - 1] === 13 ? nl - 1 : nl, this.pos, next);
+    this.pos = next;
+  }
+
   private flush(): void {
-    if (this.cur.size > 0) this.onStanza(this.cur, this.startLine);
-    this.cur = new Map();
+    if (this.field !== undefined) this.onStanza(this.cur, this.startLine, this.startOff, this.endOff);
+    if (this.reuse) this.cur.clear();
+    else this.cur = new Map();
     this.field = undefined;
   }
 
-  private onLine(l: string): void {
+  /** One line: bytes [s, e) of buf, without its line end; it spans input bytes [lineStart, next) with its end. */
+  private onLine(buf: Buffer, s: number, e: number, lineStart: number, next: number): void {
     this.line++;
-    const c = l.charCodeAt(0);
+    const c = buf[s];
     if (c === 32 || c === 9) {
-      if (l.trim() === '') {
+      let i = s;
+      while (i < e && (buf[i] === 32 || buf[i] === 9)) i++;
+      if (i === e) {
         this.flush();
         return;
       }
       if (this.field === undefined) throw new InputError(`${this.name} line ${this.line}: a continuation line with no field before it`);
-      if (this.keep) this.cur.set(this.field, `${this.cur.get(this.field)}\n${l.slice(1)}`);
+      if (this.keep) this.cur.set(this.field, `${this.cur.get(this.field)}\n${buf.toString('utf8', s + 1, e)}`);
+      this.endOff = next;
       return;
     }
-    if (l === '') {
+    if (s === e) {
       this.flush();
       return;
     }
     if (c === 35) return; // '#'
-    const colon = l.indexOf(':');
-    if (colon <= 0) throw new InputError(`${this.name} line ${this.line}: "${l.slice(0, 60)}" is not a "Field: value" line`);
-    if (this.cur.size === 0 && this.field === undefined) this.startLine = this.line;
-    const name = l.slice(0, colon).toLowerCase();
-    this.field = name;
-    this.keep = !this.fields || this.fields.has(name);
-    if (this.keep) this.cur.set(name, l.slice(colon + 1).trim());
+    const colon = buf.indexOf(58, s);
+    if (colon <= s || colon >= e) throw new InputError(`${this.name} line ${this.line}: "${buf.toString('utf8', s, Math.min(e, s + 60))}" is not a "Field: value" line`);
+    if (this.field === undefined) {
+      this.startLine = this.line;
+      this.startOff = lineStart;
+    }
+    this.endOff = next;
+    const name = this.fields ? this.keptName(buf, s, colon) : buf.toString('latin1', s, colon).toLowerCase();
+    this.field = name ?? '';
+    this.keep = name !== undefined;
+    if (name !== undefined) {
+      // Trim on the bytes: String.trim() would return a slice that keeps the untrimmed copy alive.
+      let a = colon + 1;
+      let b = e;
+      while (a < b && (buf[a] === 32 || buf[a] === 9)) a++;
+      while (b > a && (buf[b - 1] === 32 || buf[b - 1] === 9)) b--;
+      this.cur.set(name, buf.toString('utf8', a, b));
+    }
   }
 }
 

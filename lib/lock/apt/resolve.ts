@@ -56,38 +56,47 @@ export function effectiveSources(state: ImageAptState, o: Pick<ResolveAptOptions
   return out;
 }
 
-/** Read every source's verified indexes into one universe. */
+/** Read every source's verified indexes into one universe (closed again if one fails). */
 export async function loadUniverse(root: RootFs, state: ImageAptState, sources: AptSource[], o: ArchiveOptions & { imageName?: string }): Promise<Universe> {
   const universe = new Universe(state.architecture);
-  for (const src of sources) {
-    if (src.trusted) {
-      throw new VerifyError(`${src.origin}: [trusted=yes] turns off apt's signature check`, 'pi-image only locks packages from signed archives; remove trusted=yes from that source.');
-    }
-    const keys = await keysForSource(root, state, src, o.imageName);
-    const release = await fetchRelease(src, keys, o);
-    if (release.notAutomatic) continue;
-    if (!src.suite.endsWith('/') && release.architectures.length && !release.architectures.includes(state.architecture)) {
-      throw new InputError(`${src.uri} ${src.suite}: the suite carries no ${state.architecture} packages (Architectures: ${release.architectures.join(' ')})`);
-    }
-    const comps: Array<string | undefined> = src.suite.endsWith('/') ? [undefined] : src.components;
-    for (const c of comps) await loadPackagesIndex(src, release, c, universe, o);
+  try {
+    for (const src of sources) await loadSource(root, state, src, universe, o);
+  } catch (err) {
+    universe.close();
+    throw err;
   }
   return universe;
 }
 
-function toEntry(pv: PackageVersion, roles: string[]): AptLockEntry {
+/** One source: its InRelease verified with the keys apt would use for it, then its components' Packages. */
+async function loadSource(root: RootFs, state: ImageAptState, src: AptSource, universe: Universe, o: ArchiveOptions & { imageName?: string }): Promise<void> {
+  if (src.trusted) {
+    throw new VerifyError(`${src.origin}: [trusted=yes] turns off apt's signature check`, 'pi-image only locks packages from signed archives; remove trusted=yes from that source.');
+  }
+  const keys = await keysForSource(root, state, src, o.imageName);
+  const release = await fetchRelease(src, keys, o);
+  if (release.notAutomatic) return;
+  if (!src.suite.endsWith('/') && release.architectures.length && !release.architectures.includes(state.architecture)) {
+    throw new InputError(`${src.uri} ${src.suite}: the suite carries no ${state.architecture} packages (Architectures: ${release.architectures.join(' ')})`);
+  }
+  const comps: Array<string | undefined> = src.suite.endsWith('/') ? [undefined] : src.components;
+  for (const c of comps) await loadPackagesIndex(src, release, c, universe, o);
+}
+
+function toEntry(u: Universe, pv: PackageVersion, roles: string[]): AptLockEntry {
+  const d = u.details(pv);
   const control: Record<string, string> = {};
   const NAMES: Record<string, string> = { 'pre-depends': 'Pre-Depends', depends: 'Depends', provides: 'Provides', conflicts: 'Conflicts', breaks: 'Breaks', replaces: 'Replaces', essential: 'Essential' };
-  for (const [k, v] of pv.rel) control[NAMES[k] ?? k] = v;
+  for (const [k, v] of Object.entries(d.rel)) if (v !== undefined) control[NAMES[k] ?? k] = v;
   if (pv.multiArch) control['Multi-Arch'] = pv.multiArch;
   return {
     package: pv.package,
     version: pv.version,
     architecture: pv.architecture,
-    filename: pv.filename,
-    url: debUrl(pv.origin, pv.filename),
-    sha256: pv.sha256,
-    size: pv.size,
+    filename: d.filename,
+    url: debUrl(pv.origin, d.filename),
+    sha256: d.sha256,
+    size: d.size,
     suite: pv.origin.suite,
     roles,
     control,
@@ -100,7 +109,11 @@ export async function resolveAptPackages(o: ResolveAptOptions): Promise<AptLockE
   const state = readImageAptState(o.root, name);
   const sources = effectiveSources(state, o);
   const universe = await loadUniverse(o.root, state, sources, { ...o, imageName: name });
-  return closeRoles(universe, state, o.roles, o.fetchDebs === false ? undefined : o);
+  try {
+    return await closeRoles(universe, state, o.roles, o.fetchDebs === false ? undefined : o);
+  } finally {
+    universe.close();
+  }
 }
 
 /** The closures of every role merged into lock entries; with `fetch`, each .deb downloaded and checked. */
@@ -121,7 +134,7 @@ export async function closeRoles(universe: Universe, state: Pick<ImageAptState, 
       else byKey.set(key, { pv, roles: new Set([role]) });
     }
   }
-  const entries = [...byKey.values()].map((e) => toEntry(e.pv, [...e.roles].sort())).sort(compareEntries);
+  const entries = [...byKey.values()].map((e) => toEntry(universe, e.pv, [...e.roles].sort())).sort(compareEntries);
   if (fetch) for (const e of entries) await fetchVerified(e.url, e.sha256, e.size, fetch);
   return entries;
 }
