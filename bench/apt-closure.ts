@@ -11,7 +11,7 @@
 // Prints per-round times, median + spread, and the peak RSS of our process (/usr/bin/time %M).
 // Targets: median < 2 s, peak RSS <= 150 MB. Usage: npx tsx bench/apt-closure.ts [--runs N]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDeb822Sources, distUrl } from '../lib/lock/apt/sources.ts';
@@ -23,6 +23,7 @@ import { StanzaParser, writeStanzas } from '../lib/lock/apt/deb822.ts';
 import { aptPackagesByRole } from '../lib/lock/apt/packages-for.ts';
 import { loadProfile } from '../lib/cluster/profile.ts';
 import { openDecoded, detectFormat } from '../lib/source/decompress.ts';
+import { newestTs } from './lib/newest-ts.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -42,16 +43,6 @@ function timed(cmd: string, argv: string[]): { secs: number; cpu: number; rssMB:
   if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status}):\n${r.stderr.slice(-3000)}`);
   const [kb, user, sys] = r.stderr.trim().split('\n').pop()!.split(' ').map(Number);
   return { secs, cpu: user + sys, rssMB: kb / 1024, stdout: r.stdout };
-}
-
-function newestTs(dir: string): number {
-  let newest = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) newest = Math.max(newest, newestTs(p));
-    else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
-  }
-  return newest;
 }
 
 const tmp = join(ROOT, 'bench', '.tmp', 'apt');
