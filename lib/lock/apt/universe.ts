@@ -88,7 +88,8 @@ function intern(v: string | undefined): string | undefined {
 
 export class Universe {
   readonly architecture: string;
-  private readonly byName = new Map<string, PackageVersion[]>();
+  /** name -> its one version, or its versions (most names have one: no array for them). */
+  private readonly byName = new Map<string, PackageVersion | PackageVersion[]>();
   private readonly providers = new Map<string, Array<{ pv: PackageVersion; provide: Provide }>>();
   private readonly stores = new Set<StanzaStore>();
   private count = 0;
@@ -124,8 +125,8 @@ export class Universe {
     const name = st.get('package');
     const version = st.get('version');
     if (!name || !version) throw new InputError(`${at}: a stanza without Package or Version`);
-    const list = this.byName.get(name);
-    if (list?.some((p) => p.version === version && p.architecture === arch)) return;
+    const list = this.versions(name);
+    if (list.some((p) => p.version === version && p.architecture === arch)) return;
     const provides = st.get('provides');
     const pv: PackageVersion = {
       package: name,
@@ -141,8 +142,10 @@ export class Universe {
       line,
       details: undefined,
     };
-    if (list) list.push(pv);
-    else this.byName.set(name, [pv]);
+    const had = this.byName.get(name);
+    if (had === undefined) this.byName.set(name, pv);
+    else if (Array.isArray(had)) had.push(pv);
+    else this.byName.set(name, [had, pv]);
     for (const provide of pv.provides) {
       const l = this.providers.get(provide.name);
       if (l) l.push({ pv, provide });
@@ -182,14 +185,15 @@ export class Universe {
 
   /** Every version of a real package. */
   versions(name: string): PackageVersion[] {
-    return this.byName.get(name) ?? [];
+    const v = this.byName.get(name);
+    return v === undefined ? [] : Array.isArray(v) ? v : [v];
   }
 
   /** The version apt would install: the highest (first read on a tie). */
   candidate(name: string): PackageVersion | undefined {
-    const list = this.byName.get(name);
-    if (!list) return undefined;
-    if (list.length === 1) return list[0];
+    const v = this.byName.get(name);
+    if (v === undefined || !Array.isArray(v)) return v;
+    const list = v;
     let best: PackageVersion | undefined;
     for (const p of list) if (!best || compareVersions(versionOf(p), versionOf(best)) > 0) best = p;
     return best;
