@@ -10,7 +10,7 @@ import { parseDpkgStatus, nativeArchFromStatus } from '../../lib/lock/apt/status
 import { parseSourcesList, parseDeb822Sources, distUrl, poolUrl } from '../../lib/lock/apt/sources.ts';
 import { parseRelease, checkRelease } from '../../lib/lock/apt/release.ts';
 import { bundlePackagesFile, bundleSha256Sums, bundleDebName } from '../../lib/lock/apt/bundle-repo.ts';
-import { aptPackagesFor, aptPackagesByRole } from '../../lib/lock/apt/packages-for.ts';
+import { aptPackagesFor, aptPackagesByRole, aptInputsFromProfile } from '../../lib/lock/apt/packages-for.ts';
 import { parseProfile, BUILTIN_PROFILE } from '../../lib/cluster/profile.ts';
 import { InputError, VerifyError } from '../../lib/errors.ts';
 import type { AptLockEntry } from '../../lib/lock/apt/types.ts';
@@ -171,6 +171,12 @@ test('packages per role follow the profile: runtime, gluster, heketi xfsprogs, a
   assert.equal(aptPackagesFor(bare, 'worker'), []);
   const extra = { ...bare, apt: { ...p.apt, packages: ['htop', 'curl'] } };
   assert.equal(aptPackagesFor(extra, 'master'), ['curl', 'ca-certificates', 'gnupg', 'htop']);
+  // The reference profile is Ubuntu 19.10 (end of life): its mirrors default to old-releases (lib/cluster/profile.ts).
+  const inputs = aptInputsFromProfile(p);
+  assert.is(inputs.codename, 'eoan');
+  assert.is(inputs.mirror, 'http://old-releases.ubuntu.com/ubuntu');
+  assert.is(inputs.securityMirror, 'http://old-releases.ubuntu.com/ubuntu');
+  assert.equal(inputs.roles, roles);
 });
 
 test.run();

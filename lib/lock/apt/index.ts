@@ -2,7 +2,7 @@
 // entry type, the per-role package list and the bundle repository writer.
 export { resolveAptPackages, closeRoles, loadUniverse, effectiveSources, type ResolveAptOptions } from './resolve.ts';
 export type { AptLockEntry, RolePackages } from './types.ts';
-export { aptPackagesFor, aptPackagesByRole, type Role } from './packages-for.ts';
+export { aptPackagesFor, aptPackagesByRole, aptInputsFromProfile, type Role } from './packages-for.ts';
 export { bundlePackagesFile, bundleSha256Sums, bundleDebName } from './bundle-repo.ts';
 export { writeBundleRepo, fetchDeb } from './bundle-write.ts';
 export { readImageAptState, type ImageAptState, type RootFs } from './image-state.ts';

@@ -27,3 +27,8 @@ export function aptPackagesByRole(p: Profile): RolePackages {
   for (const role of [...new Set(p.nodes.map((n) => n.role))].sort()) out[role] = aptPackagesFor(p, role);
   return out;
 }
+
+/** What resolveAptPackages takes from the profile: the packages per role, the codename and the mirrors. */
+export function aptInputsFromProfile(p: Profile): { roles: RolePackages; codename: string; mirror?: string; securityMirror?: string } {
+  return { roles: aptPackagesByRole(p), codename: p.os.codename, mirror: p.apt.mirror, securityMirror: p.apt.securityMirror };
+}
