@@ -125,8 +125,8 @@ export class Universe {
     const name = st.get('package');
     const version = st.get('version');
     if (!name || !version) throw new InputError(`${at}: a stanza without Package or Version`);
-    const list = this.versions(name);
-    if (list.some((p) => p.version === version && p.architecture === arch)) return;
+    const had = this.byName.get(name);
+    if (had !== undefined && (Array.isArray(had) ? had.some((p) => p.version === version && p.architecture === arch) : had.version === version && had.architecture === arch)) return;
     const provides = st.get('provides');
     const pv: PackageVersion = {
       package: name,
@@ -142,7 +142,6 @@ export class Universe {
       line,
       details: undefined,
     };
-    const had = this.byName.get(name);
     if (had === undefined) this.byName.set(name, pv);
     else if (Array.isArray(had)) had.push(pv);
     else this.byName.set(name, [had, pv]);
