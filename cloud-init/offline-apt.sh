@@ -20,11 +20,11 @@ offline_apt_install() {
     return 1
   fi
   oa_tmp=$(mktemp -d /tmp/pi-image-offline-apt.XXXXXX) || return 1
-  mkdir -p "$oa_tmp/lists/partial" "$oa_tmp/archives/partial" "$oa_tmp/parts"
+  mkdir -p "$oa_tmp/lists/partial" "$oa_tmp/archives/partial"
   for oa_deb in "$oa_dir"/*.deb; do ln -s "$oa_deb" "$oa_tmp/archives/"; done
   echo "deb [trusted=yes] file:$oa_dir ./" > "$oa_tmp/sources.list"
   # Word splitting of the options is wanted (pi-image's paths have no blanks).
-  oa_o="-o Dir::Etc::SourceList=$oa_tmp/sources.list -o Dir::Etc::SourceParts=$oa_tmp/parts -o Dir::State::Lists=$oa_tmp/lists"
+  oa_o="-o Dir::Etc::SourceList=$oa_tmp/sources.list -o Dir::Etc::SourceParts=- -o Dir::State::Lists=$oa_tmp/lists"
   oa_o="$oa_o -o Dir::Cache::Archives=$oa_tmp/archives"
   # Local files only: no download sandbox user needed (it could not write into this root-owned directory).
   oa_o="$oa_o -o APT::Sandbox::User=root -o Acquire::Languages=none ${OFFLINE_APT_OPTS:-}"
