@@ -1,6 +1,7 @@
 // The install closure, as `apt-get install --no-install-recommends` computes it for packages the image lacks:
 // Depends and Pre-Depends with their version constraints, `|` alternatives, virtual packages through Provides,
-// minus what the image already has at a satisfying version. Pure; no I/O.
+// minus what the image already has at a satisfying version. No I/O of its own (visited stanzas are read back
+// through the Universe).
 // Invariants: a dependency already met by what is installed or already chosen is left alone (so an installed
 // alternative wins); otherwise the first alternative whose candidate (highest version) meets it is chosen, then
 // a provider of it (by name order); only candidates are ever chosen, as apt does; dependencies are followed
