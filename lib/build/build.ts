@@ -10,6 +10,7 @@ import { resolveImage, classifySource, type ResolvedImage } from '../source/inde
 import type { BootSpec } from '../source/catalog.ts';
 import { loadProfile, loadOrCreateSecrets, nodePlan } from '../cluster/index.ts';
 import { InputError, CorruptImageError } from '../errors.ts';
+import { PACKAGE_VERSION } from '../paths.ts';
 import type { OnProgress } from '../progress.ts';
 import { Staging } from './staging.ts';
 import { runLanes } from './pool.ts';
@@ -50,8 +51,6 @@ export interface BuildResult {
   manifestPath: string;
   manifest: Manifest;
 }
-
-const VERSION = '0.1.0';
 
 /** Pick the partitions the catalog names (1-based), checking they hold what they should. */
 function pickPartition(parts: MbrPartition[], index: number, what: string, image: string): MbrPartition {
@@ -189,7 +188,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     }
     const manifest: Manifest = {
       manifestVersion: 1,
-      generator: `pi-image ${VERSION}`,
+      generator: `pi-image ${PACKAGE_VERSION}`,
       sourceDateEpoch: epoch,
       profile: { cluster: profile.cluster.name, digest: loaded.digest },
       image: { id: image.id, sha256: image.sourceSha256 },

@@ -1,7 +1,7 @@
 // How the CLI talks to people and machines: ora progress on a TTY, quiet plain lines otherwise (CI), one JSON
 // object per line with --json. Errors are one line on stderr; the stack only with --verbose. Exit codes:
 // 0 done, 1 failed, 2 usage, 3 refused for safety.
-import ora, { type Ora } from 'ora';
+import type { Ora } from 'ora';
 import { PiImageError, SafetyError, InputError } from '../errors.ts';
 import type { ProgressEvent } from '../progress.ts';
 
@@ -27,6 +27,9 @@ export function formatBytes(n: number): string {
 function useColor(): boolean {
   return process.stdout.isTTY === true && !('NO_COLOR' in process.env) && process.env.TERM !== 'dumb';
 }
+
+// ora (and what it pulls in) is loaded only when a spinner can be shown, so plain runs and --help start fast.
+let ora: typeof import('ora').default | undefined;
 
 /** The output channel of one command run. */
 export class Output {
@@ -65,8 +68,8 @@ export class Output {
     }
     const text = describeProgress(e, now - this.phaseStart);
     if (this.interactive) {
-      if (!this.spinner) this.spinner = ora({ text, stream: process.stderr, color: useColor() ? 'cyan' : undefined }).start();
-      else this.spinner.text = text;
+      if (!this.spinner && ora) this.spinner = ora({ text, stream: process.stderr, color: useColor() ? 'cyan' : undefined }).start();
+      else if (this.spinner) this.spinner.text = text;
     } else if (now - this.lastPlain > 5000 || (e.total !== undefined && e.done >= e.total)) {
       this.lastPlain = now;
       process.stderr.write(text + '\n');
@@ -149,6 +152,7 @@ export function reportError(err: unknown, opts: GlobalOptions): void {
 export async function runCommand<T extends GlobalOptions>(argv: T, fn: (out: Output) => Promise<void> | void): Promise<void> {
   const out = new Output(argv);
   try {
+    if (out.interactive && !ora) ora = (await import('ora')).default;
     await fn(out);
   } catch (err) {
     out.stopSpinner();

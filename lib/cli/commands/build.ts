@@ -1,7 +1,6 @@
 // `pi-image build`: per-node SD and SSD images from a profile and a base image.
 import type { CommandModule } from 'yargs';
 import { relative } from 'node:path';
-import { build } from '../../build/build.ts';
 import { runCommand, formatBytes, UsageError, type GlobalOptions } from '../output.ts';
 
 interface BuildArgs extends GlobalOptions {
@@ -39,6 +38,7 @@ export const command: CommandModule<GlobalOptions, BuildArgs> = {
       .example('SOURCE_DATE_EPOCH=1577836800 $0 build --all --compress xz', 'reproducible, compressed artifacts'),
   handler: (argv) =>
     runCommand(argv, async (out) => {
+      const { build } = await import('../../build/build.ts');
       const nodes = argv.all ? 'all' : (argv.nodes ?? []);
       if (argv.all && argv.nodes?.length) throw new UsageError('name nodes or pass --all, not both');
       if (!argv.all && nodes.length === 0) throw new UsageError('name the nodes to build (e.g. node1) or pass --all');

@@ -1,6 +1,5 @@
 // `pi-image cat IMAGE:PART:/path`: write a file from inside a FAT or ext4 partition to stdout, streamed.
 import type { CommandModule } from 'yargs';
-import { withPartPath } from '../../inspect/index.ts';
 import { NotFoundError } from '../../errors.ts';
 import { runCommand, type GlobalOptions } from '../output.ts';
 
@@ -30,6 +29,7 @@ export const command: CommandModule<GlobalOptions, CatArgs> = {
   builder: (y) => y.positional('spec', { type: 'string', demandOption: true, describe: 'IMAGE:PART:/path, e.g. ubuntu.img:1:/config.txt' }),
   handler: (argv) =>
     runCommand(argv, async (out) => {
+      const { withPartPath } = await import('../../inspect/index.ts');
       await withPartPath(argv.spec, async (spec, v) => {
         if (!v.exists(spec.path)) throw new NotFoundError(`${spec.image} partition ${spec.part}: ${spec.path} does not exist`);
         if (!v.isFile(spec.path)) throw new NotFoundError(`${spec.image} partition ${spec.part}: ${spec.path} is not a regular file`);

@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
-import { flash, type ConfirmRequest, type FlashResult } from '../../flash/flash.ts';
+import type { ConfirmRequest, FlashResult } from '../../flash/flash.ts';
 import { runCommand, formatBytes, UsageError, type GlobalOptions, type Output } from '../output.ts';
 import { InputError } from '../../errors.ts';
 
@@ -29,7 +29,7 @@ async function askOnTty(req: ConfirmRequest): Promise<boolean> {
       `Write ${formatBytes(req.imageSize)} image to ${req.target} — ${req.description}${req.size ? ` (${formatBytes(req.size)})` : ''}?\n` +
         `Everything on it will be lost. Type "yes" to continue: `,
     );
-    return /^y(es)?$/i.test(answer.trim());
+    return answer.trim() === 'yes';
   } finally {
     rl.close();
   }
@@ -45,6 +45,7 @@ function isFile(p: string): boolean {
 
 async function one(argv: FlashArgs, out: Output, image: string, target: string, detail?: string, bmap?: string): Promise<FlashResult> {
   const interactive = process.stdin.isTTY === true && process.stderr.isTTY === true && !argv.json;
+  const { flash } = await import('../../flash/flash.ts');
   const r = await flash({
     image,
     target,

@@ -1,6 +1,5 @@
 // `pi-image images list | fetch SRC | verify | prune`: the image catalog and the local cache of base images.
 import type { CommandModule, Argv } from 'yargs';
-import { listCatalog, resolveImage, verifyCache, pruneCache, Cache, cacheDir } from '../../source/index.ts';
 import { runCommand, formatBytes, type GlobalOptions } from '../output.ts';
 import { VerifyError } from '../../errors.ts';
 
@@ -15,6 +14,9 @@ interface ImagesArgs extends GlobalOptions {
   downloads?: boolean;
 }
 
+// The source layer is loaded by the handler that runs, so `images --help` starts fast.
+const source = () => import('../../source/index.ts');
+
 const common = (y: Argv<GlobalOptions>): Argv<ImagesArgs> =>
   y
     .option('cache', { type: 'string', describe: 'Cache directory (default: $PI_IMAGE_CACHE, $XDG_CACHE_HOME/pi-image, ~/.cache/pi-image)' })
@@ -26,6 +28,7 @@ const list: CommandModule<GlobalOptions, ImagesArgs> = {
   builder: common,
   handler: (argv) =>
     runCommand(argv, async (out) => {
+      const { Cache, listCatalog, cacheDir } = await source();
       const cache = new Cache(argv.cache);
       const images = cache.listImages();
       const downloads = cache.listDownloads();
@@ -56,6 +59,7 @@ const fetchCmd: CommandModule<GlobalOptions, ImagesArgs> = {
       .option('xz', { choices: ['auto', 'xz', 'wasm'] as const, default: 'auto' as const, describe: 'xz decoder: the system xz, the WASM one, or auto' }) as Argv<ImagesArgs>,
   handler: (argv) =>
     runCommand(argv, async (out) => {
+      const { resolveImage } = await source();
       const ctl = new AbortController();
       const stop = (): void => ctl.abort(new Error('interrupted; run the same command again to resume'));
       process.once('SIGINT', stop);
@@ -80,6 +84,7 @@ const verify: CommandModule<GlobalOptions, ImagesArgs> = {
   builder: common,
   handler: (argv) =>
     runCommand(argv, async (out) => {
+      const { verifyCache } = await source();
       const items = await verifyCache({ cacheDir: argv.cache, catalogDir: argv.catalog, onProgress: out.progress });
       const bad = items.filter((i) => i.ok === false);
       const mark = (ok: boolean | null): string => (ok === null ? '-- ' : ok ? 'ok ' : 'BAD');
@@ -100,6 +105,7 @@ const prune: CommandModule<GlobalOptions, ImagesArgs> = {
       .option('downloads', { type: 'boolean', describe: 'Also delete compressed downloads whose image is cached' }) as Argv<ImagesArgs>,
   handler: (argv) =>
     runCommand(argv, async (out) => {
+      const { pruneCache } = await source();
       const r = pruneCache({ cacheDir: argv.cache, all: argv.all, downloads: argv.downloads });
       out.result({ removed: r.removed, freedBytes: r.freedBytes }, r.removed.length ? `Removed ${r.removed.length} file(s), freed ${formatBytes(r.freedBytes)}.` : 'Nothing to remove.');
     }),

@@ -1,7 +1,7 @@
 // `pi-image inspect IMAGE`: partitions, filesystems, the Pi 4 boot config and the cloud-init seed. Formatting only;
 // the report comes from lib/inspect.
 import type { CommandModule } from 'yargs';
-import { inspectImage, type InspectReport, type PartitionReport } from '../../inspect/index.ts';
+import type { InspectReport, PartitionReport } from '../../inspect/index.ts';
 import { runCommand, formatBytes, type GlobalOptions } from '../output.ts';
 
 interface InspectArgs extends GlobalOptions {
@@ -56,6 +56,7 @@ export const command: CommandModule<GlobalOptions, InspectArgs> = {
       .option('model', { type: 'string', default: 'pi4', describe: 'Pi model whose config.txt sections count' }),
   handler: (argv) =>
     runCommand(argv, async (out) => {
+      const { inspectImage } = await import('../../inspect/index.ts');
       const report = inspectImage(argv.image, { model: argv.model });
       out.result({ ...report }, formatInspect(report));
     }),

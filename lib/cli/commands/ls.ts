@@ -1,6 +1,6 @@
 // `pi-image ls IMAGE:PART:/path`: list a directory (or one file) inside a FAT or ext4 partition, without mounting.
 import type { CommandModule } from 'yargs';
-import { withPartPath, type ListEntry } from '../../inspect/index.ts';
+import type { ListEntry } from '../../inspect/index.ts';
 import { runCommand, type GlobalOptions } from '../output.ts';
 
 interface LsArgs extends GlobalOptions {
@@ -31,6 +31,7 @@ export const command: CommandModule<GlobalOptions, LsArgs> = {
   builder: (y) => y.positional('spec', { type: 'string', demandOption: true, describe: 'IMAGE:PART:/path, e.g. ubuntu.img:1:/' }),
   handler: (argv) =>
     runCommand(argv, async (out) => {
+      const { withPartPath } = await import('../../inspect/index.ts');
       await withPartPath(argv.spec, (spec, v) => {
         const entries = v.list(spec.path).sort((a, b) => a.name.localeCompare(b.name));
         out.result({ image: spec.image, partition: spec.part, filesystem: v.kind, path: spec.path, entries }, entries.length ? formatList(entries, v.kind === 'ext4') : '');

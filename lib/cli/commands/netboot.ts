@@ -5,11 +5,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { writeFileSync, renameSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runCommand, UsageError, type GlobalOptions } from '../output.ts';
-import { loadProfile } from '../../cluster/profile.ts';
-import { loadOrCreateSecrets } from '../../cluster/secrets.ts';
-import { findNode, renderSeed } from '../../cloud-init/seed.ts';
-import { K8S_CGROUP_ARGS } from '../../pi/cmdline.ts';
-import { netboot, type NetbootNode } from '../../netboot/index.ts';
+import type { NetbootNode } from '../../netboot/index.ts';
 
 interface NetbootArgs extends GlobalOptions {
   nodes?: string[];
@@ -46,6 +42,10 @@ export const command: CommandModule<GlobalOptions, NetbootArgs> = {
     runCommand(argv, async (out) => {
       if (argv.all && argv.nodes?.length) throw new UsageError('give node names or --all, not both');
       if (!argv.all && !argv.nodes?.length) throw new UsageError('name the nodes to netboot, or pass --all');
+      const [{ loadProfile }, { loadOrCreateSecrets }, { findNode, renderSeed }, { K8S_CGROUP_ARGS }, { netboot }] = await Promise.all([
+        import('../../cluster/profile.ts'), import('../../cluster/secrets.ts'), import('../../cloud-init/seed.ts'),
+        import('../../pi/cmdline.ts'), import('../../netboot/index.ts'),
+      ]);
       const { profile, profilePath } = await loadProfile(argv.profile);
       const names = argv.all ? profile.nodes.map((n) => n.name) : argv.nodes!;
       for (const n of names) findNode(profile, n);

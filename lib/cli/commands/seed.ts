@@ -5,9 +5,6 @@ import type { CommandModule } from 'yargs';
 import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runCommand, UsageError, type GlobalOptions } from '../output.ts';
-import { loadProfile } from '../../cluster/profile.ts';
-import { loadOrCreateSecrets } from '../../cluster/secrets.ts';
-import { findNode, renderSeed } from '../../cloud-init/seed.ts';
 
 interface SeedArgs extends GlobalOptions {
   nodes?: string[];
@@ -33,6 +30,9 @@ export const command: CommandModule<GlobalOptions, SeedArgs> = {
     runCommand(argv, async (out) => {
       if (argv.all && argv.nodes?.length) throw new UsageError('give node names or --all, not both');
       if (!argv.all && !argv.nodes?.length) throw new UsageError('name the nodes to write seeds for, or pass --all');
+      const [{ loadProfile }, { loadOrCreateSecrets }, { findNode, renderSeed }] = await Promise.all([
+        import('../../cluster/profile.ts'), import('../../cluster/secrets.ts'), import('../../cloud-init/seed.ts'),
+      ]);
       const { profile, profilePath, digest } = await loadProfile(argv.profile);
       const names = argv.all ? profile.nodes.map((n) => n.name) : argv.nodes!;
       for (const n of names) findNode(profile, n);
