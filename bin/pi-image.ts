@@ -34,6 +34,7 @@ if (args.length === 1 && args[0] === '--version') {
     .alias('help', 'h')
     .version(PACKAGE_VERSION);
 
+  cli.wrap(Math.min(120, cli.terminalWidth()));
   for (const c of commands) cli.command(c);
   await cli.parseAsync();
 }

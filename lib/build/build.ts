@@ -42,12 +42,16 @@ export interface BuildOptions {
   /** Timestamp for everything written (seconds); default SOURCE_DATE_EPOCH, else the profile's `epoch`. */
   sourceDateEpoch?: number;
   onProgress?: OnProgress;
+  /** Called with their directory when the cluster's secrets were made by this build (they must be kept). */
+  onSecretsCreated?: (dir: string) => void;
   /** Called when a node is complete and in place. */
   onNode?: (name: string, node: ManifestNode) => void;
 }
 
 export interface BuildResult {
   outDir: string;
+  /** The nodes this build made (the manifest may also list nodes built before). */
+  built: string[];
   manifestPath: string;
   manifest: Manifest;
 }
@@ -77,7 +81,6 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   for (const n of wanted) {
     if (!names.includes(n)) throw new InputError(`no node "${n}" in profile ${loaded.profilePath}`, `nodes there: ${names.join(', ')}`);
   }
-  const secrets = await loadOrCreateSecrets(profile, { dir: opts.secretsDir, profilePath: loaded.profilePath });
   // Resolve the base image. When it has to be decompressed with xz, the lanes start on the growing file at once
   // and build while xz writes it (reads wait for the bytes); the result is kept only if the decompression ends well.
   const src = opts.image ?? profile.image;
@@ -87,6 +90,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const resolving = resolveImage(src, { cacheDir: opts.cacheDir, mirror: opts.mirror, onProgress, onRawImageStart: (f) => startRaw(f) });
   resolving.catch(() => undefined);
   const first = await Promise.race([resolving, rawStarted]);
+  // The image is there (or being decompressed): only now can the build go on, so only now are secrets made.
+  const secrets = await loadOrCreateSecrets(profile, { dir: opts.secretsDir, profilePath: loaded.profilePath, onCreated: opts.onSecretsCreated });
   const growing = 'state' in first ? first : undefined;
   const entry = growing ? (kind.kind === 'catalog' ? kind.entry : undefined) : (first as ResolvedImage).entry;
   const bootData: Partial<BootSpec> = entry?.boot ?? {};
@@ -200,7 +205,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     }
     staging.commitFile('manifest.json', renderManifest(manifest));
     staging.discard();
-    return { outDir, manifestPath: join(outDir, 'manifest.json'), manifest };
+    return { outDir, built: [...wanted], manifestPath: join(outDir, 'manifest.json'), manifest };
   } catch (err) {
     staging.discard();
     throw err;

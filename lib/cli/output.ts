@@ -41,12 +41,14 @@ export class Output {
   private phase?: string;
   private phaseStart = 0;
   private lastPlain = 0;
+  private lastPlainText = '';
 
   constructor(opts: GlobalOptions) {
     this.json = opts.json === true;
     this.verbose = opts.verbose === true;
     this.quiet = opts.quiet === true;
-    this.interactive = !this.json && process.stderr.isTTY === true && !process.env.CI;
+    // A terminal that reports no width (a pty nobody sized) would send ora into an endless line-clearing loop.
+    this.interactive = !this.json && process.stderr.isTTY === true && !process.env.CI && (process.stderr.columns ?? 0) > 0;
   }
 
   /** A JSON event line (only with --json). */
@@ -70,8 +72,9 @@ export class Output {
     if (this.interactive) {
       if (!this.spinner && ora) this.spinner = ora({ text, stream: process.stderr, color: useColor() ? 'cyan' : undefined }).start();
       else if (this.spinner) this.spinner.text = text;
-    } else if (now - this.lastPlain > 5000 || (e.total !== undefined && e.done >= e.total)) {
+    } else if ((now - this.lastPlain > 5000 || (e.total !== undefined && e.done >= e.total)) && text !== this.lastPlainText) {
       this.lastPlain = now;
+      this.lastPlainText = text; // a phase reporting "100%" again says nothing new
       process.stderr.write(text + '\n');
     }
   };

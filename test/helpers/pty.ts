@@ -21,7 +21,8 @@ export interface PtySession {
 }
 
 export function cliOnPty(args: string[], opts: { cwd: string; env?: Record<string, string | undefined> }): PtySession {
-  const cmd = [process.execPath, join(ROOT, 'bin', 'pi-image.js'), ...args].map(quote).join(' ');
+  // A sized terminal, as a user's is (a pty made by script from a non-terminal has 0 columns).
+  const cmd = 'stty cols 120 rows 40; exec ' + [process.execPath, join(ROOT, 'bin', 'pi-image.js'), ...args].map(quote).join(' ');
   const env: NodeJS.ProcessEnv = { ...process.env, TERM: 'dumb', NO_COLOR: '1', ...opts.env };
   delete env.FORCE_COLOR;
   delete env.CI;

@@ -25,7 +25,10 @@ const common = (y: Argv<GlobalOptions>): Argv<ImagesArgs> =>
 const list: CommandModule<GlobalOptions, ImagesArgs> = {
   command: 'list',
   describe: 'The catalog, and which images are cached',
-  builder: common,
+  builder: (y) =>
+    common(y)
+      .example('$0 images list', 'catalog ids (* = the default), which are cached, and where the cache is')
+      .example('$0 images list --json', 'the same as JSON') as Argv<ImagesArgs>,
   handler: (argv) =>
     runCommand(argv, async (out) => {
       const { Cache, listCatalog, cacheDir } = await source();
@@ -56,7 +59,11 @@ const fetchCmd: CommandModule<GlobalOptions, ImagesArgs> = {
       .positional('src', { type: 'string', describe: 'Catalog id (see `images list`), URL or local path' })
       .option('mirror', { type: 'string', describe: 'Fetch catalog images from this mirror (also $PI_IMAGE_MIRROR): its URL replaces the origin of each catalog URL' })
       .option('sha256', { type: 'string', describe: 'Expected sha256 of a URL or file source' })
-      .option('xz', { choices: ['auto', 'xz', 'wasm'] as const, default: 'auto' as const, describe: 'xz decoder: the system xz, the WASM one, or auto' }) as Argv<ImagesArgs>,
+      .option('xz', { choices: ['auto', 'xz', 'wasm'] as const, default: 'auto' as const, describe: 'xz decoder: the system xz, the WASM one, or auto' })
+      .example('$0 images fetch ubuntu-19.10.1-raspi', 'the default image, from old-releases.ubuntu.com, verified')
+      .example('$0 images fetch eoan --mirror http://mirror.lan', 'the same file from a local mirror')
+      .example('$0 images fetch ./ubuntu.img.xz', 'a file you downloaded yourself')
+      .example('$0 images fetch https://host/my.img.xz --sha256 HEX', 'any image by URL, checked') as Argv<ImagesArgs>,
   handler: (argv) =>
     runCommand(argv, async (out) => {
       const { resolveImage } = await source();
@@ -81,7 +88,10 @@ const fetchCmd: CommandModule<GlobalOptions, ImagesArgs> = {
 const verify: CommandModule<GlobalOptions, ImagesArgs> = {
   command: 'verify',
   describe: 'Re-check every download against its sha256 and every cached image against its source, decoded again',
-  builder: common,
+  builder: (y) =>
+    common(y)
+      .example('$0 images verify', 'ok/BAD per cache entry; exit 1 if any is bad')
+      .example('$0 images verify --cache /srv/pi-image-cache', 'another cache directory') as Argv<ImagesArgs>,
   handler: (argv) =>
     runCommand(argv, async (out) => {
       const { verifyCache } = await source();
@@ -102,7 +112,10 @@ const prune: CommandModule<GlobalOptions, ImagesArgs> = {
   builder: (y) =>
     common(y)
       .option('all', { type: 'boolean', describe: 'Empty the cache' })
-      .option('downloads', { type: 'boolean', describe: 'Also delete compressed downloads whose image is cached' }) as Argv<ImagesArgs>,
+      .option('downloads', { type: 'boolean', describe: 'Also delete compressed downloads whose image is cached' })
+      .example('$0 images prune', 'temporary and interrupted files only')
+      .example('$0 images prune --downloads', 'also the .img.xz files already decompressed')
+      .example('$0 images prune --all', 'empty the cache') as Argv<ImagesArgs>,
   handler: (argv) =>
     runCommand(argv, async (out) => {
       const { pruneCache } = await source();
@@ -114,6 +127,15 @@ const prune: CommandModule<GlobalOptions, ImagesArgs> = {
 export const command: CommandModule<GlobalOptions, GlobalOptions> = {
   command: 'images <command>',
   describe: 'The image catalog and cache: list, fetch, verify, prune',
-  builder: (y) => y.command(list).command(fetchCmd).command(verify).command(prune).demandCommand(1),
+  builder: (y) =>
+    y
+      .command(list)
+      .command(fetchCmd)
+      .command(verify)
+      .command(prune)
+      .demandCommand(1)
+      .example('$0 images list', 'the catalog and the cache')
+      .example('$0 images fetch ubuntu-19.10.1-raspi', 'download, verify and decompress the default image')
+      .example('$0 images <command> --help', 'options and examples of one subcommand'),
   handler: () => {},
 };

@@ -53,7 +53,10 @@ export const command: CommandModule<GlobalOptions, InspectArgs> = {
   builder: (y) =>
     y
       .positional('image', { type: 'string', demandOption: true, describe: 'Raw disk image (.img)' })
-      .option('model', { type: 'string', default: 'pi4', describe: 'Pi model whose config.txt sections count' }),
+      .option('model', { type: 'string', default: 'pi4', describe: 'Pi model whose config.txt sections count' })
+      .example('$0 inspect out/node1/sd.img', 'partitions, the kernel and cmdline a Pi 4 boots, the seed')
+      .example('$0 inspect out/node1/ssd.img', 'the root filesystem: os-release, hostname, fstab')
+      .example('$0 inspect ubuntu.img --model pi3 --json', 'as a Pi 3 would read config.txt, as JSON'),
   handler: (argv) =>
     runCommand(argv, async (out) => {
       const { inspectImage } = await import('../../inspect/index.ts');

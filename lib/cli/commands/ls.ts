@@ -28,7 +28,11 @@ export function formatList(entries: ListEntry[], ext4: boolean): string {
 export const command: CommandModule<GlobalOptions, LsArgs> = {
   command: 'ls <spec>',
   describe: 'List a directory inside an image partition: IMAGE:PART:/path (PART from 1)',
-  builder: (y) => y.positional('spec', { type: 'string', demandOption: true, describe: 'IMAGE:PART:/path, e.g. ubuntu.img:1:/' }),
+  builder: (y) =>
+    y
+      .positional('spec', { type: 'string', demandOption: true, describe: 'IMAGE:PART:/path, e.g. ubuntu.img:1:/' })
+      .example('$0 ls out/node1/sd.img:1:/', 'the boot partition (FAT)')
+      .example('$0 ls out/node1/ssd.img:1:/etc/netplan', 'a directory of the root filesystem (ext4), with owners and modes'),
   handler: (argv) =>
     runCommand(argv, async (out) => {
       const { withPartPath } = await import('../../inspect/index.ts');

@@ -5,6 +5,7 @@ import type { CommandModule } from 'yargs';
 import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runCommand, UsageError, type GlobalOptions } from '../output.ts';
+import { secretsCreated } from '../secrets-note.ts';
 
 interface SeedArgs extends GlobalOptions {
   nodes?: string[];
@@ -23,7 +24,7 @@ export const command: CommandModule<GlobalOptions, SeedArgs> = {
       .option('all', { type: 'boolean', describe: 'Every node of the profile' })
       .option('profile', { type: 'string', describe: 'Cluster profile (default ./pi-image.yaml, else the reference cluster)' })
       .option('out', { type: 'string', demandOption: true, describe: 'Output directory: DIR/<node>/…' })
-      .option('secrets', { type: 'string', describe: 'Secrets directory (default: .pi-image-state/<cluster> beside the profile; env PI_IMAGE_SECRETS)' })
+      .option('secrets', { type: 'string', describe: 'Secrets directory (default: .pi-image-state/<cluster> beside your profile, for the built-in one ~/.local/state/pi-image/<cluster>; env PI_IMAGE_SECRETS)' })
       .example('$0 seed --all --out seed', 'seed/node1/user-data …')
       .example('$0 seed node2 --profile my.yaml --out /media/$USER/system-boot/..', 'one node'),
   handler: (argv) =>
@@ -36,7 +37,7 @@ export const command: CommandModule<GlobalOptions, SeedArgs> = {
       const { profile, profilePath, digest } = await loadProfile(argv.profile);
       const names = argv.all ? profile.nodes.map((n) => n.name) : argv.nodes!;
       for (const n of names) findNode(profile, n);
-      const secrets = await loadOrCreateSecrets(profile, { dir: argv.secrets, profilePath });
+      const secrets = await loadOrCreateSecrets(profile, { dir: argv.secrets, profilePath, onCreated: (dir) => secretsCreated(out, dir) });
       const root = resolve(argv.out);
       const written: { node: string; dir: string; instanceId: string }[] = [];
       names.forEach((name, i) => {
