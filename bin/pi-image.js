@@ -3,8 +3,12 @@
 // checkout). Only in a checkout whose dist/ is missing or older than a TypeScript source does it run the sources
 // through tsx (a devDependency), so a checkout never runs stale code; the package itself never needs tsx.
 import { existsSync, statSync, readdirSync } from 'node:fs';
+import module from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+// Node 22.1+ keeps compiled code between runs (in the OS temp dir): startup then costs a fraction. A no-op before.
+module.enableCompileCache?.();
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const compiled = join(root, 'dist', 'bin', 'pi-image.js');
