@@ -81,6 +81,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   for (const n of wanted) {
     if (!names.includes(n)) throw new InputError(`no node "${n}" in profile ${loaded.profilePath}`, `nodes there: ${names.join(', ')}`);
   }
+  // A first sign of life as soon as the profile is read; the next comes once the image is found.
+  onProgress({ phase: `build ${profile.cluster.name}`, done: 0, total: wanted.length, unit: 'items', detail: 'finding the base image' });
   // Resolve the base image. When it has to be decompressed with xz, the lanes start on the growing file at once
   // and build while xz writes it (reads wait for the bytes); the result is kept only if the decompression ends well.
   const src = opts.image ?? profile.image;
