@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const OWN_VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -61,6 +61,25 @@ test("--version prints pi-image's own version, not the package.json of the curre
   } finally {
     rmSync(other, { recursive: true, force: true });
   }
+});
+
+test('--help and --version load no pipeline, profile parser or decompressor (the commands import those when run)', () => {
+  // A module hook that writes every URL Node resolves to stderr.
+  const dir = mkdtempSync(join(tmpdir(), 'pi-image-hook-'));
+  writeFileSync(join(dir, 'hooks.mjs'), 'export async function resolve(s, c, next) {\n  const r = await next(s, c);\n  process.stderr.write(`RESOLVED ${r.url}\\n`);\n  return r;\n}\n');
+  writeFileSync(join(dir, 'register.mjs'), `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(join(dir, 'hooks.mjs')).href)});\n`);
+  const hook = join(dir, 'register.mjs');
+  for (const args of [['--help'], ['--version'], ['build', '--help'], ['images', 'fetch', '--help']]) {
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', CI: '1' };
+    delete env.FORCE_COLOR;
+    const r = spawnSync(process.execPath, ['--import', hook, join(ROOT, 'bin', 'pi-image.js'), ...args], { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
+    assert.is(r.status, 0, r.stderr);
+    const urls = r.stderr.split('\n').filter((l) => l.startsWith('RESOLVED ')).map((l) => l.slice(9));
+    assert.ok(urls.some((u) => /\/lib\/paths\.(ts|js)$/.test(u)), `the hook saw pi-image's modules: ${urls.length} URLs`);
+    const heavy = urls.filter((u) => /node_modules\/(zod|yaml|unzipper|bluebird|node-fetch|tar-stream|cpio-stream|ora)\/|\/lib\/(build|source|flash|inspect|netboot|image)\//.test(u));
+    assert.equal(heavy, [], `${args.join(' ')} loaded ${heavy.join(', ')}`);
+  }
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test.run();
