@@ -61,14 +61,20 @@ export function userStateDir(): string {
 /**
  * Where the secrets of `clusterName` live: --secrets, $PI_IMAGE_SECRETS, `.pi-image-state/<cluster>` beside a
  * user's profile, and for the built-in profiles (none given, or one of pi-image's profiles/) the user's state
- * directory: `$XDG_STATE_HOME/pi-image/<cluster>`, else `~/.local/state/pi-image/<cluster>`.
+ * directory: `$XDG_STATE_HOME/pi-image/<cluster>`, else `~/.local/state/pi-image/<cluster>` (or, when that does
+ * not exist, `./.pi-image-state/<cluster>` made there by an earlier version).
  */
 export function secretsDir(clusterName: string, opts: SecretsOptions = {}): string {
   if (opts.dir) return resolve(opts.dir);
   if (process.env.PI_IMAGE_SECRETS) return resolve(process.env.PI_IMAGE_SECRETS);
   const profile = opts.profilePath && resolve(opts.profilePath);
   const builtin = !profile || profile === BUILTIN_PROFILE || profile.startsWith(join(PACKAGE_ROOT, 'profiles') + '/');
-  return builtin ? join(userStateDir(), clusterName) : join(dirname(profile), '.pi-image-state', clusterName);
+  if (!builtin) return join(dirname(profile), '.pi-image-state', clusterName);
+  const state = join(userStateDir(), clusterName);
+  // Earlier builds of the built-in profile kept them in the cwd: such secrets are still used (nodes
+  // built with them must keep agreeing) as long as the state directory has none.
+  const legacy = join(process.cwd(), '.pi-image-state', clusterName);
+  return !existsSync(state) && existsSync(legacy) ? legacy : state;
 }
 
 /** Load the cluster's secrets, creating them on first use. */

@@ -90,6 +90,28 @@ test("where: --secrets, then PI_IMAGE_SECRETS, then beside the profile; the buil
   }
 });
 
+test('the built-in profile still finds secrets an earlier version left in ./.pi-image-state while the state dir has none', () => {
+  const savedState = process.env.XDG_STATE_HOME;
+  const savedCwd = process.cwd();
+  const savedSecrets = process.env.PI_IMAGE_SECRETS;
+  try {
+    delete process.env.PI_IMAGE_SECRETS;
+    const cwd = join(t.dir, 'legacy-cwd');
+    mkdirSync(join(cwd, '.pi-image-state', 'c9'), { recursive: true });
+    process.env.XDG_STATE_HOME = join(t.dir, 'legacy-state');
+    process.chdir(cwd);
+    assert.is(secretsDir('c9', { profilePath: BUILTIN_PROFILE }), join(cwd, '.pi-image-state', 'c9'));
+    mkdirSync(join(t.dir, 'legacy-state', 'pi-image', 'c9'), { recursive: true });
+    assert.is(secretsDir('c9', { profilePath: BUILTIN_PROFILE }), join(t.dir, 'legacy-state', 'pi-image', 'c9'));
+  } finally {
+    process.chdir(savedCwd);
+    if (savedState === undefined) delete process.env.XDG_STATE_HOME;
+    else process.env.XDG_STATE_HOME = savedState;
+    if (savedSecrets === undefined) delete process.env.PI_IMAGE_SECRETS;
+    else process.env.PI_IMAGE_SECRETS = savedSecrets;
+  }
+});
+
 test('onCreated is called once, when the secrets are made, and not when they are loaded', async () => {
   const dir = join(t.dir, 'once', 'c1');
   const seen: string[] = [];
