@@ -1,9 +1,14 @@
 #!/usr/bin/env node
-// Launcher. Runs the compiled CLI from dist/ when it is there and newer than every TypeScript source (npm's
-// `prepare` builds it); otherwise registers tsx and runs the sources as they are, so a checkout never runs stale code.
+// Launcher. Runs the compiled CLI from dist/ (what the published package holds; npm's `prepare` builds it in a
+// checkout). Only in a checkout whose dist/ is missing or older than a TypeScript source does it run the sources
+// through tsx (a devDependency), so a checkout never runs stale code; the package itself never needs tsx.
 import { existsSync, statSync, readdirSync } from 'node:fs';
+import module from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+// Node 22.1+ keeps compiled code between runs (in the OS temp dir): startup then costs a fraction. A no-op before.
+module.enableCompileCache?.();
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const compiled = join(root, 'dist', 'bin', 'pi-image.js');
@@ -20,8 +25,9 @@ function newestSource(dir) {
 
 function distIsFresh() {
   const stamp = join(root, 'dist', '.built');
-  if (!existsSync(compiled) || !existsSync(stamp)) return false;
-  if (!existsSync(join(root, 'lib'))) return true; // installed package without sources
+  if (!existsSync(compiled)) return false;
+  if (!existsSync(join(root, 'lib'))) return true; // the installed package: no sources, dist/ is the program
+  if (!existsSync(stamp)) return false;
   const built = statSync(stamp).mtimeMs;
   return newestSource(join(root, 'lib')) <= built && newestSource(join(root, 'bin')) <= built;
 }
@@ -29,7 +35,16 @@ function distIsFresh() {
 if (process.env.PI_IMAGE_FROM_SOURCE !== '1' && distIsFresh()) {
   await import(compiled);
 } else {
-  const { register } = await import('tsx/esm/api');
+  let register;
+  try {
+    ({ register } = await import('tsx/esm/api'));
+  } catch {
+    process.stderr.write(
+      `pi-image: ${existsSync(compiled) ? 'dist/ is older than the TypeScript sources' : 'dist/ is missing'} and tsx is not installed to run them\n` +
+        `  In ${root}: npm run build (or npm ci, which builds it)\n`,
+    );
+    process.exit(1);
+  }
   register();
   await import('./pi-image.ts');
 }

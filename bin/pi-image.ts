@@ -1,29 +1,40 @@
 #!/usr/bin/env node
-// The pi-image command line: yargs wiring only; every command lives in lib/cli/commands/.
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
-import { commands } from '../lib/cli/commands/index.ts';
-import { EXIT } from '../lib/cli/output.ts';
+// The pi-image command line: yargs wiring only; every command lives in lib/cli/commands/. Starts fast: the command
+// modules hold only their options, and load what they run when they run (a bare --version skips yargs too).
+import { PACKAGE_VERSION } from '../lib/paths.ts';
 
-const cli = yargs(hideBin(process.argv))
-  .scriptName('pi-image')
-  .usage('$0 <command> [options]\n\nTurn a stock Ubuntu Raspberry Pi image into ready-to-flash Pi 4 cluster nodes.')
-  .option('json', { type: 'boolean', describe: 'One JSON object per line on stdout, nothing else' })
-  .option('verbose', { type: 'boolean', describe: 'More detail; stack traces on errors' })
-  .option('quiet', { type: 'boolean', alias: 'q', describe: 'Only errors and results' })
-  .demandCommand(1, 'Name a command; see pi-image --help')
-  .strict()
-  .recommendCommands()
-  .epilog('Typical use:\n  pi-image build node1\n  pi-image flash out/node1/sd.img /dev/sdb')
-  .fail((msg, err, y) => {
-    if (err) throw err;
-    process.stderr.write(`pi-image: ${msg}\n\n`);
-    y.showHelp((s: string) => process.stderr.write(s + '\n'));
-    process.exit(EXIT.USAGE);
-  })
-  .help()
-  .alias('help', 'h')
-  .version();
+const args = process.argv.slice(2);
+if (args.length === 1 && args[0] === '--version') {
+  process.stdout.write(PACKAGE_VERSION + '\n');
+} else {
+  const [{ default: yargs }, { commands }, { EXIT }] = await Promise.all([
+    import('yargs'),
+    import('../lib/cli/commands/index.ts'),
+    import('../lib/cli/output.ts'),
+  ]);
+  const cli = yargs(args)
+    .scriptName('pi-image')
+    .usage('$0 <command> [options]\n\nTurn a stock Ubuntu Raspberry Pi image into ready-to-flash Pi 4 cluster nodes.')
+    .option('json', { type: 'boolean', describe: 'One JSON object per line on stdout, nothing else' })
+    .option('verbose', { type: 'boolean', describe: 'More detail; stack traces on errors' })
+    .option('quiet', { type: 'boolean', alias: 'q', describe: 'Only errors and results' })
+    .demandCommand(1, 'Name a command; see pi-image --help')
+    .strict()
+    .recommendCommands()
+    .example('$0 build --all', 'every node of the cluster profile into out/')
+    .example('$0 flash out/node1/sd.img /dev/sdb', 'write a node\'s SD image, asking first')
+    .example('$0 <command> --help', 'options and examples of one command')
+    .fail((msg, err, y) => {
+      if (err) throw err;
+      process.stderr.write(`pi-image: ${msg}\n\n`);
+      y.showHelp((s: string) => process.stderr.write(s + '\n'));
+      process.exit(EXIT.USAGE);
+    })
+    .help()
+    .alias('help', 'h')
+    .version(PACKAGE_VERSION);
 
-for (const c of commands) cli.command(c);
-await cli.parseAsync();
+  cli.wrap(Math.min(120, cli.terminalWidth()));
+  for (const c of commands) cli.command(c);
+  await cli.parseAsync();
+}

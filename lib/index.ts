@@ -2,6 +2,7 @@
 // filesystems, block maps) first, then sources, cluster profiles and seeds, and the jobs: build, flash, netboot.
 export * from './errors.ts';
 export type { ProgressEvent, OnProgress } from './progress.ts';
+export { PACKAGE_VERSION } from './paths.ts';
 
 // Disk images in user space: positional I/O, partition tables, filesystems, sparse copies, block maps, digests.
 export { FileIO, SliceIO, MemoryIO, type BlockIO } from './image/io.ts';

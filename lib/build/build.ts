@@ -12,6 +12,7 @@ import { loadProfile, loadOrCreateSecrets, nodePlan } from '../cluster/index.ts'
 import { renewToken } from '../cluster/secrets.ts';
 import { loginWarning } from '../cluster/login.ts';
 import { InputError, CorruptImageError } from '../errors.ts';
+import { PACKAGE_VERSION } from '../paths.ts';
 import type { OnProgress } from '../progress.ts';
 import { Staging } from './staging.ts';
 import { runLanes } from './pool.ts';
@@ -47,17 +48,19 @@ export interface BuildOptions {
   newToken?: boolean;
   /** One-line notices: no user can log in (a warning), which artifacts hold secrets and are 0600. */
   onNotice?: (kind: 'warning' | 'info', text: string) => void;
+  /** Called with their directory when the cluster's secrets were made by this build (they must be kept). */
+  onSecretsCreated?: (dir: string) => void;
   /** Called when a node is complete and in place. */
   onNode?: (name: string, node: ManifestNode) => void;
 }
 
 export interface BuildResult {
   outDir: string;
+  /** The nodes this build made (the manifest may also list nodes built before). */
+  built: string[];
   manifestPath: string;
   manifest: Manifest;
 }
-
-const VERSION = '0.1.0';
 
 /** Pick the partitions the catalog names (1-based), checking they hold what they should. */
 function pickPartition(parts: MbrPartition[], index: number, what: string, image: string): MbrPartition {
@@ -87,15 +90,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const notice = opts.onNotice ?? (() => {});
   const noLogin = loginWarning(profile);
   if (noLogin) notice('warning', noLogin);
-  const secretsOpts = { dir: opts.secretsDir, profilePath: loaded.profilePath };
-  if (opts.newToken) {
-    const file = await renewToken(profile, secretsOpts);
-    const master = profile.nodes.find((n) => n.role === 'master');
-    const admin = profile.users.find((u) => u.sudo)?.name ?? 'ubuntu';
-    const host = master ? (master.address === 'dhcp' ? master.fqdn : master.address.ip) : '<master>';
-    notice('info', `new bootstrap token in ${file}; before the node boots, tell the master: ssh ${admin}@${host} sudo kubeadm token create "$(cat ${file})" --ttl ${profile.kubernetes.tokenTTL}`);
-  }
-  const secrets = await loadOrCreateSecrets(profile, secretsOpts);
+  // A first sign of life as soon as the profile is read; the next comes once the image is found.
+  onProgress({ phase: `build ${profile.cluster.name}`, done: 0, total: wanted.length, unit: 'items', detail: 'finding the base image' });
   // Resolve the base image. When it has to be decompressed with xz, the lanes start on the growing file at once
   // and build while xz writes it (reads wait for the bytes); the result is kept only if the decompression ends well.
   const src = opts.image ?? profile.image;
@@ -105,6 +101,16 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const resolving = resolveImage(src, { cacheDir: opts.cacheDir, mirror: opts.mirror, onProgress, onRawImageStart: (f) => startRaw(f) });
   resolving.catch(() => undefined);
   const first = await Promise.race([resolving, rawStarted]);
+  // The image is there (or being decompressed): only now can the build go on, so only now are secrets made.
+  const secretsOpts = { dir: opts.secretsDir, profilePath: loaded.profilePath, onCreated: opts.onSecretsCreated };
+  if (opts.newToken) {
+    const file = await renewToken(profile, secretsOpts);
+    const master = profile.nodes.find((n) => n.role === 'master');
+    const admin = profile.users.find((u) => u.sudo)?.name ?? 'ubuntu';
+    const host = master ? (master.address === 'dhcp' ? master.fqdn : master.address.ip) : '<master>';
+    notice('info', `new bootstrap token in ${file}; before the node boots, tell the master: ssh ${admin}@${host} sudo kubeadm token create "$(cat ${file})" --ttl ${profile.kubernetes.tokenTTL}`);
+  }
+  const secrets = await loadOrCreateSecrets(profile, secretsOpts);
   const growing = 'state' in first ? first : undefined;
   const entry = growing ? (kind.kind === 'catalog' ? kind.entry : undefined) : (first as ResolvedImage).entry;
   const bootData: Partial<BootSpec> = entry?.boot ?? {};
@@ -212,7 +218,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     }
     const manifest: Manifest = {
       manifestVersion: 1,
-      generator: `pi-image ${VERSION}`,
+      generator: `pi-image ${PACKAGE_VERSION}`,
       sourceDateEpoch: epoch,
       profile: { cluster: profile.cluster.name, digest: loaded.digest },
       image: { id: image.id, sha256: image.sourceSha256 },
@@ -224,7 +230,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     }
     staging.commitFile('manifest.json', renderManifest(manifest));
     staging.discard();
-    return { outDir, manifestPath: join(outDir, 'manifest.json'), manifest };
+    return { outDir, built: [...wanted], manifestPath: join(outDir, 'manifest.json'), manifest };
   } catch (err) {
     staging.discard();
     throw err;

@@ -1,7 +1,7 @@
 // How the CLI talks to people and machines: ora progress on a TTY, quiet plain lines otherwise (CI), one JSON
 // object per line with --json. Errors are one line on stderr; the stack only with --verbose. Exit codes:
 // 0 done, 1 failed, 2 usage, 3 refused for safety.
-import ora, { type Ora } from 'ora';
+import type { Ora } from 'ora';
 import { PiImageError, SafetyError, InputError } from '../errors.ts';
 import type { ProgressEvent } from '../progress.ts';
 
@@ -28,6 +28,9 @@ function useColor(): boolean {
   return process.stdout.isTTY === true && !('NO_COLOR' in process.env) && process.env.TERM !== 'dumb';
 }
 
+// ora (and what it pulls in) is loaded only when a spinner can be shown, so plain runs and --help start fast.
+let ora: typeof import('ora').default | undefined;
+
 /** The output channel of one command run. */
 export class Output {
   readonly json: boolean;
@@ -38,12 +41,14 @@ export class Output {
   private phase?: string;
   private phaseStart = 0;
   private lastPlain = 0;
+  private lastPlainText = '';
 
   constructor(opts: GlobalOptions) {
     this.json = opts.json === true;
     this.verbose = opts.verbose === true;
     this.quiet = opts.quiet === true;
-    this.interactive = !this.json && process.stderr.isTTY === true && !process.env.CI;
+    // A terminal that reports no width (a pty nobody sized) would send ora into an endless line-clearing loop.
+    this.interactive = !this.json && process.stderr.isTTY === true && !process.env.CI && (process.stderr.columns ?? 0) > 0;
   }
 
   /** A JSON event line (only with --json). */
@@ -65,10 +70,11 @@ export class Output {
     }
     const text = describeProgress(e, now - this.phaseStart);
     if (this.interactive) {
-      if (!this.spinner) this.spinner = ora({ text, stream: process.stderr, color: useColor() ? 'cyan' : undefined }).start();
-      else this.spinner.text = text;
-    } else if (now - this.lastPlain > 5000 || (e.total !== undefined && e.done >= e.total)) {
+      if (!this.spinner && ora) this.spinner = ora({ text, stream: process.stderr, color: useColor() ? 'cyan' : undefined }).start();
+      else if (this.spinner) this.spinner.text = text;
+    } else if ((now - this.lastPlain > 5000 || (e.total !== undefined && e.done >= e.total)) && text !== this.lastPlainText) {
       this.lastPlain = now;
+      this.lastPlainText = text; // a phase reporting "100%" again says nothing new
       process.stderr.write(text + '\n');
     }
   };
@@ -149,6 +155,7 @@ export function reportError(err: unknown, opts: GlobalOptions): void {
 export async function runCommand<T extends GlobalOptions>(argv: T, fn: (out: Output) => Promise<void> | void): Promise<void> {
   const out = new Output(argv);
   try {
+    if (out.interactive && !ora) ora = (await import('ora')).default;
     await fn(out);
   } catch (err) {
     out.stopSpinner();

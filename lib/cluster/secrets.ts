@@ -1,11 +1,15 @@
 // Cluster secrets, made once and reused: the Kubernetes CA (key by node:crypto, self-signed certificate encoded in
-// x509.ts, valid from CA_NOT_BEFORE so a node whose clock starts years behind accepts it), the kubeadm bootstrap token, the discovery hash, the Heketi admin key and SSH key, and
-// the MetalLB memberlist key. They live in a state directory (0700, files 0600) beside the profile, or in
-// `--secrets DIR` / $PI_IMAGE_SECRETS. Nothing here prints them; the Secrets object hides them from
+// x509.ts, valid from CA_NOT_BEFORE so a node whose clock starts years behind accepts it), the kubeadm bootstrap
+// token, the discovery hash, the Heketi admin key and SSH key, and the MetalLB memberlist key.
+// They live in a state directory (0700, files 0600): `--secrets DIR` / $PI_IMAGE_SECRETS, else beside a user's
+// profile, else (the built-in profiles) the user's state directory, so two builds from two directories share one
+// CA. The caller is told when they are new, to say where and to keep them.
+// Nothing here prints them; the Secrets object hides them from
 // JSON.stringify and console.log.
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes, randomInt, X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { inspect } from 'node:util';
 import { InputError } from '../errors.ts';
 import { BUILTIN_PROFILE, PACKAGE_ROOT } from './profile.ts';
@@ -46,22 +50,39 @@ export interface SecretsOptions {
   dir?: string;
   /** The profile file, to put the state directory beside it. */
   profilePath?: string;
+  /** Called with the directory when the secrets were made now (not loaded): they must be kept from now on. */
+  onCreated?: (dir: string) => void;
 }
 
-/** Where the secrets of `clusterName` live. The built-in profile keeps them under the current directory. */
+/** The user's state directory for pi-image: $XDG_STATE_HOME/pi-image, else ~/.local/state/pi-image. */
+export function userStateDir(): string {
+  const xdg = process.env.XDG_STATE_HOME;
+  return join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.local', 'state'), 'pi-image');
+}
+
+/**
+ * Where the secrets of `clusterName` live: --secrets, $PI_IMAGE_SECRETS, `.pi-image-state/<cluster>` beside a
+ * user's profile, and for the built-in profiles (none given, or one of pi-image's profiles/) the user's state
+ * directory: `$XDG_STATE_HOME/pi-image/<cluster>`, else `~/.local/state/pi-image/<cluster>` (or, when that does
+ * not exist, `./.pi-image-state/<cluster>` made there by an earlier version).
+ */
 export function secretsDir(clusterName: string, opts: SecretsOptions = {}): string {
   if (opts.dir) return resolve(opts.dir);
   if (process.env.PI_IMAGE_SECRETS) return resolve(process.env.PI_IMAGE_SECRETS);
-  const base = opts.profilePath && resolve(opts.profilePath) !== BUILTIN_PROFILE && !resolve(opts.profilePath).startsWith(join(PACKAGE_ROOT, 'profiles'))
-    ? dirname(resolve(opts.profilePath))
-    : process.cwd();
-  return join(base, '.pi-image-state', clusterName);
+  const profile = opts.profilePath && resolve(opts.profilePath);
+  const builtin = !profile || profile === BUILTIN_PROFILE || profile.startsWith(join(PACKAGE_ROOT, 'profiles') + '/');
+  if (!builtin) return join(dirname(profile), '.pi-image-state', clusterName);
+  const state = join(userStateDir(), clusterName);
+  // Earlier builds of the built-in profile kept them in the cwd: such secrets are still used (nodes
+  // built with them must keep agreeing) as long as the state directory has none.
+  const legacy = join(process.cwd(), '.pi-image-state', clusterName);
+  return !existsSync(state) && existsSync(legacy) ? legacy : state;
 }
 
 /** Load the cluster's secrets, creating them on first use. */
 export async function loadOrCreateSecrets(profile: { cluster: { name: string } }, opts: SecretsOptions = {}): Promise<Secrets> {
   const dir = secretsDir(profile.cluster.name, opts);
-  if (!existsSync(dir)) create(dir, profile.cluster.name);
+  if (!existsSync(dir) && create(dir, profile.cluster.name)) opts.onCreated?.(dir);
   return load(dir);
 }
 
@@ -148,7 +169,8 @@ function sshRsaPublic(pem: string, comment: string): string {
   return `ssh-rsa ${blob.toString('base64')} ${comment}`;
 }
 
-function create(dir: string, clusterName: string): void {
+/** Make the secrets in `dir`; false when another run made them first (theirs are kept). */
+function create(dir: string, clusterName: string): boolean {
   mkdirSync(dirname(dir), { recursive: true, mode: 0o700 });
   const tmp = mkdtempSync(`${dir}.partial-`);
   try {
@@ -169,10 +191,12 @@ function create(dir: string, clusterName: string): void {
     put(FILES.heketiSshPublicKey, sshRsaPublic(ssh.publicKey.export({ type: 'spki', format: 'pem' }) as string, `heketi@${clusterName}`) + '\n');
     try {
       renameSync(tmp, dir);
+      return true;
     } catch (err) {
       // Another run made them first (two builds at once): keep theirs, so every node agrees.
       if (!existsSync(dir)) throw err;
       rmSync(tmp, { recursive: true, force: true });
+      return false;
     }
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });

@@ -4,36 +4,9 @@ import { InputError } from '../errors.ts';
 import { formatIPv4, parseCidr } from './net.ts';
 import { parseProfile } from './profile.ts';
 import { RFC1123_LABEL } from './schema.ts';
+import type { StarterAnswers } from './starter-defaults.ts';
 
-export interface StarterAnswers {
-  /** Cluster name (RFC 1123 label). */
-  name: string;
-  /** How many nodes; the first is the master. */
-  nodes: number;
-  /** Node name prefix: node → node1, node2, … */
-  prefix: string;
-  /** First node's address with prefix, e.g. 10.0.0.11/24; the others follow. */
-  address: string;
-  gateway: string;
-  dns: string[];
-  /** OpenSSH public key lines for the admin user. */
-  sshKeys: string[];
-  user: string;
-  /** 'eoan' (19.10.1 + Kubernetes 1.17, the reference) or 'noble' (24.04 + current Kubernetes). */
-  release: 'eoan' | 'noble';
-}
-
-export const STARTER_DEFAULTS: StarterAnswers = {
-  name: 'mycluster',
-  nodes: 4,
-  prefix: 'node',
-  address: '10.0.0.11/24',
-  gateway: '10.0.0.1',
-  dns: ['10.0.0.1'],
-  sshKeys: [],
-  user: 'pi',
-  release: 'eoan',
-};
+export { STARTER_DEFAULTS, type StarterAnswers } from './starter-defaults.ts';
 
 const q = (s: string) => JSON.stringify(s);
 

@@ -28,7 +28,8 @@ export interface SafetyContext {
 /** Drives bigger than this are probably not an SD card or a boot SSD: warn. */
 export const LARGE_DRIVE = 2e12;
 
-const gb = (n: number) => `${(n / 1e9).toFixed(1)} GB`;
+/** Sizes of drives as their labels give them: decimal GB ("31.9 GB"). */
+export const gb = (n: number) => `${(n / 1e9).toFixed(1)} GB`;
 
 /** Does an existing regular file already look like a disk image (MBR signature) — or is it empty? */
 export function fileLooksLikeImage(path: string): boolean {

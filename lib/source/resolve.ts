@@ -353,6 +353,8 @@ export async function decompressInto(cache: Cache, sourcePath: string, sourceSha
   const format = detectFormat(sourcePath);
   const final = cache.imagePath(sourceSha256);
   const tmp = `${final}.tmp-${process.pid}`;
+  // Progress names the image as the user knows it (its file name), not the cache's sha-prefixed copy.
+  const shown = basename(label.replace(/[?#].*$/, '')) || id;
   let writer: SparseWriter | undefined;
   let growing: GrowingFile | undefined;
   try {
@@ -362,7 +364,7 @@ export async function decompressInto(cache: Cache, sourcePath: string, sourceSha
     if (usesSystemXz(format, opts.xz)) {
       decoder = 'xz';
       const total = xzUncompressedSize(sourcePath);
-      const detail = `${basename(sourcePath)} via xz -dc`;
+      const detail = `${shown} via xz -dc`;
       opts.onProgress?.({ phase: 'decompress', done: 0, total, unit: 'bytes', detail });
       if (total !== undefined && opts.onRawImageStart) {
         // The file exists before anyone is told of it; the callback must not block (xz starts right after it).
@@ -380,7 +382,7 @@ export async function decompressInto(cache: Cache, sourcePath: string, sourceSha
       const decoded = await openDecoded(sourcePath, format, { xz: opts.xz, signal: opts.signal });
       decoder = decoded.decoder;
       member = decoded.member;
-      const detail = `${basename(sourcePath)} via ${decoded.decoder === 'wasm' ? 'WASM xz decoder' : decoded.decoder}`;
+      const detail = `${shown} via ${decoded.decoder === 'wasm' ? 'WASM xz decoder' : decoded.decoder}`;
       writer = new SparseWriter(tmp);
       let last = 0;
       opts.onProgress?.({ phase: 'decompress', done: 0, total: decoded.expectedSize, unit: 'bytes', detail });
@@ -397,7 +399,7 @@ export async function decompressInto(cache: Cache, sourcePath: string, sourceSha
         throw new VerifyError(`${basename(sourcePath)}: decompressed to ${out.size} bytes, expected ${decoded.expectedSize}`);
       }
     }
-    opts.onProgress?.({ phase: 'decompress', done: out.size, total: out.size, unit: 'bytes', detail: `${basename(sourcePath)} via ${decoder === 'xz' ? 'xz -dc' : decoder === 'wasm' ? 'WASM xz decoder' : decoder}` });
+    opts.onProgress?.({ phase: 'decompress', done: out.size, total: out.size, unit: 'bytes', detail: `${shown} via ${decoder === 'xz' ? 'xz -dc' : decoder === 'wasm' ? 'WASM xz decoder' : decoder}` });
     const record = recordImage(cache, tmp, out, { id, sourceSha256, format, decoder, label, member });
     if (growing) settleGrowing(growing, DONE);
     return record;

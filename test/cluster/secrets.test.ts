@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { statSync, readdirSync, writeFileSync, mkdirSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
+import { homedir } from 'node:os';
 import { loadOrCreateSecrets, secretsDir, TOKEN_RE } from '../../lib/cluster/secrets.ts';
 import { BUILTIN_PROFILE, PACKAGE_ROOT } from '../../lib/cluster/profile.ts';
 import { InputError } from '../../lib/errors.ts';
@@ -65,18 +66,27 @@ test('a bad token file is refused', async () => {
   }
 });
 
-test('where: --secrets, then PI_IMAGE_SECRETS, then beside the profile; the built-in profile uses the cwd', () => {
+test("where: --secrets, then PI_IMAGE_SECRETS, then beside the profile; the built-in profile uses the user's state dir", () => {
   const saved = process.env.PI_IMAGE_SECRETS;
+  const savedState = process.env.XDG_STATE_HOME;
   try {
     delete process.env.PI_IMAGE_SECRETS;
     assert.is(secretsDir('c1', { profilePath: '/home/me/cl/pi-image.yaml' }), '/home/me/cl/.pi-image-state/c1');
-    assert.is(secretsDir('c1', { profilePath: BUILTIN_PROFILE }), join(process.cwd(), '.pi-image-state', 'c1'));
+    delete process.env.XDG_STATE_HOME;
+    assert.is(secretsDir('c1', { profilePath: BUILTIN_PROFILE }), join(homedir(), '.local', 'state', 'pi-image', 'c1'));
+    assert.is(secretsDir('c1', {}), join(homedir(), '.local', 'state', 'pi-image', 'c1'));
+    process.env.XDG_STATE_HOME = '/var/lib/me';
+    assert.is(secretsDir('c1', { profilePath: BUILTIN_PROFILE }), '/var/lib/me/pi-image/c1');
+    process.env.XDG_STATE_HOME = 'relative/ignored';
+    assert.is(secretsDir('c1', { profilePath: BUILTIN_PROFILE }), join(homedir(), '.local', 'state', 'pi-image', 'c1'));
     process.env.PI_IMAGE_SECRETS = '/ci/secrets';
     assert.is(secretsDir('c1', { profilePath: '/home/me/cl/pi-image.yaml' }), '/ci/secrets');
     assert.is(secretsDir('c1', { dir: '/explicit' }), '/explicit');
   } finally {
     if (saved === undefined) delete process.env.PI_IMAGE_SECRETS;
     else process.env.PI_IMAGE_SECRETS = saved;
+    if (savedState === undefined) delete process.env.XDG_STATE_HOME;
+    else process.env.XDG_STATE_HOME = savedState;
   }
 });
 
@@ -121,6 +131,37 @@ test('a CA made by an older pi-image (notBefore = its build time) is re-issued e
   assert.is(statSync(join(dir, 'ca.crt')).mode & 0o777, 0o600);
   const again = await loadOrCreateSecrets(cluster, { dir });
   assert.is(again.caCert, s.caCert, 'stable once re-issued');
+});
+
+test('the built-in profile still finds secrets an earlier version left in ./.pi-image-state while the state dir has none', () => {
+  const savedState = process.env.XDG_STATE_HOME;
+  const savedCwd = process.cwd();
+  const savedSecrets = process.env.PI_IMAGE_SECRETS;
+  try {
+    delete process.env.PI_IMAGE_SECRETS;
+    const cwd = join(t.dir, 'legacy-cwd');
+    mkdirSync(join(cwd, '.pi-image-state', 'c9'), { recursive: true });
+    process.env.XDG_STATE_HOME = join(t.dir, 'legacy-state');
+    process.chdir(cwd);
+    assert.is(secretsDir('c9', { profilePath: BUILTIN_PROFILE }), join(cwd, '.pi-image-state', 'c9'));
+    mkdirSync(join(t.dir, 'legacy-state', 'pi-image', 'c9'), { recursive: true });
+    assert.is(secretsDir('c9', { profilePath: BUILTIN_PROFILE }), join(t.dir, 'legacy-state', 'pi-image', 'c9'));
+  } finally {
+    process.chdir(savedCwd);
+    if (savedState === undefined) delete process.env.XDG_STATE_HOME;
+    else process.env.XDG_STATE_HOME = savedState;
+    if (savedSecrets === undefined) delete process.env.PI_IMAGE_SECRETS;
+    else process.env.PI_IMAGE_SECRETS = savedSecrets;
+  }
+});
+
+test('onCreated is called once, when the secrets are made, and not when they are loaded', async () => {
+  const dir = join(t.dir, 'once', 'c1');
+  const seen: string[] = [];
+  const a = await loadOrCreateSecrets(cluster, { dir, onCreated: (d) => seen.push(d) });
+  const b = await loadOrCreateSecrets(cluster, { dir, onCreated: (d) => seen.push(d) });
+  assert.equal(seen, [dir]);
+  assert.is(a.token, b.token);
 });
 
 test('never printed: JSON and inspect show no secret', async () => {

@@ -1,8 +1,8 @@
 // `pi-image build`: per-node SD and SSD images from a profile and a base image.
 import type { CommandModule } from 'yargs';
-import { relative } from 'node:path';
-import { build } from '../../build/build.ts';
+import { normalize } from 'node:path';
 import { runCommand, formatBytes, UsageError, type GlobalOptions } from '../output.ts';
+import { secretsCreated } from '../secrets-note.ts';
 
 interface BuildArgs extends GlobalOptions {
   nodes?: string[];
@@ -30,7 +30,7 @@ export const command: CommandModule<GlobalOptions, BuildArgs> = {
       .option('image', { type: 'string', describe: 'Base image: catalog id, URL, file:// URL or path (default: the profile\'s)' })
       .option('out', { type: 'string', default: 'out', describe: 'Output directory' })
       .option('jobs', { type: 'number', describe: 'Nodes built in parallel (default: CPU cores)' })
-      .option('secrets', { type: 'string', describe: 'Secrets directory (CA, token …), e.g. from a CI secret store' })
+      .option('secrets', { type: 'string', describe: 'Secrets directory (CA, token …), e.g. from a CI secret store (default: .pi-image-state/<cluster> beside your profile, for the built-in one ~/.local/state/pi-image/<cluster>; env PI_IMAGE_SECRETS)' })
       .option('cache', { type: 'string', describe: 'Image cache directory' })
       .option('mirror', { type: 'string', describe: 'Download base images from this mirror instead' })
       .option('compress', { choices: ['xz', 'gz'] as const, describe: 'Also write compressed copies of the images' })
@@ -42,6 +42,7 @@ export const command: CommandModule<GlobalOptions, BuildArgs> = {
       .example('SOURCE_DATE_EPOCH=1577836800 $0 build --all --compress xz', 'reproducible, compressed artifacts'),
   handler: (argv) =>
     runCommand(argv, async (out) => {
+      const { build } = await import('../../build/build.ts');
       const nodes = argv.all ? 'all' : (argv.nodes ?? []);
       if (argv.all && argv.nodes?.length) throw new UsageError('name nodes or pass --all, not both');
       if (!argv.all && nodes.length === 0) throw new UsageError('name the nodes to build (e.g. node1) or pass --all');
@@ -63,17 +64,20 @@ export const command: CommandModule<GlobalOptions, BuildArgs> = {
           out.event('notice', { message: text });
           out.step(text);
         },
+        onSecretsCreated: (dir) => secretsCreated(out, dir),
         onNode: (name, n) => {
           out.event('node', { node: name, sd: n.sd, ssd: n.ssd, rootPartUuid: n.rootPartUuid });
           out.step(`${name}: sd.img ${formatBytes(n.sd.size)}, ssd.img ${formatBytes(n.ssd.size)} (${formatBytes(n.ssd.mappedBytes)} used), root=PARTUUID=${n.rootPartUuid}`);
         },
       });
-      const dir = relative(process.cwd(), result.outDir) || '.';
-      const lines = [`Built ${Object.keys(result.manifest.nodes).length} node(s) into ${dir}/ (manifest: ${dir}/manifest.json).`, 'Flash them with:'];
-      for (const name of Object.keys(result.manifest.nodes)) {
+      // The output directory as the user gave it, so the lines can be pasted in the same shell.
+      const dir = normalize(argv.out).replace(/\/+$/, '') || '/';
+      const n = result.built.length;
+      const lines = [`Built ${n} node${n === 1 ? '' : 's'} into ${dir}/ (manifest: ${dir}/manifest.json).`, `Flash ${n === 1 ? 'it' : 'them'} with:`];
+      for (const name of result.built) {
         lines.push(`  pi-image flash ${dir}/${name}/sd.img /dev/sdX     # SD card of ${name}`);
         lines.push(`  pi-image flash ${dir}/${name}/ssd.img /dev/sdY    # SSD of ${name}`);
       }
-      out.result({ outDir: result.outDir, manifest: result.manifestPath, nodes: Object.keys(result.manifest.nodes) }, lines.join('\n'));
+      out.result({ outDir: result.outDir, manifest: result.manifestPath, nodes: Object.keys(result.manifest.nodes), built: result.built }, lines.join('\n'));
     }),
 };

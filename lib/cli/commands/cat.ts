@@ -1,6 +1,5 @@
 // `pi-image cat IMAGE:PART:/path`: write a file from inside a FAT or ext4 partition to stdout, streamed.
 import type { CommandModule } from 'yargs';
-import { withPartPath } from '../../inspect/index.ts';
 import { NotFoundError } from '../../errors.ts';
 import { runCommand, type GlobalOptions } from '../output.ts';
 
@@ -27,9 +26,15 @@ function writeOut(chunk: Buffer): Promise<void> {
 export const command: CommandModule<GlobalOptions, CatArgs> = {
   command: 'cat <spec>',
   describe: 'Print a file inside an image partition: IMAGE:PART:/path (PART from 1)',
-  builder: (y) => y.positional('spec', { type: 'string', demandOption: true, describe: 'IMAGE:PART:/path, e.g. ubuntu.img:1:/config.txt' }),
+  builder: (y) =>
+    y
+      .positional('spec', { type: 'string', demandOption: true, describe: 'IMAGE:PART:/path, e.g. ubuntu.img:1:/config.txt' })
+      .example('$0 cat out/node1/sd.img:1:/network-config', 'a file of the boot partition (FAT)')
+      .example('$0 cat out/node1/ssd.img:1:/etc/fstab', 'a file of the root filesystem (ext4)')
+      .example('$0 cat ubuntu.img:1:/vmlinuz > vmlinuz', 'binary files stream to stdout'),
   handler: (argv) =>
     runCommand(argv, async (out) => {
+      const { withPartPath } = await import('../../inspect/index.ts');
       await withPartPath(argv.spec, async (spec, v) => {
         if (!v.exists(spec.path)) throw new NotFoundError(`${spec.image} partition ${spec.part}: ${spec.path} does not exist`);
         if (!v.isFile(spec.path)) throw new NotFoundError(`${spec.image} partition ${spec.part}: ${spec.path} is not a regular file`);

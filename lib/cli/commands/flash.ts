@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
-import { flash, type ConfirmRequest, type FlashResult } from '../../flash/flash.ts';
+import type { ConfirmRequest, FlashResult } from '../../flash/flash.ts';
 import { runCommand, formatBytes, UsageError, type GlobalOptions, type Output } from '../output.ts';
 import { InputError } from '../../errors.ts';
 
@@ -29,7 +29,7 @@ async function askOnTty(req: ConfirmRequest): Promise<boolean> {
       `Write ${formatBytes(req.imageSize)} image to ${req.target} — ${req.description}${req.size ? ` (${formatBytes(req.size)})` : ''}?\n` +
         `Everything on it will be lost. Type "yes" to continue: `,
     );
-    return /^y(es)?$/i.test(answer.trim());
+    return answer.trim() === 'yes';
   } finally {
     rl.close();
   }
@@ -43,8 +43,18 @@ function isFile(p: string): boolean {
   }
 }
 
+function isDevice(p: string): boolean {
+  try {
+    const st = statSync(p);
+    return st.isBlockDevice() || st.isCharacterDevice();
+  } catch {
+    return false;
+  }
+}
+
 async function one(argv: FlashArgs, out: Output, image: string, target: string, detail?: string, bmap?: string): Promise<FlashResult> {
   const interactive = process.stdin.isTTY === true && process.stderr.isTTY === true && !argv.json;
+  const { flash } = await import('../../flash/flash.ts');
   const r = await flash({
     image,
     target,
@@ -93,6 +103,9 @@ export const command: CommandModule<GlobalOptions, FlashArgs> = {
       .example('$0 flash ubuntu.img copy.img', 'to a file: sparse, verified'),
   handler: (argv) =>
     runCommand(argv, async (out) => {
+      if (process.platform !== 'linux' && argv.target && isDevice(argv.target)) {
+        throw new InputError(`${argv.target}: writing a device needs Linux (pi-image finds and checks devices with lsblk)`, `flash to a file, then e.g. diskutil unmountDisk ${argv.target} && sudo dd if=FILE of=${argv.target.replace('/dev/disk', '/dev/rdisk')} bs=4m`);
+      }
       if (isFile(argv.source)) {
         if (!argv.target) throw new UsageError('name the target: a block device (see pi-image drives) or a file');
         if (argv.sd || argv.ssd) throw new UsageError('--sd/--ssd go with a node name, not an image file');

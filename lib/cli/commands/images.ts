@@ -1,6 +1,5 @@
 // `pi-image images list | fetch SRC | verify | prune`: the image catalog and the local cache of base images.
 import type { CommandModule, Argv } from 'yargs';
-import { listCatalog, resolveImage, verifyCache, pruneCache, Cache, cacheDir } from '../../source/index.ts';
 import { runCommand, formatBytes, type GlobalOptions } from '../output.ts';
 import { VerifyError } from '../../errors.ts';
 
@@ -15,6 +14,9 @@ interface ImagesArgs extends GlobalOptions {
   downloads?: boolean;
 }
 
+// The source layer is loaded by the handler that runs, so `images --help` starts fast.
+const source = () => import('../../source/index.ts');
+
 const common = (y: Argv<GlobalOptions>): Argv<ImagesArgs> =>
   y
     .option('cache', { type: 'string', describe: 'Cache directory (default: $PI_IMAGE_CACHE, $XDG_CACHE_HOME/pi-image, ~/.cache/pi-image)' })
@@ -23,9 +25,13 @@ const common = (y: Argv<GlobalOptions>): Argv<ImagesArgs> =>
 const list: CommandModule<GlobalOptions, ImagesArgs> = {
   command: 'list',
   describe: 'The catalog, and which images are cached',
-  builder: common,
+  builder: (y) =>
+    common(y)
+      .example('$0 images list', 'catalog ids (* = the default), which are cached, and where the cache is')
+      .example('$0 images list --json', 'the same as JSON') as Argv<ImagesArgs>,
   handler: (argv) =>
     runCommand(argv, async (out) => {
+      const { Cache, listCatalog, cacheDir } = await source();
       const cache = new Cache(argv.cache);
       const images = cache.listImages();
       const downloads = cache.listDownloads();
@@ -53,9 +59,14 @@ const fetchCmd: CommandModule<GlobalOptions, ImagesArgs> = {
       .positional('src', { type: 'string', describe: 'Catalog id (see `images list`), URL or local path' })
       .option('mirror', { type: 'string', describe: 'Fetch catalog images from this mirror (also $PI_IMAGE_MIRROR): its URL replaces the origin of each catalog URL' })
       .option('sha256', { type: 'string', describe: 'Expected sha256 of a URL or file source' })
-      .option('xz', { choices: ['auto', 'xz', 'wasm'] as const, default: 'auto' as const, describe: 'xz decoder: the system xz, the WASM one, or auto' }) as Argv<ImagesArgs>,
+      .option('xz', { choices: ['auto', 'xz', 'wasm'] as const, default: 'auto' as const, describe: 'xz decoder: the system xz, the WASM one, or auto' })
+      .example('$0 images fetch ubuntu-19.10.1-raspi', 'the default image, from old-releases.ubuntu.com, verified')
+      .example('$0 images fetch eoan --mirror http://mirror.lan', 'the same file from a local mirror')
+      .example('$0 images fetch ./ubuntu.img.xz', 'a file you downloaded yourself')
+      .example('$0 images fetch https://host/my.img.xz --sha256 HEX', 'any image by URL, checked') as Argv<ImagesArgs>,
   handler: (argv) =>
     runCommand(argv, async (out) => {
+      const { resolveImage } = await source();
       const ctl = new AbortController();
       const stop = (): void => ctl.abort(new Error('interrupted; run the same command again to resume'));
       process.once('SIGINT', stop);
@@ -77,9 +88,13 @@ const fetchCmd: CommandModule<GlobalOptions, ImagesArgs> = {
 const verify: CommandModule<GlobalOptions, ImagesArgs> = {
   command: 'verify',
   describe: 'Re-check every download against its sha256 and every cached image against its source, decoded again',
-  builder: common,
+  builder: (y) =>
+    common(y)
+      .example('$0 images verify', 'ok/BAD per cache entry; exit 1 if any is bad')
+      .example('$0 images verify --cache /srv/pi-image-cache', 'another cache directory') as Argv<ImagesArgs>,
   handler: (argv) =>
     runCommand(argv, async (out) => {
+      const { verifyCache } = await source();
       const items = await verifyCache({ cacheDir: argv.cache, catalogDir: argv.catalog, onProgress: out.progress });
       const bad = items.filter((i) => i.ok === false);
       const mark = (ok: boolean | null): string => (ok === null ? '-- ' : ok ? 'ok ' : 'BAD');
@@ -97,9 +112,13 @@ const prune: CommandModule<GlobalOptions, ImagesArgs> = {
   builder: (y) =>
     common(y)
       .option('all', { type: 'boolean', describe: 'Empty the cache' })
-      .option('downloads', { type: 'boolean', describe: 'Also delete compressed downloads whose image is cached' }) as Argv<ImagesArgs>,
+      .option('downloads', { type: 'boolean', describe: 'Also delete compressed downloads whose image is cached' })
+      .example('$0 images prune', 'temporary and interrupted files only')
+      .example('$0 images prune --downloads', 'also the .img.xz files already decompressed')
+      .example('$0 images prune --all', 'empty the cache') as Argv<ImagesArgs>,
   handler: (argv) =>
     runCommand(argv, async (out) => {
+      const { pruneCache } = await source();
       const r = pruneCache({ cacheDir: argv.cache, all: argv.all, downloads: argv.downloads });
       out.result({ removed: r.removed, freedBytes: r.freedBytes }, r.removed.length ? `Removed ${r.removed.length} file(s), freed ${formatBytes(r.freedBytes)}.` : 'Nothing to remove.');
     }),
@@ -108,6 +127,15 @@ const prune: CommandModule<GlobalOptions, ImagesArgs> = {
 export const command: CommandModule<GlobalOptions, GlobalOptions> = {
   command: 'images <command>',
   describe: 'The image catalog and cache: list, fetch, verify, prune',
-  builder: (y) => y.command(list).command(fetchCmd).command(verify).command(prune).demandCommand(1),
+  builder: (y) =>
+    y
+      .command(list)
+      .command(fetchCmd)
+      .command(verify)
+      .command(prune)
+      .demandCommand(1)
+      .example('$0 images list', 'the catalog and the cache')
+      .example('$0 images fetch ubuntu-19.10.1-raspi', 'download, verify and decompress the default image')
+      .example('$0 images <command> --help', 'options and examples of one subcommand'),
   handler: () => {},
 };

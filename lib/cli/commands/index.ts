@@ -1,4 +1,6 @@
-// The list of pi-image commands. Each module exports a yargs CommandModule named `command`.
+// The list of pi-image commands. Each module exports a yargs CommandModule named `command` and imports at its top
+// only what its options need (types, errors, output): the code it runs is imported inside its handler, so --help
+// and --version never load the pipelines, zod, yaml or the source layer.
 import type { CommandModule } from 'yargs';
 import { command as flash } from './flash.ts';
 import { command as drives } from './drives.ts';

@@ -5,8 +5,7 @@ import { createInterface } from 'node:readline/promises';
 import { join, resolve } from 'node:path';
 import { runCommand, type GlobalOptions } from '../output.ts';
 import { InputError } from '../../errors.ts';
-import { starterProfile, STARTER_DEFAULTS, type StarterAnswers } from '../../cluster/starter.ts';
-import { DEFAULT_PROFILE_NAME } from '../../cluster/profile.ts';
+import { STARTER_DEFAULTS, type StarterAnswers } from '../../cluster/starter-defaults.ts';
 
 interface InitArgs extends GlobalOptions {
   dir: string;
@@ -48,6 +47,7 @@ export const command: CommandModule<GlobalOptions, InitArgs> = {
       .example('$0 init cluster --nodes 3 --address 192.168.1.31/24 --gateway 192.168.1.1 --ssh-key ~/.ssh/id_ed25519.pub', 'no questions'),
   handler: (argv) =>
     runCommand(argv, async (out) => {
+      const [{ starterProfile }, { DEFAULT_PROFILE_NAME }] = await Promise.all([import('../../cluster/starter.ts'), import('../../cluster/profile.ts')]);
       const file = join(resolve(argv.dir), DEFAULT_PROFILE_NAME);
       if (existsSync(file) && !argv.force) throw new InputError(`${file} exists`, 'pass --force to overwrite it');
       const a: StarterAnswers = {
@@ -64,19 +64,34 @@ export const command: CommandModule<GlobalOptions, InitArgs> = {
       const flagsGiven = ['name', 'nodes', 'address', 'gateway', 'dns', 'sshKey', 'user', 'release'].some((k) => (argv as any)[k] !== undefined);
       const ask = argv.interactive ?? (process.stdin.isTTY === true && process.stdout.isTTY === true && !argv.json && !flagsGiven);
       if (ask) {
+        const c = await import('../../cluster/starter-checks.ts');
         const rl = createInterface({ input: process.stdin, output: process.stderr });
-        const question = async (label: string, def: string) => (await rl.question(`${label} [${def}]: `)).trim() || def;
+        let closed = false;
+        const ended = new Promise<never>((_, reject) =>
+          rl.once('close', () => !closed && reject(new InputError('init: the input ended before every question was answered; nothing written'))),
+        );
+        ended.catch(() => undefined);
+        // Each answer is checked as it is typed; a wrong one is said why and asked again.
+        const question = async (label: string, def: string, check: (v: string) => string | undefined) => {
+          for (;;) {
+            const v = (await Promise.race([rl.question(`${label} [${def}]: `), ended])).trim() || def;
+            const problem = check(v);
+            if (problem === undefined) return v;
+            process.stderr.write(`  ${problem}\n`);
+          }
+        };
         try {
-          a.name = await question('Cluster name', a.name);
-          a.release = (await question('Release: eoan (19.10.1 + k8s 1.17) or noble (24.04 + current k8s)', a.release)) as StarterAnswers['release'];
-          a.nodes = Number(await question('Number of nodes (the first is the master)', String(a.nodes)));
-          a.address = await question('First node address/prefix', a.address);
-          a.gateway = await question('Gateway', a.gateway);
-          a.dns = (await question('DNS servers (comma-separated)', a.gateway)).split(',').map((s) => s.trim()).filter(Boolean);
-          a.user = await question('Admin user', a.user);
-          const key = await question(`SSH public key for ${a.user}, a file or the key itself (without one nobody can log in)`, existsSync(`${process.env.HOME}/.ssh/id_ed25519.pub`) ? `${process.env.HOME}/.ssh/id_ed25519.pub` : '');
+          a.name = await question('Cluster name', a.name, c.checkClusterName);
+          a.release = (await question('Release: eoan (19.10.1 + k8s 1.17) or noble (24.04 + current k8s)', a.release, c.checkRelease)) as StarterAnswers['release'];
+          a.nodes = Number(await question('Number of nodes (the first is the master)', String(a.nodes), c.checkNodeCount));
+          a.address = await question('First node address/prefix', a.address, (v) => c.checkFirstAddress(v, a.nodes));
+          a.gateway = await question('Gateway', a.gateway, (v) => c.checkGateway(v, a.address, a.nodes));
+          a.dns = (await question('DNS servers (comma-separated)', a.gateway, c.checkDnsList)).split(',').map((s) => s.trim()).filter(Boolean);
+          a.user = await question('Admin user', a.user, c.checkUserName);
+          const key = await question(`SSH public key for ${a.user}, a file or the key itself (without one nobody can log in)`, existsSync(`${process.env.HOME}/.ssh/id_ed25519.pub`) ? `${process.env.HOME}/.ssh/id_ed25519.pub` : '', c.checkSshKey);
           a.sshKeys = key ? [readKey(key)] : [];
         } finally {
+          closed = true;
           rl.close();
         }
       }

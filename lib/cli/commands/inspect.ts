@@ -1,7 +1,7 @@
 // `pi-image inspect IMAGE`: partitions, filesystems, the Pi 4 boot config and the cloud-init seed. Formatting only;
 // the report comes from lib/inspect.
 import type { CommandModule } from 'yargs';
-import { inspectImage, type InspectReport, type PartitionReport } from '../../inspect/index.ts';
+import type { InspectReport, PartitionReport } from '../../inspect/index.ts';
 import { runCommand, formatBytes, type GlobalOptions } from '../output.ts';
 
 interface InspectArgs extends GlobalOptions {
@@ -53,9 +53,13 @@ export const command: CommandModule<GlobalOptions, InspectArgs> = {
   builder: (y) =>
     y
       .positional('image', { type: 'string', demandOption: true, describe: 'Raw disk image (.img)' })
-      .option('model', { type: 'string', default: 'pi4', describe: 'Pi model whose config.txt sections count' }),
+      .option('model', { type: 'string', default: 'pi4', describe: 'Pi model whose config.txt sections count' })
+      .example('$0 inspect out/node1/sd.img', 'partitions, the kernel and cmdline a Pi 4 boots, the seed')
+      .example('$0 inspect out/node1/ssd.img', 'the root filesystem: os-release, hostname, fstab')
+      .example('$0 inspect ubuntu.img --model pi3 --json', 'as a Pi 3 would read config.txt, as JSON'),
   handler: (argv) =>
     runCommand(argv, async (out) => {
+      const { inspectImage } = await import('../../inspect/index.ts');
       const report = inspectImage(argv.image, { model: argv.model });
       out.result({ ...report }, formatInspect(report));
     }),

@@ -5,11 +5,8 @@ import type { Argv, CommandModule } from 'yargs';
 import { writeFileSync, renameSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runCommand, UsageError, type GlobalOptions } from '../output.ts';
-import { loadProfile } from '../../cluster/profile.ts';
-import { loadOrCreateSecrets } from '../../cluster/secrets.ts';
-import { findNode } from '../../cloud-init/seed.ts';
-import { nodePlan } from '../../cluster/plan.ts';
-import { netboot, type NetbootNode } from '../../netboot/index.ts';
+import { secretsCreated } from '../secrets-note.ts';
+import type { NetbootNode } from '../../netboot/index.ts';
 
 interface NetbootArgs extends GlobalOptions {
   nodes?: string[];
@@ -33,7 +30,7 @@ export const command: CommandModule<GlobalOptions, NetbootArgs> = {
       .positional('nodes', { type: 'string', array: true, describe: 'Node names from the profile' })
       .option('all', { type: 'boolean', describe: 'Every node of the profile' })
       .option('profile', { type: 'string', describe: 'Cluster profile (default ./pi-image.yaml, else the reference cluster)' })
-      .option('secrets', { type: 'string', describe: 'Secrets directory (default beside the profile)' })
+      .option('secrets', { type: 'string', describe: 'Secrets directory (default: .pi-image-state/<cluster> beside your profile, for the built-in one ~/.local/state/pi-image/<cluster>; env PI_IMAGE_SECRETS)' })
       .option('image', { type: 'string', demandOption: true, describe: 'Base Ubuntu image (raw .img, decompressed)' })
       .option('server', { type: 'string', demandOption: true, describe: 'IPv4 address of the TFTP/NFS server' })
       .option('tftp-root', { type: 'string', demandOption: true, describe: 'TFTP root: DIR/<serial or mac>/' })
@@ -41,15 +38,20 @@ export const command: CommandModule<GlobalOptions, NetbootArgs> = {
       .option('by', { choices: ['serial', 'mac'] as const, default: 'serial' as const, describe: 'Name board directories by serial (TFTP_PREFIX=0) or MAC (2)' })
       .option('format', { choices: ['dir', 'tar'] as const, default: 'dir' as const, describe: 'NFS root as a directory (needs root for owners/devices) or a tar' })
       .option('prefix', { type: 'number', default: 24, describe: 'LAN prefix length for proxy DHCP and exports' })
-      .example('$0 netboot --all --image ubuntu.img --server 192.168.1.10 --tftp-root /srv/tftp --nfs-root /srv/nfs', '') as unknown as Argv<NetbootArgs>,
+      .example('$0 netboot --all --image ubuntu.img --server 192.168.1.10 --tftp-root /srv/tftp --nfs-root /srv/nfs', 'every node, boards found by serial')
+      .example('$0 netboot node2 --image ubuntu.img --server 192.168.1.10 --tftp-root /srv/tftp --nfs-root /srv/nfs --by mac --format tar', 'one node by MAC, its root as a tar to unpack as root') as unknown as Argv<NetbootArgs>,
   handler: (argv) =>
     runCommand(argv, async (out) => {
       if (argv.all && argv.nodes?.length) throw new UsageError('give node names or --all, not both');
       if (!argv.all && !argv.nodes?.length) throw new UsageError('name the nodes to netboot, or pass --all');
+      const [{ loadProfile }, { loadOrCreateSecrets }, { findNode }, { nodePlan }, { netboot }] = await Promise.all([
+        import('../../cluster/profile.ts'), import('../../cluster/secrets.ts'), import('../../cloud-init/seed.ts'),
+        import('../../cluster/plan.ts'), import('../../netboot/index.ts'),
+      ]);
       const { profile, profilePath } = await loadProfile(argv.profile);
       const names = argv.all ? profile.nodes.map((n) => n.name) : argv.nodes!;
       for (const n of names) findNode(profile, n);
-      const secrets = await loadOrCreateSecrets(profile, { dir: argv.secrets, profilePath });
+      const secrets = await loadOrCreateSecrets(profile, { dir: argv.secrets, profilePath, onCreated: (dir) => secretsCreated(out, dir) });
       const nodes: NetbootNode[] = names.map((name) => {
         const n = profile.nodes.find((x) => x.name === name)!;
         // The build's node plan: the same seed and the same kernel arguments (quirks, cgroups, kernel.cmdline).

@@ -5,9 +5,7 @@ import type { CommandModule } from 'yargs';
 import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runCommand, UsageError, type GlobalOptions } from '../output.ts';
-import { loadProfile } from '../../cluster/profile.ts';
-import { loadOrCreateSecrets } from '../../cluster/secrets.ts';
-import { findNode, renderSeed } from '../../cloud-init/seed.ts';
+import { secretsCreated } from '../secrets-note.ts';
 
 interface SeedArgs extends GlobalOptions {
   nodes?: string[];
@@ -26,17 +24,20 @@ export const command: CommandModule<GlobalOptions, SeedArgs> = {
       .option('all', { type: 'boolean', describe: 'Every node of the profile' })
       .option('profile', { type: 'string', describe: 'Cluster profile (default ./pi-image.yaml, else the reference cluster)' })
       .option('out', { type: 'string', demandOption: true, describe: 'Output directory: DIR/<node>/…' })
-      .option('secrets', { type: 'string', describe: 'Secrets directory (default: .pi-image-state/<cluster> beside the profile; env PI_IMAGE_SECRETS)' })
+      .option('secrets', { type: 'string', describe: 'Secrets directory (default: .pi-image-state/<cluster> beside your profile, for the built-in one ~/.local/state/pi-image/<cluster>; env PI_IMAGE_SECRETS)' })
       .example('$0 seed --all --out seed', 'seed/node1/user-data …')
       .example('$0 seed node2 --profile my.yaml --out /media/$USER/system-boot/..', 'one node'),
   handler: (argv) =>
     runCommand(argv, async (out) => {
       if (argv.all && argv.nodes?.length) throw new UsageError('give node names or --all, not both');
       if (!argv.all && !argv.nodes?.length) throw new UsageError('name the nodes to write seeds for, or pass --all');
+      const [{ loadProfile }, { loadOrCreateSecrets }, { findNode, renderSeed }] = await Promise.all([
+        import('../../cluster/profile.ts'), import('../../cluster/secrets.ts'), import('../../cloud-init/seed.ts'),
+      ]);
       const { profile, profilePath, digest } = await loadProfile(argv.profile);
       const names = argv.all ? profile.nodes.map((n) => n.name) : argv.nodes!;
       for (const n of names) findNode(profile, n);
-      const secrets = await loadOrCreateSecrets(profile, { dir: argv.secrets, profilePath });
+      const secrets = await loadOrCreateSecrets(profile, { dir: argv.secrets, profilePath, onCreated: (dir) => secretsCreated(out, dir) });
       const root = resolve(argv.out);
       const written: { node: string; dir: string; instanceId: string }[] = [];
       names.forEach((name, i) => {
