@@ -3,6 +3,7 @@
 // from registry.k8s.io (k8s.gcr.io is frozen). Data only: one row per minor, add a row for a new one.
 import { InputError } from '../errors.ts';
 
+/** The default of kubernetes.imageRepository (the schema's). */
 export const IMAGE_REPOSITORY = 'registry.k8s.io';
 
 interface Row {

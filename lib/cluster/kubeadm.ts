@@ -39,6 +39,7 @@ export function kubeadmInitConfig(p: Profile, node: ResolvedNode, secrets: Pick<
     kind: 'ClusterConfiguration',
     clusterName: p.cluster.name,
     kubernetesVersion: `v${p.kubernetes.version}`,
+    imageRepository: p.kubernetes.imageRepository,
     controlPlaneEndpoint: p.kubernetes.apiEndpoint,
     networking: { podSubnet: p.kubernetes.podCIDR, serviceSubnet: p.kubernetes.serviceCIDR, dnsDomain: p.kubernetes.dnsDomain },
   };

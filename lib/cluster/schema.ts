@@ -162,12 +162,15 @@ export const ProfileSchema = z.strictObject({
           cni: download('https://github.com/containernetworking/plugins/releases/download/v0.8.5/cni-plugins-linux-arm64-v0.8.5.tgz'),
         })
         .prefault({}),
+      /** Where kubeadm's control-plane images come from (k8s.gcr.io is frozen); a mirror's host/path works too. */
+      imageRepository: str(/^[a-z0-9.-]+(:\d{1,5})?(\/[a-z0-9._-]+)*$/, 'must be a registry host[/path] like registry.k8s.io').default('registry.k8s.io'),
       /** pkgs.k8s.io repository; `{minor}` is replaced by v<major>.<minor>. */
       aptRepo: url.default('https://pkgs.k8s.io/core:/stable:/{minor}/deb/'),
       calico: z
         .strictObject({
           enabled: z.boolean().default(true),
-          manifest: url.default('https://docs.projectcalico.org/v3.13/manifests/calico.yaml'),
+          /** A manifest URL, or `<archive URL>#<member path>` for a manifest inside a release archive. */
+          manifest: url.default('https://github.com/projectcalico/calico/releases/download/v3.13.4/release-v3.13.4.tgz#release-v3.13.4/k8s-manifests/calico.yaml'),
           sha256: sha256.optional(),
         })
         .prefault({}),

@@ -4,11 +4,9 @@
 // YAML — never an HTML page); at build time they are fetched again only when the store lacks them, and verified
 // against the lock. Downloads go through lib/source (resumable, verified).
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, openSync, readSync, closeSync, rmSync, readFileSync, statSync } from 'node:fs';
+import { createReadStream, openSync, readSync, writeSync, closeSync, rmSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { Writable } from 'node:stream';
 import tar from 'tar-stream';
 import { parseAllDocuments } from 'yaml';
 import { download, fetchText, DownloadError } from '../source/download.ts';
@@ -128,30 +126,44 @@ async function extractMember(archive: string, member: string, what: string, url:
   ctx.store.ensure();
   const tmp = join(ctx.store.tmp, `member-${process.pid}-${createHash('sha256').update(url + member).digest('hex').slice(0, 12)}`);
   const ex = tar.extract();
+  const src = createReadStream(archive);
+  const gunzip = createGunzip();
   let found: { sha256: string; size: number } | undefined;
-  ex.on('entry', (hdr, stream, next) => {
-    const name = hdr.name.replace(/^\.\//, '');
-    if (found || name !== member || hdr.type !== 'file') {
-      stream.on('end', next);
-      stream.resume();
-      return;
-    }
-    const hash = createHash('sha256');
-    let size = 0;
-    const out = createWriteStream(tmp);
-    stream.on('data', (c: unknown) => {
-      const b = c as Buffer;
-      hash.update(b);
-      size += b.length;
-    });
-    pipeline(stream, out).then(() => {
-      found = { sha256: hash.digest('hex'), size };
-      next();
-    }, next);
+  const failed = new Promise<never>((_, reject) => {
+    src.on('error', reject);
+    gunzip.on('error', reject);
   });
+  failed.catch(() => undefined);
+  src.pipe(gunzip).pipe(ex);
   try {
-    await pipeline(createReadStream(archive), createGunzip(), ex, new Writable({ write: (_c, _e, cb) => cb() }));
+    await Promise.race([
+      failed,
+      (async () => {
+        for await (const entry of ex) {
+          const name = entry.header.name.replace(/^\.\//, '');
+          if (found || name !== member || entry.header.type !== 'file') {
+            entry.resume();
+            continue;
+          }
+          const hash = createHash('sha256');
+          let size = 0;
+          const fd = openSync(tmp, 'w');
+          try {
+            for await (const c of entry) {
+              const b = c as Buffer;
+              hash.update(b);
+              size += b.length;
+              for (let w = 0; w < b.length; ) w += writeSync(fd, b, w, b.length - w);
+            }
+          } finally {
+            closeSync(fd);
+          }
+          found = { sha256: hash.digest('hex'), size };
+        }
+      })(),
+    ]);
   } catch (err) {
+    src.destroy();
     rmSync(tmp, { force: true });
     throw new LockRefusal(what, url, key, `cannot read the archive: ${(err as Error).message}`);
   }

@@ -39,7 +39,7 @@ export function profileRequests(p: Profile): ProfileRequests {
     if (k.calico.enabled) file('calico/' + base(k.calico.manifest.includes('#') ? k.calico.manifest.split('#')[1]! : k.calico.manifest), 'kubernetes.calico.manifest', k.calico.manifest, 'manifest', MASTER, k.calico.sha256);
     if (k.metallb.enabled) k.metallb.manifests.forEach((u, i) => file(`metallb/${base(u)}`, `kubernetes.metallb.manifests[${i}]`, u, 'manifest', MASTER));
     if (k.ingressNginx.enabled) k.ingressNginx.manifests.forEach((u, i) => file(`ingress-nginx/${base(u)}`, `kubernetes.ingressNginx.manifests[${i}]`, u, 'manifest', MASTER));
-    for (const img of kubeadmImages(k.version)) images.push({ id: formatImageRef(parseImageRef(img.ref)), key: 'kubernetes.version', roles: img.controlPlane ? MASTER : BOTH });
+    for (const img of kubeadmImages(k.version, k.imageRepository)) images.push({ id: formatImageRef(parseImageRef(img.ref)), key: 'kubernetes.imageRepository', roles: img.controlPlane ? MASTER : BOTH });
   }
   const g = p.glusterfs;
   if (g.enabled && g.heketi.enabled && k.enabled) file('heketi', 'glusterfs.heketi.download.url', g.heketi.download.url, 'archive', MASTER, g.heketi.download.sha256);
