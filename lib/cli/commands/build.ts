@@ -16,6 +16,7 @@ interface BuildArgs extends GlobalOptions {
   mirror?: string;
   compress?: 'xz' | 'gz';
   fsync?: boolean;
+  offline?: boolean;
 }
 
 export const command: CommandModule<GlobalOptions, BuildArgs> = {
@@ -34,9 +35,11 @@ export const command: CommandModule<GlobalOptions, BuildArgs> = {
       .option('mirror', { type: 'string', describe: 'Download base images from this mirror instead' })
       .option('compress', { choices: ['xz', 'gz'] as const, describe: 'Also write compressed copies of the images' })
       .option('fsync', { type: 'boolean', default: false, describe: 'Flush each image to disk before renaming it into place (survives a power cut; waits for the disk)' })
+      .option('offline', { type: 'boolean', default: false, describe: 'Build from the cache alone: everything in pi-image.lock must have been fetched before' })
       .example('$0 build node1', 'SD and SSD images of node1 in out/node1/')
       .example('$0 build --all --json', 'every node, JSON lines for CI')
-      .example('SOURCE_DATE_EPOCH=1577836800 $0 build --all --compress xz', 'reproducible, compressed artifacts'),
+      .example('SOURCE_DATE_EPOCH=1577836800 $0 build --all --compress xz', 'reproducible, compressed artifacts')
+      .example('$0 lock && $0 build --all --offline', 'pin first-boot downloads, then build from the cache alone'),
   handler: (argv) =>
     runCommand(argv, async (out) => {
       const nodes = argv.all ? 'all' : (argv.nodes ?? []);
@@ -53,6 +56,7 @@ export const command: CommandModule<GlobalOptions, BuildArgs> = {
         mirror: argv.mirror,
         compress: argv.compress,
         fsync: argv.fsync,
+        offline: argv.offline,
         onProgress: out.progress,
         onNode: (name, n) => {
           out.event('node', { node: name, sd: n.sd, ssd: n.ssd, rootPartUuid: n.rootPartUuid });
