@@ -48,10 +48,12 @@ export function firstbootSteps(p: Profile, node: ResolvedNode): string[] {
   const g = p.glusterfs.enabled;
   const master = node.role === 'master';
   const steps: string[] = [];
+  // The bundle first: it frees SSD partition 2 for the brick; a node built without a lock skips it in a line.
+  if (k8s) steps.push('bundle');
   if (p.ssd.brick) steps.push('brick');
   steps.push('base');
   if (k8s || g || p.apt.packages.length > 0) steps.push('packages');
-  if (k8s) steps.push('runtime', 'kubernetes');
+  if (k8s) steps.push('runtime', 'images', 'kubernetes');
   if (g) steps.push('gluster');
   if (k8s) steps.push(master ? 'master' : 'join');
   if (k8s && master) steps.push('addons');
@@ -71,6 +73,7 @@ function clusterEnv(p: Profile, node: ResolvedNode): string {
       ROLE: node.role,
       BRICK: p.ssd.brick,
       BRICK_DEVICE: p.ssd.brickDevice,
+      ROOT_SECTORS: p.rootSizeBytes / 512,
       LEGACY_IPTABLES: p.os.codename === 'eoan' || p.os.codename === 'disco',
       KUBERNETES: k.enabled,
       K8S_VERSION: k.version,
@@ -124,6 +127,7 @@ function writeFiles(p: Profile, node: ResolvedNode, s: Secrets): WriteFile[] {
     { path: '/etc/hosts', content: hostsFile(p), permissions: '0644' },
     { path: '/etc/pi-image/cluster.env', content: clusterEnv(p, node), permissions: '0644' },
     { path: SCRIPT, content: template('firstboot.sh'), permissions: '0755' },
+    { path: '/usr/local/lib/pi-image/bundle.sh', content: template('bundle.sh'), permissions: '0755' },
     { path: '/usr/local/sbin/pi-image-update-vmlinux', content: template('update-vmlinux.sh'), permissions: '0755' },
     { path: '/etc/apt/apt.conf.d/99-pi-image-vmlinux', content: template('99-pi-image-vmlinux'), permissions: '0644' },
     { path: '/etc/modules-load.d/pi-image.conf', content: `# pi-image: Kubernetes networking and GlusterFS thin pools\n${MODULES.join('\n')}\n`, permissions: '0644' },

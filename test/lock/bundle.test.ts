@@ -5,15 +5,16 @@
 // blob refused by name.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { makeUbuntuLookalike, tempDir } from '../helpers/lookalike.ts';
 import { startLockWorld, lockProfile, type LockWorld } from '../helpers/lock-fixtures.ts';
 import { makeLock } from '../../lib/lock/lock.ts';
 import { build, type BuildResult } from '../../lib/build/build.ts';
 import { BlobStore } from '../../lib/lock/store.ts';
+import { PACKAGE_ROOT } from '../../lib/cluster/profile.ts';
 
 let work: string;
 let world: LockWorld;
@@ -152,6 +153,48 @@ test('a stale lock is refused naming the entry; offline with a blob missing is r
   } finally {
     renameSync(`${store.path(layer)}.away`, store.path(layer));
   }
+});
+
+test('first boot (bundle.sh on the SSD image as a disk file): moves, extracts and checks the bundle, frees p2, the brick lands where it always does', () => {
+  const n = offline.manifest.nodes.node1!;
+  const disk = join(work, 'first-boot-ssd.img');
+  copyFileSync(join(offline.outDir, n.ssd.file), disk);
+  truncateSync(disk, 512 * 2 ** 20); // the SSD is larger than the image
+  const rootSectors = 300 * 2048; // ssd.rootSize of this test: 300 MiB
+  const env = join(work, 'fb.env');
+  writeFileSync(env, `ROOT_SECTORS='${rootSectors}'\nBRICK='1'\nBRICK_DEVICE='/dev/sda2'\nRUNTIME='docker.io'\n`);
+  const bundleDir = join(work, 'fb-bundle');
+  const vars = { ...process.env, PI_IMAGE_DISK: disk, PI_IMAGE_ENV: env, PI_IMAGE_BUNDLE: bundleDir, PI_IMAGE_STATE: join(work, 'fb-done'), PI_IMAGE_BUNDLE_SH: join(PACKAGE_ROOT, 'cloud-init', 'bundle.sh') };
+  const run = (script: string, ...args: string[]) => spawnSync('bash', [join(PACKAGE_ROOT, 'cloud-init', script), ...args], { env: vars, encoding: 'utf8' });
+  const before = JSON.parse(sh('sfdisk', ['--json', disk])).partitiontable.partitions;
+  const r = run('firstboot.sh', 'bundle');
+  assert.is(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /moving the bundle/);
+  assert.match(r.stdout, /\d+ items checked \(sha256\)/);
+  const after = JSON.parse(sh('sfdisk', ['--json', disk])).partitiontable.partitions;
+  assert.is(after.length, 1, 'p2 freed');
+  assert.is(after[0].start, before[0].start);
+  assert.is(after[0].size, rootSectors, 'root grown to ssd.rootSize');
+  // The brick step now makes the brick right after the root, as without a bundle.
+  const b = run('firstboot.sh', 'brick');
+  assert.is(b.status, 0, b.stdout + b.stderr);
+  const bricked = JSON.parse(sh('sfdisk', ['--json', disk])).partitiontable.partitions;
+  assert.is(bricked[1].start, before[0].start + rootSectors);
+  // Files come from the bundle by the URL the steps fetch, sha256 checked; an unknown URL is refused.
+  const out = join(work, 'fb-kubeadm');
+  const f = run('bundle.sh', 'fetch', `${world.base}/k8s/v1.17.17/kubeadm`, out);
+  assert.is(f.status, 0, f.stdout + f.stderr);
+  assert.is(sha(out), world.sums['/k8s/v1.17.17/kubeadm']);
+  assert.is(run('bundle.sh', 'fetch', `${world.base}/k8s/v1.17.17/kubeadm-not-there`, out).status, 3);
+  // A damaged item stops with its name.
+  const calico = readFileSync(join(bundleDir, 'pi-image-bundle', 'index.tsv'), 'utf8').split('\n').find((l) => l.includes('calico.yaml'))!.split('\t')[3]!;
+  writeFileSync(join(bundleDir, calico), 'kind: Tampered\n');
+  const v = run('bundle.sh', 'verify');
+  assert.is(v.status, 1);
+  assert.match(v.stdout, new RegExp(`FAILED: bundle item damaged: ${calico.replace(/[./]/g, '\\$&')} \\(.*calico\\.yaml\\): sha256 mismatch`));
+  rmSync(join(bundleDir, calico));
+  assert.match(run('bundle.sh', 'verify').stdout, /FAILED: bundle item missing: /);
+  assert.ok(existsSync(join(bundleDir, 'pi-image-bundle', 'index.tsv')));
 });
 
 test.run();
