@@ -34,7 +34,13 @@ export interface BundlePlan {
   size: number;
 }
 
-const safe = (s: string) => s.replace(/[^A-Za-z0-9._+-]+/g, '_');
+import { createHash } from 'node:crypto';
+
+/** A member name part: safe characters, at most 90 of them (ustar keeps 100 for the base name). */
+const safe = (s: string) => {
+  const t = s.replace(/[^A-Za-z0-9._+-]+/g, '_');
+  return t.length <= 90 ? t : `${t.slice(0, 70)}-${createHash('sha256').update(s).digest('hex').slice(0, 12)}`;
+};
 const pad512 = (n: number) => (512 - (n % 512)) % 512;
 
 export function planBundle(lock: Lock, role: Role, store: BlobStore, archives: Map<string, ImageArchive>): BundlePlan {

@@ -16,6 +16,7 @@ import { profileRequests, manifestImages } from './requests.ts';
 import { RegistryClient, formatPlatform } from './registry.ts';
 import { parseImageRef } from './reference.ts';
 import { platformOfImage, type ImagePlatform } from './platform.ts';
+import { ensureLocked } from './fetch.ts';
 
 export interface LockOptions {
   profile?: string;
@@ -30,6 +31,8 @@ export interface LockOptions {
   packageNames?: (p: Profile) => Record<Role, string[]>;
   retries?: number;
   backoffMs?: number;
+  /** Also fetch every layer (and package) into the cache now, as `build` would. */
+  fetch?: boolean;
 }
 
 export interface LockResult {
@@ -38,6 +41,8 @@ export interface LockResult {
   text: string;
   /** false when the file already held exactly these bytes. */
   changed: boolean;
+  /** Bytes fetched into the cache by `fetch`. */
+  fetched?: number;
   platform: ImagePlatform;
 }
 
@@ -113,7 +118,8 @@ export async function makeLock(opts: LockOptions = {}): Promise<LockResult> {
     writeFileSync(tmp, text);
     renameSync(tmp, path);
   }
-  return { path, lock: decodeLock(text, path), text, changed, platform };
+  const fetched = opts.fetch ? await ensureLocked(lock, { cacheDir: opts.cacheDir, onProgress: opts.onProgress, retries: opts.retries, backoffMs: opts.backoffMs }) : undefined;
+  return { path, lock: decodeLock(text, path), text, changed, platform, ...(fetched !== undefined ? { fetched } : {}) };
 }
 
 /** One request per id (package names asked by both roles become one request with both). */

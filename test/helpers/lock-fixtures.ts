@@ -50,13 +50,14 @@ function tgz(dir: string, name: string, files: Record<string, string | Buffer>):
   return readFileSync(join(dir, `${name}.tgz`));
 }
 
-export async function startLockWorld(dir: string, opts: { layerBytes?: number } = {}): Promise<LockWorld> {
+/** `bigBytes`: the arm64 add-on images (Calico node and CNI, MetalLB) get layers of that many random bytes (benchmarks). */
+export async function startLockWorld(dir: string, opts: { layerBytes?: number; bigBytes?: number } = {}): Promise<LockWorld> {
   mkdirSync(dir, { recursive: true });
   const registry = await startRegistry(join(dir, 'registry'), { auth: true });
   const host = registry.host;
   const pushed: Record<string, string> = {};
-  const push = async (name: string, tag: string, arches: string[]) => {
-    const img = makeOciLayout(join(dir, 'oci', `${name.replace(/\//g, '_')}-${tag}`), tag, arches, { layerBytes: opts.layerBytes });
+  const push = async (name: string, tag: string, arches: string[], big = false) => {
+    const img = makeOciLayout(join(dir, 'oci', `${name.replace(/\//g, '_')}-${tag}`), tag, arches, { layerBytes: opts.layerBytes, randomBytes: big ? opts.bigBytes : undefined });
     await pushImage(img, registry, name);
     pushed[`${host}/${name}:${tag}`] = img.manifests.arm64 ?? img.manifests[arches[0]!]!;
   };
@@ -64,9 +65,9 @@ export async function startLockWorld(dir: string, opts: { layerBytes?: number } 
     const [n, tag] = t.split(':');
     await push(`k8s/${n}`, tag!, ['amd64', 'arm64']);
   }
-  await push('calico/node', 'v3.13.4', ['amd64', 'arm64']);
-  await push('calico/cni', 'v3.13.4', ['arm64', 'amd64']);
-  await push('metallb/speaker', 'v0.9.3', ['amd64', 'arm64']);
+  await push('calico/node', 'v3.13.4', ['amd64', 'arm64'], true);
+  await push('calico/cni', 'v3.13.4', ['arm64', 'amd64'], true);
+  await push('metallb/speaker', 'v0.9.3', ['amd64', 'arm64'], true);
   await push('ingress/nginx-ingress-controller', '0.30.0', ['amd64']);
 
   const calico = [

@@ -5,7 +5,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, sign } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { createServer as netServer } from 'node:net';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
@@ -118,20 +118,35 @@ export interface OciImage {
   layers: Record<string, { digest: string; size: number }>;
 }
 
-/** A one-file tar made by the real tar, gzip'd: a layer whose content names `arch`. */
-function layer(work: string, arch: string, extra: number): { gz: Buffer; diffId: string } {
+/**
+ * A layer made by the real tar: a file naming `arch`, gzip'd; with `randomBytes`, also that many random bytes and
+ * left uncompressed (gzip gains nothing on them), written through files so big layers are never in memory.
+ */
+function layer(work: string, arch: string, extra: number, blobs: string, randomBytes = 0): { digest: string; size: number; diffId: string; mediaType: string } {
   const root = join(work, `layer-${arch}`);
   mkdirSync(join(root, 'etc'), { recursive: true });
   writeFileSync(join(root, 'etc', 'pi-image-test'), `built for ${arch}\n` + 'x'.repeat(extra));
-  const tarBytes = execFileSync('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-C', root, '-cf', '-', 'etc']);
-  return { gz: gzipSync(tarBytes), diffId: `sha256:${sha(tarBytes)}` };
+  if (randomBytes) execFileSync('dd', ['if=/dev/urandom', `of=${join(root, 'etc', 'random')}`, 'bs=1M', `count=${Math.ceil(randomBytes / 2 ** 20)}`, 'status=none']);
+  const tarPath = join(work, `layer-${arch}.tar`);
+  execFileSync('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-C', root, '-cf', tarPath, 'etc']);
+  const sum = (p: string) => execFileSync('sha256sum', [p], { encoding: 'utf8' }).split(' ')[0]!;
+  const diffId = `sha256:${sum(tarPath)}`;
+  if (randomBytes) {
+    const d = sum(tarPath);
+    execFileSync('mv', [tarPath, join(blobs, d)]);
+    return { digest: `sha256:${d}`, size: statSync(join(blobs, d)).size, diffId, mediaType: 'application/vnd.oci.image.layer.v1.tar' };
+  }
+  const gz = gzipSync(readFileSync(tarPath));
+  const d = sha(gz);
+  writeFileSync(join(blobs, d), gz);
+  return { digest: `sha256:${d}`, size: gz.length, diffId, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' };
 }
 
 /**
  * An OCI image layout in `dir` holding `tag` for the given architectures: with two or more an image index
  * (manifests with platforms) is the tagged object; with one, the lone manifest is.
  */
-export function makeOciLayout(dir: string, tag: string, arches: string[], opts: { layerBytes?: number } = {}): OciImage {
+export function makeOciLayout(dir: string, tag: string, arches: string[], opts: { layerBytes?: number; randomBytes?: number } = {}): OciImage {
   const blobs = join(dir, 'blobs', 'sha256');
   mkdirSync(blobs, { recursive: true });
   const put = (b: Buffer) => {
@@ -143,8 +158,8 @@ export function makeOciLayout(dir: string, tag: string, arches: string[], opts: 
   const layers: OciImage['layers'] = {};
   const descs: unknown[] = [];
   for (const arch of arches) {
-    const l = layer(dir, arch, opts.layerBytes ?? 100);
-    const lb = put(l.gz);
+    const l = layer(dir, arch, opts.layerBytes ?? 100, blobs, arch === 'arm64' ? opts.randomBytes : undefined);
+    const lb = { digest: l.digest, size: l.size };
     layers[arch] = lb;
     const config = put(Buffer.from(JSON.stringify({ architecture: arch, os: 'linux', config: { Cmd: ['/bin/true'] }, rootfs: { type: 'layers', diff_ids: [l.diffId] } })));
     const man = Buffer.from(
@@ -152,7 +167,7 @@ export function makeOciLayout(dir: string, tag: string, arches: string[], opts: 
         schemaVersion: 2,
         mediaType: 'application/vnd.oci.image.manifest.v1+json',
         config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...lb }],
+        layers: [{ mediaType: l.mediaType, ...lb }],
       }),
     );
     const m = put(man);

@@ -10,6 +10,7 @@ interface LockArgs extends GlobalOptions {
   image?: string;
   cache?: string;
   mirror?: string;
+  fetch?: boolean;
 }
 
 export const command: CommandModule<GlobalOptions, LockArgs> = {
@@ -21,12 +22,14 @@ export const command: CommandModule<GlobalOptions, LockArgs> = {
       .option('image', { type: 'string', describe: "Base image whose platform the images are resolved for (default: the profile's)" })
       .option('cache', { type: 'string', describe: 'Cache directory (the same as build uses)' })
       .option('mirror', { type: 'string', describe: 'Download base images from this mirror instead' })
+      .option('fetch', { type: 'boolean', default: false, describe: 'Also fetch every image layer into the cache now (then `build --offline` needs no network)' })
       .example('$0 lock', 'pi-image.lock beside ./pi-image.yaml')
+      .example('$0 lock --fetch && $0 build --all --offline', 'everything into the cache, then build without network')
       .example('$0 lock --profile clusters/lab.yaml --json', 'clusters/pi-image.lock, JSON lines for CI')
       .example('git diff pi-image.lock', 'review what changed before committing it'),
   handler: (argv) =>
     runCommand(argv, async (out) => {
-      const r = await makeLock({ profile: argv.profile, image: argv.image, cacheDir: argv.cache, mirror: argv.mirror, onProgress: out.progress });
+      const r = await makeLock({ profile: argv.profile, image: argv.image, cacheDir: argv.cache, mirror: argv.mirror, fetch: argv.fetch, onProgress: out.progress });
       const l = r.lock;
       const bytes = (ids: string[], kind: 'files' | 'images') =>
         kind === 'files'
@@ -37,7 +40,7 @@ export const command: CommandModule<GlobalOptions, LockArgs> = {
       );
       const path = relative(process.cwd(), r.path) || r.path;
       out.result(
-        { lock: r.path, changed: r.changed, platform: l.platform, platformFrom: r.platform.source, files: l.files.length, images: l.images.length, packages: l.packages.length, roles },
+        { lock: r.path, changed: r.changed, fetched: r.fetched, platform: l.platform, platformFrom: r.platform.source, files: l.files.length, images: l.images.length, packages: l.packages.length, roles },
         [
           `${r.changed ? 'Wrote' : 'Unchanged:'} ${path} for ${l.platform} (read from ${r.platform.source}):`,
           `  ${l.files.length} files (${l.files.filter((f) => f.sum === 'published' || f.archive?.sum === 'published').length} with published sums), ${l.images.length} images, ${l.packages.length} packages`,
