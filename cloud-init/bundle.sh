@@ -50,6 +50,19 @@ verify_all() {
   log "$n items checked (sha256)"
 }
 
+# The profile's bundle.files: each copied from the bundle (sha256 checked) to its path with its mode.
+place_all() {
+  local place=${PI_IMAGE_PLACE:-/etc/pi-image/bundle-place.tsv} url path mode
+  [ -f "$place" ] || return 0
+  while IFS=$'\t' read -r url path mode; do
+    case $url in '#'*|'') continue ;; esac
+    mkdir -p "$(dirname "$path")"
+    bash "$0" fetch "$url" "$path" || die "placing $path from the bundle ($url)"
+    chmod "$mode" "$path"
+    log "placed $path"
+  done < "$place"
+}
+
 case $CMD in
 unpack)
   disk=$(root_disk)
@@ -87,6 +100,7 @@ unpack)
   { dd if="$disk" bs=1M skip=$((start / 2048)) count=$((size / 2048)) status=none || true; } | tar -x -C "$BUNDLE.partial" || die "reading the bundle tar from $disk"
   rm -rf "$BUNDLE"; mv "$BUNDLE.partial" "$BUNDLE"
   verify_all
+  place_all
   log "freeing partition 2 of $disk for the brick"
   sfdisk --quiet --no-reread --no-tell-kernel --delete "$disk" 2 || die "sfdisk --delete $disk 2"
   [ -n "${PI_IMAGE_DISK:-}" ] || partx -d --nr 2 "$disk" 2>/dev/null || true
@@ -111,7 +125,10 @@ images)
     [ -e "$BUNDLE/$name.loaded" ] && continue
     check_item "$sum" "$name" "$source"
     log "loading $source ($size bytes)"
-    if [ "${RUNTIME:-docker.io}" = containerd ]; then
+    if ! command -v ctr >/dev/null && ! command -v docker >/dev/null; then
+      die "no container runtime (ctr or docker) to load $name ($source) into; sha256 checked"
+    fi
+    if [ "${RUNTIME:-docker.io}" = containerd ] || ! command -v docker >/dev/null; then
       ctr -n k8s.io images import "$BUNDLE/$name" >/dev/null || die "ctr import $name ($source)"
     else
       docker load -i "$BUNDLE/$name" >/dev/null || die "docker load $name ($source)"

@@ -49,11 +49,13 @@ export function firstbootSteps(p: Profile, node: ResolvedNode): string[] {
   const master = node.role === 'master';
   const steps: string[] = [];
   // The bundle first: it frees SSD partition 2 for the brick; a node built without a lock skips it in a line.
-  if (k8s) steps.push('bundle');
+  const carried = p.bundle.files.length > 0 || p.bundle.images.length > 0;
+  if (k8s || carried) steps.push('bundle');
   if (p.ssd.brick) steps.push('brick');
   steps.push('base');
   if (k8s || g || p.apt.packages.length > 0) steps.push('packages');
   if (k8s) steps.push('runtime', 'images', 'kubernetes');
+  else if (p.bundle.images.length > 0) steps.push('images');
   if (g) steps.push('gluster');
   if (k8s) steps.push(master ? 'master' : 'join');
   if (k8s && master) steps.push('addons');
@@ -140,6 +142,10 @@ function writeFiles(p: Profile, node: ResolvedNode, s: Secrets): WriteFile[] {
   if (k.enabled && k.install === 'binaries') {
     files.push({ path: '/etc/systemd/system/kubelet.service', content: template('kubelet.service'), permissions: '0644' });
     files.push({ path: '/etc/systemd/system/kubelet.service.d/10-kubeadm.conf', content: template('10-kubeadm.conf'), permissions: '0644' });
+  }
+  if (p.bundle.files.length > 0) {
+    const rows = p.bundle.files.map((f) => `${f.url}\t${f.path}\t${f.permissions}`);
+    files.push({ path: '/etc/pi-image/bundle-place.tsv', content: `# url, path, mode: placed from the bundle by bundle.sh\n${rows.join('\n')}\n`, permissions: '0644' });
   }
   if (heketi) files.push({ path: '/etc/pi-image/heketi-ssh-key.pub', content: s.heketiSshPublicKey + '\n', permissions: '0644' });
   if (k.enabled && master) {

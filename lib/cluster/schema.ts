@@ -221,6 +221,22 @@ export const ProfileSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  /** More downloads carried in every node's bundle (pinned by `pi-image lock`): files placed at `path`, images loaded. */
+  bundle: z
+    .strictObject({
+      files: z
+        .array(
+          z.strictObject({
+            url,
+            sha256: str(/^[a-f0-9]{64}$/, 'must be 64 lowercase hex digits').optional(),
+            path: absPath,
+            permissions: str(/^0?[0-7]{3,4}$/, 'must be an octal mode like "0755"').default('0644'),
+          }),
+        )
+        .default([]),
+      images: z.array(str(/^[a-z0-9][a-z0-9._:/@-]*$/, 'must be an image reference like docker.io/library/busybox:1.36')).default([]),
+    })
+    .prefault({}),
   /** Extra files written on every node (cloud-init write_files). */
   files: z.array(FileSchema).default([]),
   /** Extra commands run on every node after pi-image's own steps, before the seed is scrubbed. */

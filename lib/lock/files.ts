@@ -57,6 +57,7 @@ function head(path: string, n = 4096): Buffer {
 
 /** Why the bytes at `path` are not a `kind`, or undefined when they are. */
 export function contentProblem(path: string, kind: LockFile['kind'], architecture: string): string | undefined {
+  if (kind === 'data') return undefined; // the profile's own files: any bytes
   const h = head(path);
   if (HTML.test(h.toString('latin1'))) return `an HTML page where ${kind === 'manifest' ? 'YAML' : kind === 'binary' ? 'a binary' : 'an archive'} was expected`;
   if (kind === 'binary') {

@@ -31,8 +31,8 @@ export interface LockFile {
   sha256: string;
   size: number;
   sum: SumSource;
-  /** binary (an ELF), archive (a .tar.gz), manifest (Kubernetes YAML). */
-  kind: 'binary' | 'archive' | 'manifest';
+  /** binary (an ELF), archive (a .tar.gz), manifest (Kubernetes YAML), data (anything: bundle.files). */
+  kind: 'binary' | 'archive' | 'manifest' | 'data';
   /** For a member of an archive: the path inside it; `url`/`archive` are the archive's, sha256/size the member's. */
   member?: string;
   archive?: { sha256: string; size: number; sum: SumSource };
@@ -221,7 +221,7 @@ export function decodeLock(text: string, source = LOCK_FILE): Lock {
   const files = list('files').map((f, i): LockFile => {
     const w = `files[${i}]`;
     const kind = str(f, 'kind', w);
-    if (!['binary', 'archive', 'manifest'].includes(kind)) bad(`${w}.kind must be binary, archive or manifest`);
+    if (!['binary', 'archive', 'manifest', 'data'].includes(kind)) bad(`${w}.kind must be binary, archive, manifest or data`);
     const a = f.archive as Record<string, unknown> | undefined;
     return {
       id: str(f, 'id', w),

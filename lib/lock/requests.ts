@@ -43,6 +43,8 @@ export function profileRequests(p: Profile): ProfileRequests {
   }
   const g = p.glusterfs;
   if (g.enabled && g.heketi.enabled && k.enabled) file('heketi', 'glusterfs.heketi.download.url', g.heketi.download.url, 'archive', MASTER, g.heketi.download.sha256);
+  p.bundle.files.forEach((f, i) => file(`bundle/${base(f.url)}`, `bundle.files[${i}].url`, f.url, 'data', BOTH, f.sha256));
+  p.bundle.images.forEach((ref, i) => images.push({ id: formatImageRef(parseImageRef(ref)), key: `bundle.images[${i}]`, roles: BOTH }));
   const all: LockRequest[] = [
     ...files.map((f) => ({ id: f.id, key: f.key, input: f.member ? `${f.url}#${f.member}` : f.url, kind: 'file' as const, roles: f.roles })),
     ...images.map((i) => ({ id: i.id, key: i.key, input: i.id, kind: 'image' as const, roles: i.roles })),
