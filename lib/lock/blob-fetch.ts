@@ -30,6 +30,7 @@ export async function fetchBlob(o: BlobFetchOptions): Promise<{ fetched: number 
   let offset = fstatSync(fd).size;
   let hash = createHash('sha256');
   let fetched = 0;
+  let lastReport = 0;
   const retries = o.retries ?? 5;
   try {
     if (offset > o.size) {
@@ -57,7 +58,11 @@ export async function fetchBlob(o: BlobFetchOptions): Promise<{ fetched: number 
           for (let w = 0; w < buf.length; ) w += writeSync(fd, buf, w, buf.length - w);
           offset += buf.length;
           fetched += buf.length;
-          o.onProgress?.({ phase: 'fetch', done: offset, total: o.size, unit: 'bytes', detail: o.what });
+          const t = Date.now();
+          if (o.onProgress && (t - lastReport > 200 || offset === o.size)) {
+            lastReport = t;
+            o.onProgress({ phase: 'fetch', done: offset, total: o.size, unit: 'bytes', detail: o.what });
+          }
         }
         if (o.size === 0) break;
       } catch (err) {
