@@ -10,9 +10,10 @@
 // any tool; the fetch does that plus the download and its sha256).
 // Usage: npx tsx bench/fetch.ts [--runs N] [--wasm] [--tsx]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { newestTs } from './lib/newest-ts.ts';
 import { realisticImage } from './lib/realistic-image.ts';
 import { sha256OfFile } from '../lib/source/hash.ts';
 
@@ -34,17 +35,6 @@ function timed(cmd: string, argv: string[]): { secs: number; rssMB: number; stdo
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-/** The newest mtime of the .ts files under `dir`. */
-function newestTs(dir: string): number {
-  let newest = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) newest = Math.max(newest, newestTs(p));
-    else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
-  }
-  return newest;
-}
 
 /** The CLI entry to time: the compiled tree (rebuilt when a source is newer) or the sources under tsx. */
 function cliEntry(): { argv: string[]; label: string } {

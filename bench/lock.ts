@@ -7,9 +7,10 @@
 // <= 150 MB). Runs the compiled CLI (bench/.tmp/lock-dist; --tsx for the sources).
 // Usage: npx tsx bench/lock.ts [--runs N] [--mib N] [--tsx]
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { newestTs } from './lib/newest-ts.ts';
 import { makeUbuntuLookalike } from '../test/helpers/lookalike.ts';
 import { startLockWorld, lockProfile } from '../test/helpers/lock-fixtures.ts';
 import { decodeLock } from '../lib/lock/lockfile.ts';
@@ -39,15 +40,6 @@ function timed(cmd: string, argv: string[]): Promise<{ secs: number; rssMB: numb
   });
 }
 
-function newestTs(dir: string): number {
-  let newest = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) newest = Math.max(newest, newestTs(p));
-    else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
-  }
-  return newest;
-}
 function cliEntry(): string[] {
   if (useTsx) return ['--import', 'tsx', join(ROOT, 'bin', 'pi-image.ts')];
   const out = join(ROOT, 'bench', '.tmp', 'lock-dist');
