@@ -82,6 +82,8 @@ unpack)
     log "moving the bundle ($((size / 2048)) MiB) from sector $start to $dest, past the root's final size"
     dd if="$disk" of="$disk" bs=1M skip=$((start / 2048)) seek=$((dest / 2048)) count=$((size / 2048)) conv=notrunc,fsync status=none || die "copying the bundle on $disk"
     echo "$dest,$size,da" | sfdisk --quiet --no-reread --no-tell-kernel -N 2 "$disk" || die "sfdisk -N 2 $disk"
+    # The kernel learns of the moved p2 first, or it would refuse the grown p1 as overlapping the old one.
+    [ -n "${PI_IMAGE_DISK:-}" ] || partx -u --nr 2 "$disk" || log "warning: partx -u --nr 2 $disk failed"
     start=$dest
   elif [ "$dest" -lt "$start" ]; then
     log "the disk has no room to move the bundle; the root stays at its size until the bundle is freed"
@@ -91,8 +93,8 @@ unpack)
     log "growing the root partition to $grow sectors"
     echo ",$grow" | sfdisk --quiet --no-reread --no-tell-kernel -N 1 "$disk" || die "sfdisk -N 1 $disk"
     if [ -z "${PI_IMAGE_DISK:-}" ]; then
-      partx -u --nr 1:2 "$disk" || true
-      resize2fs "$(findmnt -no SOURCE /)" >/dev/null || log "warning: resize2fs of the root failed"
+      partx -u --nr 1 "$disk" || log "warning: partx -u --nr 1 $disk failed"
+      resize2fs "$(findmnt -no SOURCE /)" >/dev/null 2>&1 || log "warning: resize2fs of the root failed"
     fi
   fi
   log "extracting the bundle to $BUNDLE"

@@ -71,6 +71,7 @@ runcmd:
   - "echo PIIMG-MARK mode $(stat -c %a /opt/bundled/payload.bin) > /dev/console"
   - "echo PIIMG-MARK parts $(sfdisk -d /dev/vdb | grep -c start=) > /dev/console"
   - "echo PIIMG-MARK root-sectors $(cat /sys/class/block/vdb1/size) > /dev/console"
+  - "echo PIIMG-MARK root-fs-mib $(df -B1M --output=size / | tail -n1) > /dev/console"
   - "echo PIIMG-MARK steps $(ls /var/lib/pi-image/done | tr '\\\\n' ' ') > /dev/console"
   - "grep -E 'pi-image\\\\[(bundle|images)\\\\]' /var/log/cloud-init-output.log | sed 's/^/PIIMG-MARK log /' > /dev/console"
   - "echo PIIMG-MARK poweroff now > /dev/console; poweroff"
@@ -103,6 +104,7 @@ runcmd:
   assert.is(one('mode'), '640');
   assert.is(one('parts'), '1', 'the bundle partition was freed');
   assert.is(one('root-sectors'), '8388608', 'the root grew to ssd.rootSize past the moved bundle');
+  assert.ok(Number(one('root-fs-mib')) > 3700, `the root ext4 grew with it (${one('root-fs-mib')} MiB)`);
   assert.match(one('steps'), /\bbundle\b/);
   const log = one('log');
   assert.match(log, /moving the bundle/);
