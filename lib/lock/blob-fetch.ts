@@ -22,6 +22,8 @@ export interface BlobFetchOptions {
   onProgress?: OnProgress;
 }
 
+const WRITE_BUF = 1 << 20;
+
 /** Fetch the blob unless `dest` is there already (it is then trusted: the store only ever renames verified bytes). */
 export async function fetchBlob(o: BlobFetchOptions): Promise<{ fetched: number }> {
   if (existsSync(o.dest)) return { fetched: 0 };
@@ -31,6 +33,12 @@ export async function fetchBlob(o: BlobFetchOptions): Promise<{ fetched: number 
   let hash = createHash('sha256');
   let fetched = 0;
   let lastReport = 0;
+  const gather = Buffer.allocUnsafe(WRITE_BUF);
+  let pending = 0;
+  const flush = (): void => {
+    for (let w = 0; w < pending; ) w += writeSync(fd, gather, w, pending - w);
+    pending = 0;
+  };
   const retries = o.retries ?? 5;
   try {
     if (offset > o.size) {
@@ -51,18 +59,28 @@ export async function fetchBlob(o: BlobFetchOptions): Promise<{ fetched: number 
           await res.arrayBuffer().catch(() => undefined);
           throw Object.assign(new Error(`HTTP ${res.status} ${res.statusText}`), { status: res.status });
         }
-        for await (const chunk of res.body!) {
-          const buf = chunk as Buffer;
-          if (offset + buf.length > o.size) throw new VerifyError(`${o.what}: more than the ${o.size} bytes its digest ${o.digest} names`);
-          hash.update(buf);
-          for (let w = 0; w < buf.length; ) w += writeSync(fd, buf, w, buf.length - w);
-          offset += buf.length;
-          fetched += buf.length;
-          const t = Date.now();
-          if (o.onProgress && (t - lastReport > 200 || offset === o.size)) {
-            lastReport = t;
-            o.onProgress({ phase: 'fetch', done: offset, total: o.size, unit: 'bytes', detail: o.what });
+        // Chunks gather into 1 MiB writes (fewer syscalls); flushed before any retry, so the file holds `offset`.
+        try {
+          for await (const chunk of res.body!) {
+            const buf = chunk as Buffer;
+            if (offset + buf.length > o.size) throw new VerifyError(`${o.what}: more than the ${o.size} bytes its digest ${o.digest} names`);
+            hash.update(buf);
+            if (pending + buf.length > WRITE_BUF) flush();
+            if (buf.length >= WRITE_BUF) for (let w = 0; w < buf.length; ) w += writeSync(fd, buf, w, buf.length - w);
+            else {
+              buf.copy(gather, pending);
+              pending += buf.length;
+            }
+            offset += buf.length;
+            fetched += buf.length;
+            const t = Date.now();
+            if (o.onProgress && (t - lastReport > 200 || offset === o.size)) {
+              lastReport = t;
+              o.onProgress({ phase: 'fetch', done: offset, total: o.size, unit: 'bytes', detail: o.what });
+            }
           }
+        } finally {
+          flush();
         }
         if (o.size === 0) break;
       } catch (err) {

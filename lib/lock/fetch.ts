@@ -38,6 +38,9 @@ export async function ensureLocked(lock: Lock, opts: EnsureOptions = {}): Promis
     if (!had) fetched += f.size;
   }
   const client = new RegistryClient({ retries: opts.retries, backoffMs: opts.backoffMs, onProgress: opts.onProgress });
+  // Missing blobs, each once (images share layers), fetched two at a time: a second stream keeps the link busy
+  // while the first one's bytes are hashed and written.
+  const jobs = new Map<string, () => Promise<void>>();
   for (const img of lock.images) {
     const ref = parseImageRef(img.id);
     const ctx = { what: `image ${img.id}`, key: img.key };
@@ -46,12 +49,19 @@ export async function ensureLocked(lock: Lock, opts: EnsureOptions = {}): Promis
       throw new LockRefusal(ctx.what, `${registryBase(ref.registry)}/v2/${ref.name}/blobs/${missing[0]!.digest}`, img.key, `${missing.length} blob(s) not in the cache and --offline was given`, 'run `pi-image build` once without --offline to fetch them');
     }
     for (const b of missing) {
-      if (b.digest === img.digest) {
-        const m = await client.manifest(ref, img.digest, ctx);
-        store.put(m.bytes);
-      } else fetched += await client.blobToFile(ref, b, store.path(b.digest), ctx);
+      if (jobs.has(b.digest)) continue;
+      jobs.set(b.digest, async () => {
+        if (b.digest === img.digest) store.put((await client.manifest(ref, img.digest, ctx)).bytes);
+        else fetched += await client.blobToFile(ref, b, store.path(b.digest), ctx);
+      });
     }
   }
+  const queue = [...jobs.values()];
+  await Promise.all(
+    Array.from({ length: Math.min(2, queue.length) }, async () => {
+      for (let job = queue.shift(); job; job = queue.shift()) await job();
+    }),
+  );
   for (const p of lock.packages) {
     if (!store.has(p.sha256)) {
       if (opts.offline) throw new LockRefusal(`package ${p.package}`, p.url, 'apt.packages', 'not in the cache and --offline was given', 'run `pi-image build` once without --offline');
