@@ -52,7 +52,10 @@ export async function ensureLocked(lock: Lock, opts: EnsureOptions = {}): Promis
       if (jobs.has(b.digest)) continue;
       jobs.set(b.digest, async () => {
         if (b.digest === img.digest) store.put((await client.manifest(ref, img.digest, ctx)).bytes);
-        else fetched += await client.blobToFile(ref, b, store.path(b.digest), ctx);
+        else {
+          const n = await client.blobToFile(ref, b, store.path(b.digest), ctx); // (not `fetched += await …`: it races)
+          fetched += n;
+        }
       });
     }
   }
