@@ -60,11 +60,19 @@ export async function ensureLocked(lock: Lock, opts: EnsureOptions = {}): Promis
     }
   }
   const queue = [...jobs.values()];
+  let failed: { err: unknown } | undefined;
   await Promise.all(
     Array.from({ length: Math.min(2, queue.length) }, async () => {
-      for (let job = queue.shift(); job; job = queue.shift()) await job();
+      for (let job = queue.shift(); job && !failed; job = queue.shift()) {
+        try {
+          await job();
+        } catch (err) {
+          failed ??= { err }; // the other fetch finishes first: no download outlives the call
+        }
+      }
     }),
   );
+  if (failed) throw failed.err;
   for (const p of lock.packages) {
     if (!store.has(p.sha256)) {
       if (opts.offline) throw new LockRefusal(`package ${p.package}`, p.url, 'apt.packages', 'not in the cache and --offline was given', 'run `pi-image build` once without --offline');

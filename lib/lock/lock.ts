@@ -75,8 +75,16 @@ export async function makeLock(opts: LockOptions = {}): Promise<LockResult> {
     rs.forEach((r) => w.roles.add(r));
     wanted.set(id, w);
   };
-  for (const f of req.files) {
-    const entry = await lockFile(f, ctx);
+  // Resolved four at a time (each is a few round trips), then taken in request order: the lock stays the same.
+  // Requests for the same URL (two members of one archive) run one after the other: they share a download.
+  const byUrl = new Map<string, number[]>();
+  req.files.forEach((f, i) => byUrl.set(f.url, [...(byUrl.get(f.url) ?? []), i]));
+  const lockedFiles: LockFile[] = new Array(req.files.length);
+  await inPool([...byUrl.values()], 4, async (group) => {
+    for (const i of group) lockedFiles[i] = await lockFile(req.files[i]!, ctx);
+  });
+  for (const [i, f] of req.files.entries()) {
+    const entry = lockedFiles[i]!;
     files.push(entry);
     f.roles.forEach((r) => roles[r].files.push(entry.id));
     if (entry.kind === 'manifest') {
@@ -89,9 +97,14 @@ export async function makeLock(opts: LockOptions = {}): Promise<LockResult> {
   const client = new RegistryClient({ retries: opts.retries, backoffMs: opts.backoffMs, onProgress: opts.onProgress });
   const images: LockImage[] = [];
   let n = 0;
-  for (const [id, w] of [...wanted].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    opts.onProgress?.({ phase: 'resolve images', done: n++, total: wanted.size, unit: 'items', detail: id });
-    const resolved = await client.resolveImage(parseImageRef(id), platform.platform, { key: w.key }, (_d, bytes) => store.put(bytes));
+  const sorted = [...wanted].sort(([a], [b]) => (a < b ? -1 : 1));
+  const resolvedImages = await inPool(sorted, 4, async ([id, w]) => {
+    const r = await client.resolveImage(parseImageRef(id), platform.platform, { key: w.key }, (_d, bytes) => store.put(bytes));
+    opts.onProgress?.({ phase: 'resolve images', done: ++n, total: wanted.size, unit: 'items', detail: id });
+    return r;
+  });
+  for (const [i, [, w]] of sorted.entries()) {
+    const resolved = resolvedImages[i]!;
     images.push({ ...resolved, key: w.key });
     w.roles.forEach((r) => roles[r].images.push(resolved.id));
   }
@@ -138,4 +151,27 @@ export function readLock(profilePath: string): { path: string; lock: Lock } | un
   const path = lockPathFor(profilePath);
   if (!existsSync(path)) return undefined;
   return { path, lock: decodeLock(readFileSync(path, 'utf8'), path) };
+}
+
+/**
+ * `fn` over `items`, at most `limit` at a time; results in the items' order. After a failure nothing new starts,
+ * the running ones are waited for (no download outlives the call), then the first failure is thrown.
+ */
+async function inPool<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  let failed: { err: unknown } | undefined;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      for (let i = next++; i < items.length && !failed; i = next++) {
+        try {
+          out[i] = await fn(items[i]!);
+        } catch (err) {
+          failed ??= { err };
+        }
+      }
+    }),
+  );
+  if (failed) throw failed.err;
+  return out;
 }
