@@ -13,9 +13,9 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { newestTs } from './lib/newest-ts.ts';
 import { realisticImage } from './lib/realistic-image.ts';
 import { sha256OfFile } from '../lib/source/hash.ts';
-import { newestTs } from './lib/newest-ts.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);

@@ -122,9 +122,15 @@ fi
 if [ -e "$DONE/$STEP" ] && [ "${FORCE:-0}" != 1 ]; then log "already done"; exit 0; fi
 trap 'rc=$?; [ $rc -eq 0 ] || log "stopped with status $rc; re-run: sudo /usr/local/lib/pi-image/firstboot.sh $STEP"' EXIT
 
-# fetch URL OUT SHA256|published — download with retries, verify, then rename into place.
+# fetch URL OUT SHA256|published — from the node's bundle when it has one (sha256 from pi-image.lock, checked
+# again here), else download with retries, verify, then rename into place.
 fetch() {
-  local url=$1 out=$2 sum=$3
+  local url=$1 out=$2 sum=$3 rc=0
+  if [ -f "${PI_IMAGE_BUNDLE_SH:-/usr/local/lib/pi-image/bundle.sh}" ]; then
+    bash "${PI_IMAGE_BUNDLE_SH:-/usr/local/lib/pi-image/bundle.sh}" fetch "$url" "$out" || rc=$?
+    [ "$rc" = 0 ] && return 0
+    [ "$rc" = 4 ] || die "$url: not in this node's bundle, or damaged (run pi-image lock and build again)"
+  fi
   log "download $url"
   curl -fsSL --retry 20 --retry-delay 6 --retry-connrefused -o "$out.part" "$url" || die "download $url"
   if [ "$sum" = published ]; then
@@ -163,6 +169,14 @@ root_disk() {
 part_of() { case $1 in *[0-9]) echo "${1}p$2" ;; *) echo "${1}$2" ;; esac; }
 
 case $STEP in
+bundle)
+  # The node's bundle (pi-image.lock's share for this role) from SSD partition 2: moved, extracted, checked.
+  bash "${PI_IMAGE_BUNDLE_SH:-/usr/local/lib/pi-image/bundle.sh}" unpack
+  ;;
+images)
+  # Container images from the bundle into the runtime, before kubeadm init/join (nothing pulled).
+  bash "${PI_IMAGE_BUNDLE_SH:-/usr/local/lib/pi-image/bundle.sh}" images
+  ;;
 brick)
   # The build wrote one partition (the root, fixed size). Make p2 in the rest of the disk, raw, for Heketi.
   disk=$(root_disk)

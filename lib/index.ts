@@ -24,6 +24,12 @@ export * from './source/index.ts';
 // Cluster profiles, secrets, per-node plans and cloud-init seeds.
 export * from './cluster/index.ts';
 
+// First-boot downloads pinned: the lockfile, the registry client, the node's bundle.
+export { makeLock, readLock, lockPathFor, type LockOptions, type LockResult } from './lock/lock.ts';
+export { encodeLock, decodeLock, staleReason, type Lock, type LockFile, type LockImage, type LockPackage, type PackageResolver } from './lock/lockfile.ts';
+export { RegistryClient } from './lock/registry.ts';
+export { LockRefusal } from './lock/errors.ts';
+
 // The jobs.
 export { build, type BuildOptions, type BuildResult } from './build/build.ts';
 export { flash, verifyImage, verifyTarget, FlashVerifyError, type FlashOptions, type FlashResult } from './flash/flash.ts';

@@ -15,6 +15,7 @@ declare -A need=(
   [losetup]=mount [debootstrap]=debootstrap [qemu-system-x86_64]=qemu-system-x86 [ssh-keygen]=openssh-client
   [apt-ftparchive]=apt-utils [dpkg-deb]=dpkg [gpg]=gnupg [unshare]=util-linux
   [script]=bsdutils [stty]=coreutils [npm]=npm
+  [docker-registry]=docker-registry [skopeo]=skopeo
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -21,6 +21,12 @@ import type { LaneJob, LaneResult, NodeSpec } from './node-job.ts';
 import { GrowingFileIO, type GrowingFile } from '../image/growing-io.ts';
 import type { BootStyle } from './sd-image.ts';
 import { renderManifest, type Manifest, type ManifestNode, type ManifestImage } from './manifest.ts';
+import { readLock } from '../lock/lock.ts';
+import { checkFresh, ensureLocked } from '../lock/fetch.ts';
+import { imageArchive, type ImageArchive } from '../lock/image-archive.ts';
+import { planBundle, type BundlePlan } from '../lock/bundle.ts';
+import { BlobStore } from '../lock/store.ts';
+import type { Lock } from '../lock/lockfile.ts';
 
 export interface BuildOptions {
   /** Node names, or 'all'. */
@@ -50,6 +56,8 @@ export interface BuildOptions {
   onNotice?: (kind: 'warning' | 'info', text: string) => void;
   /** Called with their directory when the cluster's secrets were made by this build (they must be kept). */
   onSecretsCreated?: (dir: string) => void;
+  /** Build from the cache alone: every locked artifact must be there (the base image too). */
+  offline?: boolean;
   /** Called when a node is complete and in place. */
   onNode?: (name: string, node: ManifestNode) => void;
 }
@@ -92,6 +100,11 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   if (noLogin) notice('warning', noLogin);
   // A first sign of life as soon as the profile is read; the next comes once the image is found.
   onProgress({ phase: `build ${profile.cluster.name}`, done: 0, total: wanted.length, unit: 'items', detail: 'finding the base image' });
+  // The lock beside the profile: refused when stale; its artifacts fetched into the cache (or, offline, required
+  // there) and carried per role on the SSD images.
+  const locked = readLock(loaded.profilePath);
+  if (!locked && opts.offline) throw new InputError(`--offline needs a lock: no pi-image.lock beside ${loaded.profilePath}`, 'run `pi-image lock` first');
+  const bundles = locked ? await prepareBundles(locked.lock, locked.path, profile, opts, onProgress) : undefined;
   // Resolve the base image. When it has to be decompressed with xz, the lanes start on the growing file at once
   // and build while xz writes it (reads wait for the bytes); the result is kept only if the decompression ends well.
   const src = opts.image ?? profile.image;
@@ -162,6 +175,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
         seed: plan.seed,
         secret: plan.secretFiles.length > 0,
         dir: staging.path(name),
+        bundle: bundles?.[plan.role as 'master' | 'worker'],
       };
     });
     const secretNodes = specs.filter((s) => s.secret).map((s) => s.node);
@@ -235,4 +249,24 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     staging.discard();
     throw err;
   }
+}
+
+/** Check the lock, fetch what the cache lacks, make the image archives and each role's bundle plan. */
+async function prepareBundles(
+  lock: Lock,
+  lockPath: string,
+  profile: Parameters<typeof checkFresh>[2],
+  opts: BuildOptions,
+  onProgress: OnProgress,
+): Promise<Record<'master' | 'worker', BundlePlan>> {
+  checkFresh(lock, lockPath, profile);
+  await ensureLocked(lock, { cacheDir: opts.cacheDir, offline: opts.offline, onProgress });
+  const store = new BlobStore(opts.cacheDir);
+  const archives = new Map<string, ImageArchive>();
+  let n = 0;
+  for (const img of lock.images) {
+    onProgress({ phase: 'image archives', done: n++, total: lock.images.length, unit: 'items', detail: img.id });
+    archives.set(img.id, await imageArchive(img, store));
+  }
+  return { master: planBundle(lock, 'master', store, archives), worker: planBundle(lock, 'worker', store, archives) };
 }

@@ -22,6 +22,16 @@ export interface ManifestNode {
   ssd: ManifestImage;
   rootPartUuid: string;
   cmdline: string;
+  /** What the SSD's bundle partition carries (from pi-image.lock), when the profile has a lock. */
+  bundle?: ManifestBundle;
+}
+
+export interface ManifestBundle {
+  /** The SSD partition holding the raw tar. */
+  partition: number;
+  /** Bytes of the tar. */
+  size: number;
+  items: { kind: 'file' | 'image' | 'deb'; name: string; size: number; sha256: string; source: string }[];
 }
 
 export interface Manifest {

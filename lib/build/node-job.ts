@@ -18,6 +18,7 @@ import { writeSdImage, prepareKernel, type BootStyle, type PreparedKernel } from
 import { writeSsdImages, type SsdChecksums } from './ssd-image.ts';
 import type { ManifestImage, ManifestNode, ManifestFile } from './manifest.ts';
 import type { ProgressEvent } from '../progress.ts';
+import type { BundlePlan } from '../lock/bundle.ts';
 
 /** One node of a lane: what differs between nodes. */
 export interface NodeSpec {
@@ -33,6 +34,8 @@ export interface NodeSpec {
   secret: boolean;
   /** Staging directory of this node (…/.staging-x/<node>). */
   dir: string;
+  /** The role's share of the lock, carried as SSD partition 2 (lib/lock/bundle.ts). */
+  bundle?: BundlePlan;
 }
 
 /** A lane: several nodes built by one thread, their SSD images in a single pass over the base root. */
@@ -151,7 +154,7 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
     }
     const checksums: SsdChecksums = { ranges: new Map(job.ssdChecksums?.ranges ?? []), wholes: new Map(job.ssdChecksums?.wholes ?? []) };
     const ssds = writeSsdImages({
-      targets: job.nodes.map((n) => ({ path: join(n.dir, 'ssd.img'), diskSignature: n.ssdSignature })),
+      targets: job.nodes.map((n) => ({ path: join(n.dir, 'ssd.img'), diskSignature: n.ssdSignature, bundle: n.bundle })),
       base,
       rootPart: job.rootPart,
       checksums,
@@ -169,7 +172,13 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
         sdEntry.compressed = await compressFile(sd.path, job.compress, n.secret ? 0o600 : 0o644);
         ssdEntry.compressed = await compressFile(ssd.path, job.compress);
       }
-      nodes.push({ role: n.role, instanceId: n.instanceId, sd: sdEntry, ssd: ssdEntry, rootPartUuid: ssd.rootPartUuid, cmdline: sd.cmdline });
+      if (n.bundle) ssdEntry.partUuids.push(`${hex8(n.ssdSignature)}-02`);
+      const bundle = n.bundle && {
+        partition: 2,
+        size: n.bundle.size,
+        items: n.bundle.items.map((it) => ({ kind: it.kind, name: it.name, size: it.size, sha256: it.sha256, source: it.source })),
+      };
+      nodes.push({ role: n.role, instanceId: n.instanceId, sd: sdEntry, ssd: ssdEntry, rootPartUuid: ssd.rootPartUuid, cmdline: sd.cmdline, ...(bundle ? { bundle } : {}) });
     }
     return { nodes, ssdChecksums: checksums };
   } finally {

@@ -13,6 +13,7 @@ import { Ext4Fs } from '../image/ext4/index.ts';
 import { ImageDigester, type ImageDigest, type KnownRange } from '../image/digest.ts';
 import { InputError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
+import { bundleChunks, BUNDLE_PARTITION_TYPE, type BundlePlan } from '../lock/bundle.ts';
 
 export const SECTOR = 512;
 /** Partitions start at 1 MiB, like the Ubuntu images and every modern partitioner. */
@@ -32,6 +33,8 @@ export interface SsdImageResult {
 export interface SsdTarget {
   path: string;
   diskSignature: number;
+  /** The node's bundle: written raw as p2 (type 0xda) right after the root; first boot imports it, then frees it. */
+  bundle?: BundlePlan;
 }
 
 /** What is known of the SSD images of one base image before they are written. */
@@ -90,22 +93,37 @@ export function writeSsdImages(opts: {
     throw new InputError(`${opts.base.name}: the root ext4 (${fsBytes} bytes) is larger than its partition ${opts.rootPart.index}`);
   }
   const rootSectors = Math.ceil(fsBytes / SECTOR / 2048) * 2048;
-  const size = (FIRST_LBA + rootSectors) * SECTOR;
+  const rootEnd = (FIRST_LBA + rootSectors) * SECTOR;
+  // A bundle sits 1 MiB after the root (whole MiB), so the image stays as small as its data; the gap keeps its
+  // blocks out of the root's last bmap range, whose checksum every image shares.
+  const bundleStart = rootEnd + 2048 * SECTOR;
+  const bundleSectors = (t: SsdTarget) => (t.bundle ? Math.ceil(t.bundle.size / SECTOR / 2048) * 2048 : 0);
+  const sizeOf = (t: SsdTarget) => (t.bundle ? bundleStart + bundleSectors(t) * SECTOR : rootEnd);
+  const size = rootEnd;
   const checksums = opts.checksums ?? { ranges: new Map<number, KnownRange>(), wholes: new Map<number, string>() };
   const known = checksums.ranges;
   const total = fs.info.blocksCount * fs.info.blockSize;
   const outs: FileIO[] = [];
   try {
     // The block range holding the MBR (block 0) differs per image; the rest is hashed by the first image only.
+    // Bundle blocks are each image's own: always hashed here, never taken from or kept in `known` (removed below).
+    const bundleBlock = Math.floor(bundleStart / 4096);
     const digesters = opts.targets.map(
       (t, i) =>
-        new ImageDigester(size, { known, learn: i === 0, hashRange: (first) => first === 0 || (i === 0 && !known.has(first)), whole: !checksums.wholes.has(t.diskSignature) }),
+        new ImageDigester(sizeOf(t), {
+          known,
+          learn: i === 0,
+          hashRange: (first) => first === 0 || first >= bundleBlock || (i === 0 && !known.has(first)),
+          whole: t.bundle !== undefined || !checksums.wholes.has(t.diskSignature),
+        }),
     );
     const mbr = Buffer.alloc(SECTOR);
     for (const [i, t] of opts.targets.entries()) {
-      const out = FileIO.create(t.path, size);
+      const out = FileIO.create(t.path, sizeOf(t));
       outs.push(out);
-      writeMbr(out, { diskSignature: t.diskSignature, partitions: [{ type: 0x83, bootable: false, startLba: FIRST_LBA, sectors: rootSectors }] });
+      const parts = [{ type: 0x83, bootable: false, startLba: FIRST_LBA, sectors: rootSectors }];
+      if (t.bundle) parts.push({ type: BUNDLE_PARTITION_TYPE, bootable: false, startLba: bundleStart / SECTOR, sectors: bundleSectors(t) });
+      writeMbr(out, { diskSignature: t.diskSignature, partitions: parts });
       out.readInto(mbr, 0);
       digesters[i].update(0, mbr);
     }
@@ -127,9 +145,24 @@ export function writeSsdImages(opts: {
         }
       }
     }
+    for (const [i, t] of opts.targets.entries()) {
+      if (!t.bundle) continue;
+      let off = bundleStart;
+      for (const chunk of bundleChunks(t.bundle)) {
+        outs[i].write(off, chunk);
+        digesters[i].update(off, chunk);
+        off += chunk.length;
+        if (opts.onProgress && off - lastReport >= 64 << 20) {
+          lastReport = off;
+          opts.onProgress({ phase: 'copy bundle', done: off - bundleStart, total: t.bundle.size, unit: 'bytes', detail: opts.detail });
+        }
+      }
+    }
+    for (const first of [...known.keys()]) if (first >= bundleBlock) known.delete(first);
     if (opts.fsync) for (const out of outs) out.sync();
     return opts.targets.map((t, i) => {
       const digest = digesters[i].finish();
+      if (t.bundle) return { path: t.path, size: sizeOf(t), diskSignature: t.diskSignature, rootPartUuid: partUuid(t.diskSignature, 1), digest };
       if (checksums.wholes.has(t.diskSignature)) digest.sha256 = checksums.wholes.get(t.diskSignature)!;
       else checksums.wholes.set(t.diskSignature, digest.sha256);
       return { path: t.path, size, diskSignature: t.diskSignature, rootPartUuid: partUuid(t.diskSignature, 1), digest };

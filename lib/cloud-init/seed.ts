@@ -51,11 +51,15 @@ export function firstbootSteps(p: Profile, node: ResolvedNode): string[] {
   const master = node.role === 'master';
   // base first: it enables what a reboot needs before any step that can fail.
   const steps: string[] = ['base'];
+  // Then the bundle: it frees SSD partition 2 for the brick; a node built without a lock skips it in a line.
+  const carried = p.bundle.files.length > 0 || p.bundle.images.length > 0;
+  if (k8s || carried) steps.push('bundle');
   if (p.ssd.brick) steps.push('brick');
   // Everything after `clock` needs a true time (TLS downloads, apt's Release dates, certificates): firstboot.sh
   // puts it off when NTP has not synchronised in time.
   if (k8s || g || p.apt.packages.length > 0) steps.push('clock', 'packages');
-  if (k8s) steps.push('runtime', 'kubernetes');
+  if (k8s) steps.push('runtime', 'images', 'kubernetes');
+  else if (p.bundle.images.length > 0) steps.push('images');
   if (g) steps.push('gluster');
   if (k8s) steps.push(master ? 'master' : 'join');
   if (k8s && master) steps.push('addons');
@@ -77,6 +81,7 @@ function clusterEnv(p: Profile, node: ResolvedNode, tokenId: string): string {
       CLOCK_WAIT: p.ntp.waitSeconds,
       BRICK: p.ssd.brick,
       BRICK_DEVICE: p.ssd.brickDevice,
+      ROOT_SECTORS: p.rootSizeBytes / 512,
       LEGACY_IPTABLES: p.os.codename === 'eoan' || p.os.codename === 'disco',
       KUBERNETES: k.enabled,
       K8S_VERSION: k.version,
@@ -134,6 +139,7 @@ function writeFiles(p: Profile, node: ResolvedNode, s: Secrets): WriteFile[] {
     // The token's id (its first six characters) is public: `kubeadm token delete` names the token by it.
     { path: '/etc/pi-image/cluster.env', content: clusterEnv(p, node, s.token.split('.')[0]!), permissions: '0644' },
     { path: SCRIPT, content: template('firstboot.sh'), permissions: '0755' },
+    { path: '/usr/local/lib/pi-image/bundle.sh', content: template('bundle.sh'), permissions: '0755' },
     { path: '/usr/local/sbin/pi-image-update-vmlinux', content: template('update-vmlinux.sh'), permissions: '0755' },
     { path: '/etc/apt/apt.conf.d/99-pi-image-vmlinux', content: template('99-pi-image-vmlinux'), permissions: '0644' },
     { path: '/etc/modules-load.d/pi-image.conf', content: `# pi-image: Kubernetes networking and GlusterFS thin pools\n${MODULES.join('\n')}\n`, permissions: '0644' },
@@ -153,6 +159,10 @@ function writeFiles(p: Profile, node: ResolvedNode, s: Secrets): WriteFile[] {
   if (k.enabled && master) {
     files.push({ path: '/etc/systemd/system/pi-image-token-cleanup.service', content: template('pi-image-token-cleanup.service'), permissions: '0644' });
     files.push({ path: '/etc/systemd/system/pi-image-token-cleanup.timer', content: template('pi-image-token-cleanup.timer'), permissions: '0644' });
+  }
+  if (p.bundle.files.length > 0) {
+    const rows = p.bundle.files.map((f) => `${f.url}\t${f.path}\t${f.permissions}`);
+    files.push({ path: '/etc/pi-image/bundle-place.tsv', content: `# url, path, mode: placed from the bundle by bundle.sh\n${rows.join('\n')}\n`, permissions: '0644' });
   }
   if (heketi) files.push({ path: '/etc/pi-image/heketi-ssh-key.pub', content: s.heketiSshPublicKey + '\n', permissions: '0644' });
   if (k.enabled && master) {

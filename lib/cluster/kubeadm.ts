@@ -7,9 +7,6 @@ import type { Secrets } from './secrets.ts';
 
 type Obj = Record<string, unknown>;
 
-/** Where kubeadm pulls the control-plane images (k8s.gcr.io is frozen; registry.k8s.io serves every release). */
-export const IMAGE_REPOSITORY = 'registry.k8s.io';
-
 function nodeRegistration(p: Profile, node: ResolvedNode): Obj {
   const reg: Obj = { name: node.name };
   if (p.kubernetes.runtime === 'containerd') reg.criSocket = 'unix:///run/containerd/containerd.sock';
@@ -44,8 +41,8 @@ export function kubeadmInitConfig(p: Profile, node: ResolvedNode, secrets: Pick<
     kind: 'ClusterConfiguration',
     clusterName: p.cluster.name,
     kubernetesVersion: `v${p.kubernetes.version}`,
+    imageRepository: p.kubernetes.imageRepository,
     controlPlaneEndpoint: p.kubernetes.apiEndpoint,
-    imageRepository: IMAGE_REPOSITORY,
     apiServer: { certSANs: [node.fqdn, node.name, ...(advertise ? [advertise] : [])] },
     networking: { podSubnet: p.kubernetes.podCIDR, serviceSubnet: p.kubernetes.serviceCIDR, dnsDomain: p.kubernetes.dnsDomain },
   };

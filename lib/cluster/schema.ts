@@ -167,12 +167,15 @@ export const ProfileSchema = z.strictObject({
           cni: download('https://github.com/containernetworking/plugins/releases/download/v0.8.5/cni-plugins-linux-arm64-v0.8.5.tgz'),
         })
         .prefault({}),
+      /** Where kubeadm's control-plane images come from (k8s.gcr.io is frozen); a mirror's host/path works too. */
+      imageRepository: str(/^[a-z0-9.-]+(:\d{1,5})?(\/[a-z0-9._-]+)*$/, 'must be a registry host[/path] like registry.k8s.io').default('registry.k8s.io'),
       /** pkgs.k8s.io repository; `{minor}` is replaced by v<major>.<minor>. */
       aptRepo: url.default('https://pkgs.k8s.io/core:/stable:/{minor}/deb/'),
       calico: z
         .strictObject({
           enabled: z.boolean().default(true),
-          manifest: url.default('https://docs.projectcalico.org/v3.13/manifests/calico.yaml'),
+          /** A manifest URL, or `<archive URL>#<member path>` for a manifest inside a release archive. */
+          manifest: url.default('https://github.com/projectcalico/calico/releases/download/v3.13.4/release-v3.13.4.tgz#release-v3.13.4/k8s-manifests/calico.yaml'),
           sha256: sha256.optional(),
         })
         .prefault({}),
@@ -221,6 +224,22 @@ export const ProfileSchema = z.strictObject({
           default: z.boolean().default(true),
         })
         .prefault({}),
+    })
+    .prefault({}),
+  /** More downloads carried in every node's bundle (pinned by `pi-image lock`): files placed at `path`, images loaded. */
+  bundle: z
+    .strictObject({
+      files: z
+        .array(
+          z.strictObject({
+            url,
+            sha256: str(/^[a-f0-9]{64}$/, 'must be 64 lowercase hex digits').optional(),
+            path: absPath,
+            permissions: str(/^0?[0-7]{3,4}$/, 'must be an octal mode like "0755"').default('0644'),
+          }),
+        )
+        .default([]),
+      images: z.array(str(/^[a-z0-9][a-z0-9._:/@-]*$/, 'must be an image reference like docker.io/library/busybox:1.36')).default([]),
     })
     .prefault({}),
   /** Extra files written on every node (cloud-init write_files). */

@@ -110,7 +110,7 @@ test('values that could change the meaning of user-data or a runcmd are refused'
     ['timezone: Etc/UTC', "timezone: \"Etc/UTC'; $(reboot)\"", /timezone/],
     ['version: 1.17.17', 'version: "1.17.17; $(reboot)"', /kubernetes\.version/],
     ['podCIDR: 10.244.0.0/16', 'podCIDR: "10.244.0.0/16\\"; reboot"', /kubernetes\.podCIDR/],
-    ['https://docs.projectcalico.org/v3.13/manifests/calico.yaml', 'https://x.org/$(reboot)', /kubernetes\.calico\.manifest/],
+    ['https://github.com/projectcalico/calico/releases/download/v3.13.4/release-v3.13.4.tgz#release-v3.13.4/k8s-manifests/calico.yaml', 'https://x.org/$(reboot)', /kubernetes\.calico\.manifest/],
     ['- name: pi', '- name: "pi; reboot"', /users\[0\]\.name/],
     ["quirks: ['174c:55aa:u']", "quirks: ['174c:55aa:u quiet init=/bin/sh']", /ssd\.quirks\[0\]/],
   ];

@@ -17,6 +17,7 @@ interface BuildArgs extends GlobalOptions {
   compress?: 'xz' | 'gz';
   fsync?: boolean;
   newToken?: boolean;
+  offline?: boolean;
 }
 
 export const command: CommandModule<GlobalOptions, BuildArgs> = {
@@ -36,10 +37,12 @@ export const command: CommandModule<GlobalOptions, BuildArgs> = {
       .option('compress', { choices: ['xz', 'gz'] as const, describe: 'Also write compressed copies of the images' })
       .option('fsync', { type: 'boolean', default: false, describe: 'Flush each image to disk before renaming it into place (survives a power cut; waits for the disk)' })
       .option('new-token', { type: 'boolean', describe: 'Make a fresh bootstrap token first (a node added after the token expired); prints the kubeadm command for the master' })
+      .option('offline', { type: 'boolean', default: false, describe: 'Build from the cache alone: everything in pi-image.lock must have been fetched before' })
       .example('$0 build node1', 'SD and SSD images of node1 in out/node1/')
       .example('$0 build node5 --new-token', 'a node added later: a fresh token in its seed')
       .example('$0 build --all --json', 'every node, JSON lines for CI')
-      .example('SOURCE_DATE_EPOCH=1577836800 $0 build --all --compress xz', 'reproducible, compressed artifacts'),
+      .example('SOURCE_DATE_EPOCH=1577836800 $0 build --all --compress xz', 'reproducible, compressed artifacts')
+      .example('$0 lock && $0 build --all --offline', 'pin first-boot downloads, then build from the cache alone'),
   handler: (argv) =>
     runCommand(argv, async (out) => {
       const { build } = await import('../../build/build.ts');
@@ -58,6 +61,7 @@ export const command: CommandModule<GlobalOptions, BuildArgs> = {
         compress: argv.compress,
         fsync: argv.fsync,
         newToken: argv.newToken,
+        offline: argv.offline,
         onProgress: out.progress,
         onNotice: (kind, text) => {
           if (kind === 'warning') return out.warn(text);

@@ -12,5 +12,6 @@ import { command as seed } from './seed.ts';
 import { command as build } from './build.ts';
 import { command as netboot } from './netboot.ts';
 import { command as images } from './images.ts';
+import { command as lock } from './lock.ts';
 
-export const commands: CommandModule<any, any>[] = [images, build, flash, drives, inspect, ls, cat, init, seed, netboot];
+export const commands: CommandModule<any, any>[] = [images, lock, build, flash, drives, inspect, ls, cat, init, seed, netboot];

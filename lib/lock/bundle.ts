@@ -1,0 +1,129 @@
+// A node's bundle: its role's share of the lock as one plain ustar archive, written raw as partition 2 of its
+// SSD image (type 0xda, right after the root). First boot reads it with tar straight from the block device.
+// Layout: pi-image-bundle/index.tsv first (kind, sha256, size, member, source: the URL the profile names, so the
+// first-boot script finds a download in the bundle by the URL it would have fetched), then files/<id>, images/
+// <ref>.tar (image-archive.ts) and debs/<file>. The tar is produced synchronously in chunks (ustarHeader is a pure
+// encoder), so the SSD writer streams it into the image with constant memory.
+import { closeSync, openSync, readSync } from 'node:fs';
+import type { Lock, Role } from './lockfile.ts';
+import { packageId } from './lockfile.ts';
+import type { BlobStore } from './store.ts';
+import type { ImageArchive } from './image-archive.ts';
+
+export const BUNDLE_DIR = 'pi-image-bundle';
+export const BUNDLE_PARTITION_TYPE = 0xda;
+
+export interface BundleItem {
+  kind: 'file' | 'image' | 'deb';
+  /** Member name in the bundle tar. */
+  name: string;
+  /** Where the bytes are on this machine. */
+  path: string;
+  size: number;
+  sha256: string;
+  /** What it stands for: the profile's URL (URL#member for a member), the image reference, or the package id. */
+  source: string;
+}
+
+export interface BundlePlan {
+  role: Role;
+  items: BundleItem[];
+  /** index.tsv's text. */
+  index: string;
+  /** Bytes of the whole tar. */
+  size: number;
+}
+
+import { createHash } from 'node:crypto';
+
+/** A member name part: safe characters, at most 90 of them (ustar keeps 100 for the base name). */
+const safe = (s: string) => {
+  const t = s.replace(/[^A-Za-z0-9._+-]+/g, '_');
+  return t.length <= 90 ? t : `${t.slice(0, 70)}-${createHash('sha256').update(s).digest('hex').slice(0, 12)}`;
+};
+const pad512 = (n: number) => (512 - (n % 512)) % 512;
+
+export function planBundle(lock: Lock, role: Role, store: BlobStore, archives: Map<string, ImageArchive>): BundlePlan {
+  const r = lock.roles[role];
+  const items: BundleItem[] = [];
+  for (const f of lock.files.filter((x) => r.files.includes(x.id))) {
+    items.push({ kind: 'file', name: `${BUNDLE_DIR}/files/${safe(f.id)}`, path: store.path(f.sha256), size: f.size, sha256: f.sha256, source: f.member ? `${f.url}#${f.member}` : f.url });
+  }
+  for (const i of lock.images.filter((x) => r.images.includes(x.id))) {
+    const a = archives.get(i.id);
+    if (!a) throw new Error(`planBundle: no archive made for ${i.id}`);
+    items.push({ kind: 'image', name: `${BUNDLE_DIR}/images/${safe(i.id)}.tar`, path: a.path, size: a.size, sha256: a.sha256, source: i.id });
+  }
+  for (const p of lock.packages.filter((x) => r.packages.includes(packageId(x)))) {
+    items.push({ kind: 'deb', name: `${BUNDLE_DIR}/debs/${safe(p.filename.split('/').pop()!)}`, path: store.path(p.sha256), size: p.size, sha256: p.sha256, source: packageId(p) });
+  }
+  const index = ['# pi-image bundle index: kind sha256 size member source', ...items.map((i) => [i.kind, i.sha256, i.size, i.name, i.source].join('\t'))].join('\n') + '\n';
+  const indexBytes = Buffer.byteLength(index);
+  const size = 512 + indexBytes + pad512(indexBytes) + items.reduce((s, i) => s + 512 + i.size + pad512(i.size), 0) + 1024;
+  return { role, items, index, size };
+}
+
+function octal(n: number, width: number): string {
+  return n.toString(8).padStart(width - 1, '0') + '\0';
+}
+
+/** A ustar header for a regular file (names up to 255 bytes via the prefix field). */
+export function ustarHeader(name: string, size: number, mtime = 0, mode = 0o644): Buffer {
+  const h = Buffer.alloc(512);
+  let prefix = '';
+  let base = name;
+  if (Buffer.byteLength(name) > 100) {
+    const cut = name.lastIndexOf('/', 155);
+    if (cut <= 0 || Buffer.byteLength(name.slice(cut + 1)) > 100) throw new Error(`ustarHeader: name too long: ${name}`);
+    prefix = name.slice(0, cut);
+    base = name.slice(cut + 1);
+  }
+  if (size > 0o77777777777) throw new Error(`ustarHeader: ${name} is too large for ustar`);
+  h.write(base, 0, 100, 'utf8');
+  h.write(octal(mode, 8), 100, 'ascii');
+  h.write(octal(0, 8), 108, 'ascii');
+  h.write(octal(0, 8), 116, 'ascii');
+  h.write(octal(size, 12), 124, 'ascii');
+  h.write(octal(mtime, 12), 136, 'ascii');
+  h.write('        ', 148, 'ascii');
+  h.write('0', 156, 'ascii');
+  h.write('ustar\0', 257, 'ascii');
+  h.write('00', 263, 'ascii');
+  h.write('root', 265, 'ascii');
+  h.write('root', 297, 'ascii');
+  h.write(prefix, 345, 155, 'utf8');
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(octal(sum, 7) + ' ', 148, 'ascii');
+  return h;
+}
+
+const CHUNK = 1 << 20;
+
+/**
+ * The bundle tar's bytes in order, in chunks of at most 1 MiB, reading each item's file as it goes. A chunk is a
+ * view of a reused buffer: use it before asking for the next.
+ */
+export function* bundleChunks(plan: BundlePlan, mtime = 0): Generator<Buffer> {
+  const index = Buffer.from(plan.index);
+  yield ustarHeader(`${BUNDLE_DIR}/index.tsv`, index.length, mtime);
+  yield Buffer.concat([index, Buffer.alloc(pad512(index.length))]);
+  const buf = Buffer.allocUnsafe(CHUNK);
+  for (const it of plan.items) {
+    yield ustarHeader(it.name, it.size, mtime);
+    const fd = openSync(it.path, 'r');
+    try {
+      let off = 0;
+      while (off < it.size) {
+        const n = readSync(fd, buf, 0, Math.min(CHUNK, it.size - off), off);
+        if (n === 0) throw new Error(`${it.path}: shorter than the ${it.size} bytes the lock names`);
+        off += n;
+        yield buf.subarray(0, n);
+      }
+    } finally {
+      closeSync(fd);
+    }
+    if (pad512(it.size)) yield Buffer.alloc(pad512(it.size));
+  }
+  yield Buffer.alloc(1024);
+}
