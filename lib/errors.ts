@@ -37,8 +37,15 @@ export class NotFoundError extends PiImageError {
 
 /** The user gave input we cannot use (profile field, CLI argument, catalog entry). */
 export class InputError extends PiImageError {
+  constructor(message: string, hint?: string, code = 'INPUT') {
+    super(code, message, hint);
+  }
+}
+
+/** A command-line misuse (a bad flag value, a flag given twice, a bad combination); the CLI exits 2. */
+export class UsageError extends InputError {
   constructor(message: string, hint?: string) {
-    super('INPUT', message, hint);
+    super(message, hint, 'USAGE');
   }
 }
 

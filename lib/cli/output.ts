@@ -5,7 +5,7 @@
 // `script` makes, gets plain lines), each frame cut to one line of that width, redrawn by ora's timer (not per
 // event); plain lines are dropped while stderr still holds unwritten output, so nothing buffers without bound.
 import ora, { type Ora } from 'ora';
-import { PiImageError, SafetyError, InputError } from '../errors.ts';
+import { PiImageError, SafetyError, UsageError } from '../errors.ts';
 import type { ProgressEvent } from '../progress.ts';
 
 export interface GlobalOptions {
@@ -165,8 +165,7 @@ export function exitCodeFor(err: unknown): number {
   return EXIT.FAILED;
 }
 
-/** A command-line misuse (bad combination of flags); exits 2. */
-export class UsageError extends InputError {}
+export { UsageError };
 
 /** Print an error as one line (plus hint) on stderr, or as a JSON event; the stack only with --verbose. */
 export function reportError(err: unknown, opts: GlobalOptions): void {
