@@ -5,7 +5,7 @@
 // `script` makes, gets plain lines), each frame cut to one line of that width, redrawn by ora's timer (not per
 // event); plain lines are dropped while stderr still holds unwritten output, so nothing buffers without bound.
 import ora, { type Ora } from 'ora';
-import { PiImageError, SafetyError, UsageError } from '../errors.ts';
+import { PiImageError, SafetyError, UsageError, fsError } from '../errors.ts';
 import type { ProgressEvent } from '../progress.ts';
 
 export interface GlobalOptions {
@@ -186,8 +186,9 @@ export async function runCommand<T extends GlobalOptions>(argv: T, fn: (out: Out
   const out = new Output(argv);
   try {
     await fn(out);
-  } catch (err) {
+  } catch (caught) {
     out.stopSpinner();
+    const err = fsError(caught);
     reportError(err, argv);
     process.exitCode = exitCodeFor(err);
   }
