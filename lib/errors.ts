@@ -37,6 +37,13 @@ export class NotFoundError extends PiImageError {
   }
 }
 
+/** Resolving a path inside an image went round symlinks (one pointing to itself, or a cycle): not "missing". */
+export class SymlinkLoopError extends PiImageError {
+  constructor(message: string) {
+    super('SYMLINK_LOOP', message, 'Fix or remove that symlink in the image.');
+  }
+}
+
 /** The user gave input we cannot use (profile field, CLI argument, catalog entry). */
 export class InputError extends PiImageError {
   constructor(message: string, hint?: string, code = 'INPUT') {

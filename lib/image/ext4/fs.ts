@@ -2,7 +2,7 @@
 // inside the image), stat, list, stream file contents (holes and unwritten extents as zeros), walk the tree, and
 // report the used byte ranges from the block bitmaps for sparse copies.
 import type { BlockIO } from '../io.ts';
-import { CorruptImageError, NotFoundError } from '../../errors.ts';
+import { CorruptImageError, NotFoundError, SymlinkLoopError } from '../../errors.ts';
 import { readSuperblock, INCOMPAT, RO_COMPAT, COMPAT, type Superblock } from './superblock.ts';
 import { readGroupDescs, usedBlockRuns, type GroupDesc } from './groups.ts';
 import type { ByteRange } from '../sparse.ts';
@@ -99,12 +99,16 @@ export class Ext4Fs {
   lookup(path: string, opts: { followSymlinks?: boolean } = {}): number {
     const follow = opts.followSymlinks ?? true;
     const stack: number[] = [ROOT_INO];
+    const names: string[] = []; // the path resolved so far, for a symlink loop's message
     const queue = path.split('/').filter((c) => c !== '' && c !== '.');
     let hops = 0;
     while (queue.length) {
       const comp = queue.shift()!;
       if (comp === '..') {
-        if (stack.length > 1) stack.pop();
+        if (stack.length > 1) {
+          stack.pop();
+          names.pop();
+        }
         continue;
       }
       const dirIno = stack[stack.length - 1];
@@ -115,14 +119,20 @@ export class Ext4Fs {
       const isLast = queue.length === 0;
       const type = entry.type ?? this.inode(entry.ino).type;
       if (type === 'symlink' && (!isLast || follow)) {
-        if (++hops > MAX_SYMLINK_HOPS) throw new NotFoundError(`${this.io.name}: ${path}: too many levels of symbolic links`);
+        if (++hops > MAX_SYMLINK_HOPS) {
+          throw new SymlinkLoopError(`${this.io.name}: symlink loop at /${[...names, comp].join('/')} (resolving ${path}: more than ${MAX_SYMLINK_HOPS} links)`);
+        }
         const target = this.readlink(entry.ino);
         const parts = target.split('/').filter((c) => c !== '' && c !== '.');
-        if (target.startsWith('/')) stack.splice(1);
+        if (target.startsWith('/')) {
+          stack.splice(1);
+          names.length = 0;
+        }
         queue.unshift(...parts);
         continue;
       }
       stack.push(entry.ino);
+      names.push(comp);
     }
     return stack[stack.length - 1];
   }

@@ -112,6 +112,52 @@ export class FatFs {
     return this.dirAt(path).list().map(publicEntry);
   }
 
+  /**
+   * Every entry of the tree, depth first, with its absolute path (the root itself not included). A directory met a
+   * second time (an entry pointing back at an ancestor, or at another directory) is a loop: CorruptImageError naming
+   * the path of the entry and the one it repeats, so no walk can go round for ever or silently skip a subtree.
+   */
+  *tree(): Iterable<{ path: string; entry: FatEntry }> {
+    const root = this.rootDir();
+    const seen = new Map<number, string>([[root.cluster, '/']]);
+    const stack: Array<{ path: string; entries: DirSlotEntry[]; i: number }> = [{ path: '/', entries: root.list(), i: 0 }];
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      if (top.i >= top.entries.length) {
+        stack.pop();
+        continue;
+      }
+      const e = top.entries[top.i++];
+      const path = top.path === '/' ? `/${e.name}` : `${top.path}/${e.name}`;
+      yield { path, entry: publicEntry(e) };
+      if (!e.isDirectory) continue;
+      const before = seen.get(e.firstCluster);
+      if (before !== undefined) {
+        throw new CorruptImageError(`${this.io.name}: directory loop at ${path}: it points back to ${before} (cluster ${e.firstCluster})`, e.where);
+      }
+      seen.set(e.firstCluster, path);
+      stack.push({ path, entries: this.openDir(e).list(), i: 0 });
+    }
+  }
+
+  /** Walk the whole tree once, following each file's cluster chain in the FAT (not its data): throws on a directory
+   *  loop, a damaged directory, or a chain that loops, leaves the volume or is shorter than its file, anywhere. */
+  checkTree(): number {
+    let n = 0;
+    for (const { path, entry } of this.tree()) {
+      n++;
+      if (entry.isDirectory || entry.size === 0) continue;
+      const need = Math.ceil(entry.size / this.clusterSize);
+      let got = 0;
+      const where = this.need(path).where;
+      for (const _ of this.fat.chain(entry.firstCluster, where, need)) got++;
+      if (got < need) {
+        throw new CorruptImageError(`${this.io.name}: file ${path} has ${entry.size} bytes but its cluster chain holds only ${got} clusters`, where);
+      }
+    }
+    return n;
+  }
+
   stat(path: string): FatEntry {
     const w = this.walk(path);
     if ('root' in w) {
