@@ -91,7 +91,7 @@ export function leftovers(dir: string): string[] {
 }
 
 /** A plain progress or step line of lib/cli/output.ts ('write: 8.0 MiB of 96.0 MiB (8%)', '✔ …', 'warning: …'). */
-const PROGRESS_LINE = /^(✔ |warning: |[^:]+: \d+(\.\d+)? (B|KiB|MiB|GiB)\b|[^:]+: \d+(\/\d+)?$)/;
+const PROGRESS_LINE = /^(✔ |warning: |.+: \d+(\.\d+)? (B|KiB|MiB|GiB)\b|.+: \d+(\/\d+)?$)/;
 
 /** The error contract of every fault case. */
 export function assertClean(r: CliResult, x: Expect = {}): void {
@@ -189,7 +189,6 @@ export async function workspace(prefix: string): Promise<Workspace> {
   const look = await makeUbuntuLookalike(join(dir, 'base'), { variant: 'late2019', bootMiB: 40, rootMiB: 40, bulkBytes: 256 * 1024 });
   const profile = join(dir, 'pi-image.yaml');
   writeFileSync(profile, referenceProfile());
-  mkdirSync(join(dir, 'secrets'), { recursive: true });
   return { dir, look, profile, secrets: join(dir, 'secrets'), cache: join(dir, 'cache') };
 }
 
