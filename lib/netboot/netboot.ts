@@ -11,6 +11,7 @@ import { Ext4Fs } from '../image/ext4/index.ts';
 import { resolveBootConfig, editConfigForDirectBoot, editCmdline, extractKernel } from '../pi/index.ts';
 import { CorruptImageError, InputError, NotFoundError, atPath } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
+import { processAlive } from '../pid.ts';
 import { exportDir, exportTar, type FileOverride, type ExportResult } from './export-root.ts';
 import { makeOverlay, alignPadding, type OverlayFile } from './initramfs.ts';
 import { boardDirName, dnsmasqConfig, eepromSettings, exportsLines, parseIPv4 } from './server.ts';
@@ -137,23 +138,13 @@ function writeChunks(path: string, chunks: Iterable<Buffer>, tail?: Buffer): num
   return pos;
 }
 
-/** Is process `pid` still running? (Its temporary files are not leftovers then.) */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Remove what a netboot killed mid-way left: staging dirs and temporary NFS roots of processes that are gone. */
 function removeLeftovers(tftpRoot: string, nfsRoot: string): void {
   for (const [dir, pattern] of [[tftpRoot, /^\.pi-image-staging-(\d+)$/], [nfsRoot, /^\..+\.pi-image-(\d+)(\.tar)?(\.partial)?$/]] as const) {
     if (!existsSync(dir)) continue;
     for (const name of readdirSync(dir)) {
       const m = pattern.exec(name);
-      if (m && !alive(Number(m[1]))) rmSync(join(dir, name), { recursive: true, force: true });
+      if (m && !processAlive(Number(m[1]))) rmSync(join(dir, name), { recursive: true, force: true });
     }
   }
 }
