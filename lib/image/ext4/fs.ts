@@ -9,6 +9,7 @@ import type { ByteRange } from '../sparse.ts';
 import { readInode, findInodeXattr, INODE_FLAGS, type Inode, type FileType } from './inode.ts';
 import { blockRuns } from './blockmap.ts';
 import { parseDirBlock, type DirEntry } from './directory.ts';
+import { walkTree } from '../tree.ts';
 
 export type { ByteRange } from '../sparse.ts';
 
@@ -271,28 +272,16 @@ export class Ext4Fs {
     if (rootStat.type !== 'dir') return;
     const sorted = (ino: number): Array<{ name: string; ino: number }> =>
       this.readdir(ino).sort((x, y) => Buffer.compare(Buffer.from(x.name), Buffer.from(y.name)));
-    const stack: Array<{ path: string; entries: Array<{ name: string; ino: number }>; i: number }> = [
-      { path: rootPath, entries: sorted(rootIno), i: 0 },
-    ];
-    const seen = new Set<number>([rootIno]);
-    while (stack.length) {
-      const top = stack[stack.length - 1];
-      if (top.i >= top.entries.length) {
-        stack.pop();
-        continue;
-      }
-      const e = top.entries[top.i++];
-      const p = top.path === '/' ? `/${e.name}` : `${top.path}/${e.name}`;
-      const st = toStat(this.inode(e.ino));
-      yield { path: p, stat: st };
-      if (st.type === 'dir') {
-        if (seen.has(e.ino)) {
-          throw new CorruptImageError(`${this.io.name}: ext4 directory ${p} (inode ${e.ino}) appears twice: directory loop`);
-        }
-        seen.add(e.ino);
-        stack.push({ path: p, entries: sorted(e.ino), i: 0 });
-      }
-    }
+    const walk = walkTree<{ name: string; ino: number }, Ext4Stat>(
+      { path: rootPath, key: rootIno, children: sorted(rootIno) },
+      (e) => e.name,
+      (e) => {
+        const st = toStat(this.inode(e.ino));
+        return { value: st, dir: st.type === 'dir' ? { key: e.ino, children: () => sorted(e.ino) } : undefined };
+      },
+      (path, ino) => new CorruptImageError(`${this.io.name}: ext4 directory ${path} (inode ${ino}) appears twice: directory loop`),
+    );
+    for (const { path, value } of walk) yield { path, stat: value };
   }
 
   // ---- space ---------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import {
   validateLongName,
 } from './dirent.ts';
 import { imageOffset } from './errors.ts';
+import { walkTree } from '../tree.ts';
 
 export type { FatEntry } from './dir.ts';
 
@@ -119,25 +120,13 @@ export class FatFs {
    */
   *tree(): Iterable<{ path: string; entry: FatEntry }> {
     const root = this.rootDir();
-    const seen = new Map<number, string>([[root.cluster, '/']]);
-    const stack: Array<{ path: string; entries: DirSlotEntry[]; i: number }> = [{ path: '/', entries: root.list(), i: 0 }];
-    while (stack.length) {
-      const top = stack[stack.length - 1];
-      if (top.i >= top.entries.length) {
-        stack.pop();
-        continue;
-      }
-      const e = top.entries[top.i++];
-      const path = top.path === '/' ? `/${e.name}` : `${top.path}/${e.name}`;
-      yield { path, entry: publicEntry(e) };
-      if (!e.isDirectory) continue;
-      const before = seen.get(e.firstCluster);
-      if (before !== undefined) {
-        throw new CorruptImageError(`${this.io.name}: directory loop at ${path}: it points back to ${before} (cluster ${e.firstCluster})`, e.where);
-      }
-      seen.set(e.firstCluster, path);
-      stack.push({ path, entries: this.openDir(e).list(), i: 0 });
-    }
+    const walk = walkTree<DirSlotEntry, FatEntry>(
+      { path: '/', key: root.cluster, children: root.list() },
+      (e) => e.name,
+      (e) => ({ value: publicEntry(e), dir: e.isDirectory ? { key: e.firstCluster, children: () => this.openDir(e).list() } : undefined }),
+      (path, key, first, e) => new CorruptImageError(`${this.io.name}: directory loop at ${path}: it points back to ${first} (cluster ${key})`, e.where),
+    );
+    for (const { path, value } of walk) yield { path, entry: value };
   }
 
   /** Walk the whole tree once, following each file's cluster chain in the FAT (not its data): throws on a directory
