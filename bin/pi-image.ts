@@ -7,10 +7,11 @@ const args = process.argv.slice(2);
 if (args.length === 1 && args[0] === '--version') {
   process.stdout.write(PACKAGE_VERSION + '\n');
 } else {
-  const [{ default: yargs }, { commands }, { EXIT }] = await Promise.all([
+  const [{ default: yargs }, { commands }, { withOptionChecks, usageExit }, { UsageError }] = await Promise.all([
     import('yargs'),
     import('../lib/cli/commands/index.ts'),
-    import('../lib/cli/output.ts'),
+    import('../lib/cli/options.ts'),
+    import('../lib/errors.ts'),
   ]);
   const cli = yargs(args)
     .scriptName('pi-image')
@@ -18,23 +19,25 @@ if (args.length === 1 && args[0] === '--version') {
     .option('json', { type: 'boolean', describe: 'One JSON object per line on stdout, nothing else' })
     .option('verbose', { type: 'boolean', describe: 'More detail; stack traces on errors' })
     .option('quiet', { type: 'boolean', alias: 'q', describe: 'Only errors and results' })
-    .demandCommand(1, 'Name a command; see pi-image --help')
+    .demandCommand(1, 'Name a command')
     .strict()
     .recommendCommands()
     .example('$0 build --all', 'every node of the cluster profile into out/')
     .example('$0 flash out/node1/sd.img /dev/sdb', 'write a node\'s SD image, asking first')
     .example('$0 <command> --help', 'options and examples of one command')
-    .fail((msg, err, y) => {
-      if (err) throw err;
-      process.stderr.write(`pi-image: ${msg}\n\n`);
-      y.showHelp((s: string) => process.stderr.write(s + '\n'));
-      process.exit(EXIT.USAGE);
+    .fail((msg, err) => {
+      // A misuse of the command line: one line and where to read more, exit 2 (--help prints the whole usage).
+      if (err && !(err instanceof UsageError)) throw err;
+      const command = args.find((a) => !a.startsWith('-'));
+      const known = command !== undefined && commands.some((c) => String(c.command).split(' ')[0] === command);
+      usageExit(err ?? new UsageError(msg), known ? command : undefined, args.includes('--json'));
     })
     .help()
     .alias('help', 'h')
     .version(PACKAGE_VERSION);
 
   cli.wrap(Math.min(120, cli.terminalWidth()));
+  withOptionChecks(cli);
   for (const c of commands) cli.command(c);
   await cli.parseAsync();
 }

@@ -1,4 +1,6 @@
 // Typed errors shared by every layer: each names what was wrong and where, so the CLI can print one clear line.
+import { accessSync, statSync, constants as fsConstants } from 'node:fs';
+import { dirname } from 'node:path';
 
 /** Base class: `code` is a stable machine-readable tag, `hint` tells the user what to do. */
 export class PiImageError extends Error {
@@ -35,10 +37,24 @@ export class NotFoundError extends PiImageError {
   }
 }
 
+/** Resolving a path inside an image went round symlinks (one pointing to itself, or a cycle): not "missing". */
+export class SymlinkLoopError extends PiImageError {
+  constructor(message: string) {
+    super('SYMLINK_LOOP', message, 'Fix or remove that symlink in the image.');
+  }
+}
+
 /** The user gave input we cannot use (profile field, CLI argument, catalog entry). */
 export class InputError extends PiImageError {
+  constructor(message: string, hint?: string, code = 'INPUT') {
+    super(code, message, hint);
+  }
+}
+
+/** A command-line misuse (a bad flag value, a flag given twice, a bad combination); the CLI exits 2. */
+export class UsageError extends InputError {
   constructor(message: string, hint?: string) {
-    super('INPUT', message, hint);
+    super(message, hint, 'USAGE');
   }
 }
 
@@ -54,4 +70,90 @@ export class SafetyError extends PiImageError {
   constructor(message: string, hint?: string) {
     super('SAFETY', message, hint);
   }
+}
+
+// ---- file-system errors ---------------------------------------------------------------------------------------
+// Node's fs errors say "ENOSPC: no space left on device, write" (no file when the call took an fd) or, for a
+// recursive mkdir on a read-only file system, ENOENT. fsError() is the one place that turns them into a line saying
+// what failed, where, and what to do; atPath() lets the code that knows the file name attach it on the way up.
+
+interface ErrnoLike {
+  code: string;
+  syscall?: string;
+  path?: string;
+  dest?: string;
+  message: string;
+}
+
+const isErrno = (e: unknown): e is ErrnoLike =>
+  e instanceof Error && !(e instanceof PiImageError) && typeof (e as { code?: unknown }).code === 'string' && /^E[A-Z0-9]+$/.test((e as unknown as { code: string }).code);
+
+const FS_FAULTS: Record<string, { what: string; hint: string }> = {
+  ENOSPC: { what: 'no space left on the device', hint: 'Free some space on that file system, or write somewhere with more room.' },
+  EDQUOT: { what: 'disk quota exceeded', hint: 'Free some space within your quota, or write somewhere else.' },
+  EFBIG: { what: 'file too large for that file system', hint: 'Write to a file system that holds large files (not FAT32).' },
+  EROFS: { what: 'read-only file system', hint: 'Write somewhere writable (another directory), or remount that file system read-write.' },
+  EACCES: { what: 'permission denied', hint: 'Check the owner and mode of that path, or use another one.' },
+  EPERM: { what: 'operation not permitted', hint: 'Check the owner and mode of that path, or use another one.' },
+  ENOENT: { what: 'no such file or directory', hint: 'Check the path.' },
+  ENOTDIR: { what: 'a part of the path is not a directory', hint: 'Check the path.' },
+  EISDIR: { what: 'it is a directory', hint: 'Name a file, not a directory.' },
+  EEXIST: { what: 'it already exists', hint: 'Remove it or choose another name.' },
+  ENOTEMPTY: { what: 'the directory is not empty', hint: 'Remove what is in it, or choose another name.' },
+  ENAMETOOLONG: { what: 'the name is too long', hint: 'Use a shorter path.' },
+  EMFILE: { what: 'too many open files', hint: 'Raise the limit (ulimit -n) and run again.' },
+  ENFILE: { what: 'too many open files in the system', hint: 'Close other programs and run again.' },
+  EIO: { what: 'input/output error', hint: 'The disk or card may be failing: check dmesg.' },
+  EBUSY: { what: 'device or resource busy', hint: 'Close what uses it and run again.' },
+  ENXIO: { what: 'no such device', hint: 'Check that the device is still attached.' },
+  EXDEV: { what: 'not on the same file system', hint: 'Keep the output and its temporary files on one file system.' },
+};
+
+const VERBS: Record<string, string> = {
+  open: 'open', write: 'write', read: 'read', mkdir: 'create directory', mkdtemp: 'create directory', rename: 'rename',
+  unlink: 'remove', rmdir: 'remove', rm: 'remove', copyfile: 'copy', link: 'link', symlink: 'make symlink', ftruncate: 'resize',
+  fsync: 'flush', fdatasync: 'flush', close: 'close', stat: 'read', lstat: 'read', scandir: 'list', chmod: 'chmod',
+  chown: 'chown', utime: 'set times of', futime: 'set times of', access: 'use',
+};
+
+/** Attach `path` to a Node fs error that lacks one (calls on an fd), so fsError can name the file. */
+export function atPath(err: unknown, path: string): unknown {
+  if (isErrno(err) && !err.path) err.path = path;
+  return err;
+}
+
+/** The nearest existing ancestor of `p` (itself when it exists). */
+function existingAncestor(p: string): string {
+  let d = p;
+  for (;;) {
+    try {
+      statSync(d);
+      return d;
+    } catch {
+      const up = dirname(d);
+      if (up === d) return d;
+      d = up;
+    }
+  }
+}
+
+/** Node's fs error as a PiImageError of one line (what, where, why) and a hint; anything else unchanged. `where`
+ *  names the file when Node did not. */
+export function fsError(err: unknown, where?: string): unknown {
+  if (!isErrno(err)) return err;
+  let code = err.code;
+  const path = err.path ?? where;
+  // mkdir -p on a read-only (or unwritable) file system reports ENOENT for the part it could not make.
+  if (code === 'ENOENT' && err.syscall === 'mkdir' && path) {
+    try {
+      accessSync(existingAncestor(dirname(path)), fsConstants.W_OK);
+    } catch (e) {
+      if (isErrno(e) && (e.code === 'EROFS' || e.code === 'EACCES')) code = e.code;
+    }
+  }
+  const fault = FS_FAULTS[code];
+  if (!fault) return err;
+  const verb = VERBS[err.syscall ?? ''] ?? err.syscall ?? 'use';
+  const target = path ? ` ${path}${err.dest ? ` to ${err.dest}` : ''}` : '';
+  return new PiImageError(code, `cannot ${verb}${target}: ${fault.what} (${code})`, fault.hint, { cause: err });
 }

@@ -14,7 +14,7 @@ declare -A need=(
   [openssl]=openssl [dnsmasq]=dnsmasq-base [tar]=tar [gzip]=gzip [zip]=zip [lsblk]=util-linux
   [losetup]=mount [debootstrap]=debootstrap [qemu-system-x86_64]=qemu-system-x86 [ssh-keygen]=openssh-client
   [apt-ftparchive]=apt-utils [dpkg-deb]=dpkg [gpg]=gnupg [unshare]=util-linux
-  [script]=bsdutils [stty]=coreutils [npm]=npm
+  [script]=bsdutils [stty]=coreutils [npm]=npm [findmnt]=util-linux [mount]=mount
   [docker-registry]=docker-registry [skopeo]=skopeo
 )
 missing=()

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { FileIO } from '../image/io.ts';
 import { readMbr, type MbrPartition } from '../image/mbr.ts';
-import { resolveImage, classifySource, type ResolvedImage } from '../source/index.ts';
+import { resolveImage, classifySource, cacheDir, type ResolvedImage } from '../source/index.ts';
 import type { BootSpec } from '../source/catalog.ts';
 import { loadProfile, loadOrCreateSecrets, nodePlan } from '../cluster/index.ts';
 import { renewToken } from '../cluster/secrets.ts';
@@ -85,7 +85,26 @@ function readManifest(path: string): Manifest | undefined {
   }
 }
 
+/** An error about the base image names what the user gave (path, URL, catalog id), not the cache file it was
+ *  copied or decoded into (`<cache>/images/<sha>.img`, or its `.tmp-PID` while it is being written). */
+function nameSource(err: unknown, cacheDirectory: string, src: string): unknown {
+  if (err instanceof Error) {
+    const dir = join(resolve(cacheDirectory), 'images').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    err.message = err.message.replace(new RegExp(`${dir}/[0-9a-f]{64}\\.img(\\.tmp-\\d+)?`, 'g'), src);
+  }
+  return err;
+}
+
 export async function build(opts: BuildOptions): Promise<BuildResult> {
+  const seen: { src?: string } = {};
+  try {
+    return await runBuild(opts, seen);
+  } catch (err) {
+    throw seen.src ? nameSource(err, cacheDir(opts.cacheDir), seen.src) : err;
+  }
+}
+
+async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<BuildResult> {
   const onProgress = opts.onProgress ?? (() => {});
   const loaded = await loadProfile(opts.profile);
   const profile = loaded.profile;
@@ -108,6 +127,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   // Resolve the base image. When it has to be decompressed with xz, the lanes start on the growing file at once
   // and build while xz writes it (reads wait for the bytes); the result is kept only if the decompression ends well.
   const src = opts.image ?? profile.image;
+  seen.src = src;
   const kind = classifySource(src);
   let startRaw: (f: GrowingFile) => void = () => {};
   const rawStarted = new Promise<GrowingFile>((r) => (startRaw = r));

@@ -119,6 +119,7 @@ export function writeSdImage(opts: {
 }): SdImageResult {
   const src = partitionIO(opts.base, opts.bootPart);
   const srcFat = FatFs.open(src);
+  srcFat.checkTree(); // the copy carries the base's tree: a directory loop in it fails the build, by its path
   const size = (FIRST_LBA + opts.bootPart.sectors) * SECTOR;
   const out = FileIO.create(opts.path, size, opts.secret ? { mode: 0o600 } : {});
   try {

@@ -3,17 +3,9 @@
 import { mkdirSync, readdirSync, renameSync, rmSync, existsSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { processAlive } from '../pid.ts';
 
 const PREFIX = '.staging-';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export class Staging {
   readonly dir: string;
@@ -29,7 +21,7 @@ export class Staging {
     mkdirSync(outDir, { recursive: true });
     for (const name of readdirSync(outDir)) {
       const m = /^\.(?:staging|old)-(\d+)-/.exec(name);
-      if (m && !alive(Number(m[1]))) rmSync(join(outDir, name), { recursive: true, force: true });
+      if (m && !processAlive(Number(m[1]))) rmSync(join(outDir, name), { recursive: true, force: true });
     }
     const s = new Staging(outDir, `${process.pid}-${randomBytes(4).toString('hex')}`);
     mkdirSync(s.dir, { recursive: true });

@@ -1,8 +1,11 @@
 // How the CLI talks to people and machines: ora progress on a TTY, quiet plain lines otherwise (CI), one JSON
 // object per line with --json. Errors are one line on stderr; the stack only with --verbose. Exit codes:
 // 0 done, 1 failed, 2 usage, 3 refused for safety.
+// Progress never costs the work: the spinner only on a terminal that reports its width (a pty of 0 columns, as
+// `script` makes, gets plain lines), each frame cut to one line of that width, redrawn by ora's timer (not per
+// event); plain lines are dropped while stderr still holds unwritten output, so nothing buffers without bound.
 import type { Ora } from 'ora';
-import { PiImageError, SafetyError, InputError } from '../errors.ts';
+import { PiImageError, SafetyError, UsageError, fsError } from '../errors.ts';
 import type { ProgressEvent } from '../progress.ts';
 
 export interface GlobalOptions {
@@ -23,6 +26,21 @@ export function formatBytes(n: number): string {
   }
   return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
 }
+
+/** Width of the terminal on stderr; 0 when it is not a terminal or does not say (a pty of 0 columns). */
+function stderrColumns(): number {
+  const c = process.stderr.isTTY ? process.stderr.columns : 0;
+  return Number.isInteger(c) && c > 0 ? c : 0;
+}
+
+/** `text` cut to fit `width` columns (one char per column is close enough for our ASCII progress texts). */
+function fitText(text: string, width: number): string {
+  const chars = [...text];
+  return chars.length <= width ? text : width <= 1 ? chars.slice(0, Math.max(0, width)).join('') : chars.slice(0, width - 1).join('') + '…';
+}
+
+/** Plain progress lines wait while stderr holds more than this unwritten (a terminal or pipe nobody drains). */
+const MAX_PENDING_STDERR = 64 * 1024;
 
 function useColor(): boolean {
   return process.stdout.isTTY === true && !('NO_COLOR' in process.env) && process.env.TERM !== 'dumb';
@@ -69,14 +87,28 @@ export class Output {
       this.phaseStart = now;
     }
     const text = describeProgress(e, now - this.phaseStart);
-    if (this.interactive) {
-      if (!this.spinner && ora) this.spinner = ora({ text, stream: process.stderr, color: useColor() ? 'cyan' : undefined }).start();
-      else if (this.spinner) this.spinner.text = text;
-    } else if ((now - this.lastPlain > 5000 || (e.total !== undefined && e.done >= e.total)) && text !== this.lastPlainText) {
+    const columns = stderrColumns();
+    if (this.interactive && columns > 0 && ora) {
+      // The spinner frame is "⠋ " + text: keep it on one line, so ora's redraw clears exactly what it drew.
+      const fitted = fitText(text, columns - 3);
+      if (!this.spinner) {
+        this.spinner = ora({ text: fitted, stream: process.stderr, color: useColor() ? 'cyan' : undefined }).start();
+        process.stderr.on('resize', this.onResize);
+      } else this.spinner.text = fitted;
+      return;
+    }
+    if (this.spinner) this.stopSpinner();
+    if ((now - this.lastPlain > 5000 || (e.total !== undefined && e.done >= e.total)) && text !== this.lastPlainText) {
+      if (process.stderr.writableLength > MAX_PENDING_STDERR) return;
       this.lastPlain = now;
       this.lastPlainText = text; // a phase reporting "100%" again says nothing new
       process.stderr.write(text + '\n');
     }
+  };
+
+  /** A terminal shrunk to no size mid-way: drop the spinner (ora cannot redraw in 0 columns); plain lines follow. */
+  private onResize = (): void => {
+    if (this.spinner && stderrColumns() === 0) this.stopSpinner();
   };
 
   /** A finished step: a tick on a TTY, a plain line otherwise. */
@@ -84,12 +116,17 @@ export class Output {
     if (this.json || this.quiet) return;
     if (this.spinner) {
       this.spinner.succeed(text);
-      this.spinner = undefined;
+      this.forgetSpinner();
     } else process.stderr.write(`✔ ${text}\n`);
   }
 
   stopSpinner(): void {
     this.spinner?.stop();
+    this.forgetSpinner();
+  }
+
+  private forgetSpinner(): void {
+    if (this.spinner) process.stderr.off('resize', this.onResize);
     this.spinner = undefined;
   }
 
@@ -134,8 +171,7 @@ export function exitCodeFor(err: unknown): number {
   return EXIT.FAILED;
 }
 
-/** A command-line misuse (bad combination of flags); exits 2. */
-export class UsageError extends InputError {}
+export { UsageError };
 
 /** Print an error as one line (plus hint) on stderr, or as a JSON event; the stack only with --verbose. */
 export function reportError(err: unknown, opts: GlobalOptions): void {
@@ -157,8 +193,9 @@ export async function runCommand<T extends GlobalOptions>(argv: T, fn: (out: Out
   try {
     if (out.interactive && !ora) ora = (await import('ora')).default;
     await fn(out);
-  } catch (err) {
+  } catch (caught) {
     out.stopSpinner();
+    const err = fsError(caught);
     reportError(err, argv);
     process.exitCode = exitCodeFor(err);
   }

@@ -89,7 +89,13 @@ export function parseProfile(text: string, source = 'profile'): Profile {
   const fail = (path: (string | number)[], msg: string): never => {
     throw new InputError(`${where(path)}: ${fieldName(path)} ${msg}`, 'fix that field in the profile (see docs/profile.md)');
   };
-  const raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (err) {
+    // yaml's alias limit ("Excessive alias count …"): a billion-laughs document, refused by name.
+    throw new InputError(`${source}: not a usable profile: ${(err as Error).message} (YAML aliases expand too far)`, 'write the values out instead of nesting aliases');
+  }
   const parsed = ProfileSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

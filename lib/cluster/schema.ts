@@ -28,7 +28,10 @@ const url = str(URL_RE, 'must be an http(s) URL without spaces, quotes or shell 
 const sha256 = str(SHA256, 'must be 64 lowercase hex digits, or "published" to check against the <url>.sha256 file next to it');
 const ipv4 = str(IPV4, 'must be an IPv4 address like 10.0.0.1');
 const cidr = str(CIDR, 'must be a CIDR like 10.244.0.0/16');
-const absPath = str(ABS_PATH, 'must be an absolute path of letters, digits and ._+@/-');
+const absPath = str(ABS_PATH, 'must be an absolute path of letters, digits and ._+@/-').refine(
+  (p) => !p.split('/').some((seg) => seg === '..' || seg === '.'),
+  'must not contain "." or ".." segments (write the path it means)',
+);
 
 /** A download with its checksum. */
 const download = (defUrl: string, defSha = 'published') =>

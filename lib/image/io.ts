@@ -1,7 +1,7 @@
 // Positional, bounds-checked I/O over image files (and block devices), plus windows onto a byte range of them
 // (a partition). Every filesystem layer reads and writes through a `BlockIO`, never through raw fds.
 import { openSync, closeSync, readSync, writeSync, fstatSync, fsyncSync, ftruncateSync, fchmodSync, constants } from 'node:fs';
-import { OutOfBoundsError, CorruptImageError } from '../errors.ts';
+import { OutOfBoundsError, CorruptImageError, atPath } from '../errors.ts';
 
 /** Random access to a run of bytes. Offsets are byte offsets from the start of this view. */
 export interface BlockIO {
@@ -57,8 +57,13 @@ export class FileIO implements BlockIO {
    *  holds secrets) is set exactly, whatever the umask or an older file's mode. */
   static create(path: string, size: number, opts: { mode?: number } = {}): FileIO {
     const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, opts.mode ?? 0o644);
-    if (opts.mode !== undefined) fchmodSync(fd, opts.mode);
-    ftruncateSync(fd, size);
+    try {
+      if (opts.mode !== undefined) fchmodSync(fd, opts.mode);
+      ftruncateSync(fd, size);
+    } catch (err) {
+      closeSync(fd);
+      throw atPath(err, path);
+    }
     return new FileIO(fd, path, size, false);
   }
 
@@ -88,19 +93,31 @@ export class FileIO implements BlockIO {
     if (this.readOnly) throw new OutOfBoundsError(`${this.name}: opened read-only`);
     checkRange(this, offset, data.length);
     let done = 0;
-    while (done < data.length) {
-      done += writeSync(this.fd, data, done, data.length - done, offset + done);
+    try {
+      while (done < data.length) {
+        done += writeSync(this.fd, data, done, data.length - done, offset + done);
+      }
+    } catch (err) {
+      throw atPath(err, this.name); // ENOSPC, EIO …: name the file
     }
   }
 
   /** Grow or shrink a regular file. */
   truncate(size: number): void {
-    ftruncateSync(this.fd, size);
+    try {
+      ftruncateSync(this.fd, size);
+    } catch (err) {
+      throw atPath(err, this.name);
+    }
     this._size = size;
   }
 
   sync(): void {
-    if (!this.readOnly) fsyncSync(this.fd);
+    try {
+      if (!this.readOnly) fsyncSync(this.fd);
+    } catch (err) {
+      throw atPath(err, this.name);
+    }
   }
 
   close(): void {

@@ -7,7 +7,7 @@ import { readMbr, partUuid, partitionIO } from '../image/mbr.ts';
 import { resolveBootConfig } from '../pi/config-txt.ts';
 import { kernelKind, type KernelKind } from '../pi/kernel.ts';
 import { detectFs, mbrTypeName } from './detect.ts';
-import { openVolume, readSmallText, type Volume } from './volume.ts';
+import { openVolume, readSmallText, FAT_TYPES, type Volume } from './volume.ts';
 
 export interface SeedReport {
   /** user-data and meta-data both present: NoCloud will use this partition (with the right label). */
@@ -238,15 +238,16 @@ export function inspectIO(disk: BlockIO, opts: InspectOptions = {}): InspectRepo
     };
     partitions.push(r);
     if (p.extended) continue;
-    // A partition with neither filesystem stays 'unknown' — but a Linux (0x83) one must be ext4 here: a damaged
-    // superblock is an error (openVolume lets Ext4Fs name it), as is any damaged FAT.
-    if (detectFs(partitionIO(disk, p)) === 'unknown' && p.type !== 0x83) continue;
+    // A partition with neither filesystem stays 'unknown' — but a Linux (0x83) one must be ext4 here and a FAT-typed
+    // one FAT: a damaged superblock or boot sector is an error (openVolume lets the reader name it).
+    if (detectFs(partitionIO(disk, p)) === 'unknown' && p.type !== 0x83 && !FAT_TYPES.has(p.type)) continue;
     const v = openVolume(disk, p);
     r.filesystem = v.kind;
     r.label = v.label;
     r.fsSize = v.totalBytes;
     r.usedBytes = v.usedBytes;
     if (v.fat) {
+      v.fat.checkTree(); // a boot tree is small: walk it all, so a directory loop is reported, not shown as sane
       r.fatType = v.fat.fatType;
       if (v.isFile('config.txt') || v.isFile('start4.elf') || v.isFile('bootcode.bin')) r.piBoot = piBootReport(v, model);
     }

@@ -42,6 +42,9 @@ export interface Volume {
   ext4?: Ext4Fs;
 }
 
+/** MBR types that claim a FAT file system (FAT12/16/32, CHS and LBA). */
+export const FAT_TYPES = new Set([0x01, 0x04, 0x06, 0x0b, 0x0c, 0x0e]);
+
 const EXT4_TYPES: Record<string, EntryType> = { file: 'file', dir: 'dir', symlink: 'symlink' };
 
 function fatVolume(fs: FatFs, p: MbrPartition, name: string): Volume {
@@ -142,7 +145,8 @@ export function openVolume(disk: BlockIO, p: MbrPartition): Volume {
   const io = partitionIO(disk, p);
   const name = `${disk.name} partition ${p.index}`;
   const kind = detectFs(io);
-  if (kind === 'vfat') return fatVolume(FatFs.open(io), p, name);
+  // A partition whose type says FAT gets the FAT reader even when the boot sector is damaged: it names the fault.
+  if (kind === 'vfat' || (kind === 'unknown' && FAT_TYPES.has(p.type))) return fatVolume(FatFs.open(io), p, name);
   if (kind === 'ext4' || p.type === 0x83) return ext4Volume(Ext4Fs.open(io), p, name); // a Linux partition: let ext4 name the fault
   throw new CorruptImageError(
     `${name} (type 0x${p.type.toString(16).padStart(2, '0')} ${mbrTypeName(p.type)}): no FAT or ext4 filesystem found`,

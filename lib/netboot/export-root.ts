@@ -11,7 +11,7 @@ import type { Header, Pack as TarPack } from 'tar-stream';
 type TarHeaders = Partial<Header> & Pick<Header, 'name'>;
 import type { Ext4Fs, Ext4Stat } from '../image/ext4/index.ts';
 import type { OnProgress } from '../progress.ts';
-import { InputError } from '../errors.ts';
+import { InputError, atPath } from '../errors.ts';
 
 /** A file to put into the exported root: replaces an image file (keeping its owner/mode/times unless given) or adds
  *  a new one (default root:root 0644, parents created 0755). */
@@ -122,7 +122,11 @@ export async function exportTar(fs: Ext4Fs, out: string, opts: ExportOptions = {
   const res = newResult();
   const tmp = `${out}.partial`;
   const pack = tar.pack();
-  const done = pipeline(pack, createWriteStream(tmp));
+  const file = createWriteStream(tmp);
+  const done = pipeline(pack, file);
+  // The pipeline fails as soon as an entry does (a damaged file, a full disk), maybe before `await done` below:
+  // handled here, so it is not an unhandled rejection that kills the process; the error still comes from addEntry.
+  done.catch(() => {});
   const links = new Links();
   const progress = opts.onProgress;
   try {
@@ -189,14 +193,19 @@ export async function exportTar(fs: Ext4Fs, out: string, opts: ExportOptions = {
   } catch (err) {
     pack.destroy(err as Error);
     await done.catch(() => {});
+    // The file may still be opening (opens are asynchronous): remove it only once it is closed, or it comes back.
+    if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve())); // not once(): it rejects on 'error'
     rmSync(tmp, { force: true });
-    throw err;
+    throw atPath(err, out); // a write that failed on the tar's fd (ENOSPC) names the file
   }
 }
 
 async function addEntry(pack: TarPack, header: TarHeaders, body?: Buffer | Iterable<Buffer>): Promise<void> {
   const finished = new Promise<void>((resolve, reject) => {
     const stream = pack.entry(header, (err) => (err ? reject(err) : resolve()));
+    // An entry dies with the pack (a full disk under the tar) or with its body (a damaged file): its 'error' is this
+    // promise's rejection, never an unhandled 'error' event that kills the process.
+    stream.on('error', reject);
     if (header.type !== 'file') return;
     void (async () => {
       try {

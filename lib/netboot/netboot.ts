@@ -9,8 +9,9 @@ import { readMbr, partitionIO } from '../image/mbr.ts';
 import { FatFs } from '../image/fat/index.ts';
 import { Ext4Fs } from '../image/ext4/index.ts';
 import { resolveBootConfig, editConfigForDirectBoot, editCmdline, extractKernel } from '../pi/index.ts';
-import { CorruptImageError, InputError } from '../errors.ts';
+import { CorruptImageError, InputError, NotFoundError, atPath } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
+import { processAlive } from '../pid.ts';
 import { exportDir, exportTar, type FileOverride, type ExportResult } from './export-root.ts';
 import { makeOverlay, alignPadding, type OverlayFile } from './initramfs.ts';
 import { boardDirName, dnsmasqConfig, eepromSettings, exportsLines, parseIPv4 } from './server.ts';
@@ -137,6 +138,17 @@ function writeChunks(path: string, chunks: Iterable<Buffer>, tail?: Buffer): num
   return pos;
 }
 
+/** Remove what a netboot killed mid-way left: staging dirs and temporary NFS roots of processes that are gone. */
+function removeLeftovers(tftpRoot: string, nfsRoot: string): void {
+  for (const [dir, pattern] of [[tftpRoot, /^\.pi-image-staging-(\d+)$/], [nfsRoot, /^\..+\.pi-image-(\d+)(\.tar)?(\.partial)?$/]] as const) {
+    if (!existsSync(dir)) continue;
+    for (const name of readdirSync(dir)) {
+      const m = pattern.exec(name);
+      if (m && !processAlive(Number(m[1]))) rmSync(join(dir, name), { recursive: true, force: true });
+    }
+  }
+}
+
 /** Hard-link every file of `from` into `to` (same tree), copying when links are impossible. */
 function linkTree(from: string, to: string, skip: Set<string>, rel = ''): number {
   let n = 0;
@@ -187,105 +199,120 @@ export async function netboot(o: NetbootOptions): Promise<NetbootResult> {
     // ---- the shared TFTP files, staged once ------------------------------------------------------------
     mkdirSync(tftpRoot, { recursive: true });
     const stage = join(tftpRoot, `.pi-image-staging-${process.pid}`);
+    removeLeftovers(tftpRoot, nfsRoot);
     rmSync(stage, { recursive: true, force: true });
-    mkdirSync(join(stage, 'overlays'), { recursive: true });
-    let shared = 0;
-    for (const e of fat.readdir('/')) {
-      if (e.isDirectory || !TFTP_FILE.test(e.name) || SEED_NAMES.has(e.name)) continue;
-      writeChunks(join(stage, e.name), fat.readFileChunks('/' + e.name));
-      shared++;
-    }
-    if (fat.exists('/overlays')) {
-      for (const e of fat.readdir('/overlays')) {
+    // Everything is written under temporary names ([temporary, final] in `commits`) and renamed only once every
+    // node is complete: a netboot that fails (or is killed) mid-way leaves no TFTP tree or NFS root under a final
+    // name, and the next run removes what a killed one left.
+    const commits: Array<[string, string]> = [];
+    try {
+      mkdirSync(join(stage, 'overlays'), { recursive: true });
+      let shared = 0;
+      // One walk of the whole boot tree: a directory loop or a damaged directory anywhere fails here, by its path.
+      for (const { path, entry: e } of fat.tree()) {
         if (e.isDirectory) continue;
-        writeChunks(join(stage, 'overlays', e.name), fat.readFileChunks('/overlays/' + e.name));
+        const top = !path.slice(1).includes('/');
+        if (top ? !TFTP_FILE.test(e.name) || SEED_NAMES.has(e.name) : !path.startsWith('/overlays/') || path.slice(10).includes('/')) continue;
+        writeChunks(join(stage, path.slice(1)), fat.readFileChunks(path));
         shared++;
       }
-    }
-    o.onProgress?.({ phase: 'tftp', done: shared, unit: 'items', detail: 'firmware' });
-    // Kernel: the packed kernel (vmlinuz), decompressed to vmlinux; u-boot is bypassed.
-    const packed = fat.exists('/vmlinuz') ? 'vmlinuz' : cfg.kernel;
-    if (!fat.exists('/' + packed) || /uboot/i.test(packed)) throw new CorruptImageError(`${o.image}: no kernel (vmlinuz) on the boot partition`);
-    const vmfd = openSync(join(stage, 'vmlinux'), 'w', 0o644);
-    let vpos = 0;
-    await extractKernel(fat.readFileChunks('/' + packed), (c) => {
-      writeSync(vmfd, c, 0, c.length, vpos);
-      vpos += c.length;
-    }, `${o.image}:${packed}`);
-    closeSync(vmfd);
-    shared++;
-    // initrd + overlay.
-    const initrdName = cfg.initramfs?.file ?? 'initrd.img';
-    if (!fat.exists('/' + initrdName)) throw new CorruptImageError(`${o.image}: no ${initrdName} on the boot partition`);
-    const overlay = await makeOverlay(
-      [{ name: OVERLAY_CONF, data: '# pi-image netboot: the root file system comes over NFS\nBOOT=nfs\n' }, ...(o.overlayFiles ?? [])],
-      mtime,
-    );
-    writeChunks(join(stage, 'initrd.img'), fat.readFileChunks('/' + initrdName), overlay);
-    shared++;
-    // config.txt & co for direct boot of vmlinux + initrd.img.
-    for (const [name, text] of Object.entries(editConfigForDirectBoot(readText, { kernel: 'vmlinux', initramfs: 'initrd.img' }))) {
-      writeFileSync(join(stage, name), text);
-    }
-    const cmdlineFiles = [...new Set(['cmdline.txt', cfg.cmdlineFile])];
+      o.onProgress?.({ phase: 'tftp', done: shared, unit: 'items', detail: 'firmware' });
+      // Kernel: the packed kernel (vmlinuz), decompressed to vmlinux; u-boot is bypassed.
+      const packed = fat.exists('/vmlinuz') ? 'vmlinuz' : cfg.kernel;
+      if (!fat.exists('/' + packed) || /uboot/i.test(packed)) throw new CorruptImageError(`${o.image}: no kernel (vmlinuz) on the boot partition`);
+      const vmfd = openSync(join(stage, 'vmlinux'), 'w', 0o644);
+      let vpos = 0;
+      await extractKernel(fat.readFileChunks('/' + packed), (c) => {
+        writeSync(vmfd, c, 0, c.length, vpos);
+        vpos += c.length;
+      }, `${o.image}:${packed}`);
+      closeSync(vmfd);
+      shared++;
+      // initrd + overlay.
+      const initrdName = cfg.initramfs?.file ?? 'initrd.img';
+      if (!fat.exists('/' + initrdName)) throw new CorruptImageError(`${o.image}: no ${initrdName} on the boot partition`);
+      const overlay = await makeOverlay(
+        [{ name: OVERLAY_CONF, data: '# pi-image netboot: the root file system comes over NFS\nBOOT=nfs\n' }, ...(o.overlayFiles ?? [])],
+        mtime,
+      );
+      writeChunks(join(stage, 'initrd.img'), fat.readFileChunks('/' + initrdName), overlay);
+      shared++;
+      // config.txt & co for direct boot of vmlinux + initrd.img.
+      for (const [name, text] of Object.entries(editConfigForDirectBoot(readText, { kernel: 'vmlinux', initramfs: 'initrd.img' }))) {
+        writeFileSync(join(stage, name), text);
+      }
+      const cmdlineFiles = [...new Set(['cmdline.txt', cfg.cmdlineFile])];
 
-    // ---- per board ---------------------------------------------------------------------------------------
-    const results: NetbootNodeResult[] = [];
-    let first: string | undefined;
-    for (const { node, dir } of boards) {
-      const nfsPath = join(nfsRoot, node.name);
-      const cmdline = nfsCmdline(cfg.cmdline, o.server, nfsPath, node.extraCmdline ?? []);
-      const boardDir = join(tftpRoot, dir);
-      const tmp = `${boardDir}.partial`;
-      rmSync(tmp, { recursive: true, force: true });
-      shared = linkTree(first ?? stage, tmp, new Set(cmdlineFiles));
-      for (const f of cmdlineFiles) writeFileSync(join(tmp, f), cmdline + '\n');
-      const check = resolveBootConfig((n) => (existsSync(join(tmp, n)) ? readFileSync(join(tmp, n), 'utf8') : undefined), 'pi4');
-      if (check.kernel !== 'vmlinux' || !check.cmdline.includes('root=/dev/nfs')) {
-        throw new CorruptImageError(`${o.image}: the TFTP config for ${node.name} does not boot vmlinux with the NFS cmdline`);
-      }
-      rmSync(boardDir, { recursive: true, force: true });
-      renameSync(tmp, boardDir);
-      first ??= boardDir;
+      // ---- per board ---------------------------------------------------------------------------------------
+      const results: NetbootNodeResult[] = [];
+      let first: string | undefined;
+      for (const { node, dir } of boards) {
+        const nfsPath = join(nfsRoot, node.name);
+        const cmdline = nfsCmdline(cfg.cmdline, o.server, nfsPath, node.extraCmdline ?? []);
+        const boardDir = join(tftpRoot, dir);
+        const tmp = `${boardDir}.partial`;
+        rmSync(tmp, { recursive: true, force: true });
+        shared = linkTree(first ?? stage, tmp, new Set(cmdlineFiles));
+        for (const f of cmdlineFiles) writeFileSync(join(tmp, f), cmdline + '\n');
+        const check = resolveBootConfig((n) => (existsSync(join(tmp, n)) ? readFileSync(join(tmp, n), 'utf8') : undefined), 'pi4');
+        if (check.kernel !== 'vmlinux' || !check.cmdline.includes('root=/dev/nfs')) {
+          throw new CorruptImageError(`${o.image}: the TFTP config for ${node.name} does not boot vmlinux with the NFS cmdline`);
+        }
+        commits.push([tmp, boardDir]);
+        first ??= tmp;
 
-      // NFS root.
-      const overrides: Record<string, FileOverride> = {};
-      try {
-        overrides['/etc/fstab'] = { data: nfsFstab(ext.readFile('/etc/fstab').toString('utf8')) };
-      } catch {
-        overrides['/etc/fstab'] = { data: '# pi-image netboot: root is NFS (kernel command line)\n' };
+        // NFS root.
+        const overrides: Record<string, FileOverride> = {};
+        try {
+          overrides['/etc/fstab'] = { data: nfsFstab(ext.readFile('/etc/fstab').toString('utf8')) };
+        } catch (err) {
+          if (!(err instanceof NotFoundError)) throw err; // a symlink loop, a damaged inode: not "no fstab"
+          overrides['/etc/fstab'] = { data: '# pi-image netboot: root is NFS (kernel command line)\n' };
+        }
+        let cloudCfg = '/etc/cloud/cloud.cfg.d/99-pi-image-netboot.cfg';
+        try {
+          ext.lstat('/etc/cloud/cloud.cfg.d/99-fake_cloud.cfg');
+          cloudCfg = '/etc/cloud/cloud.cfg.d/99-fake_cloud.cfg';
+        } catch {
+          /* keep our own name */
+        }
+        overrides[cloudCfg] = { data: NOCLOUD_NETBOOT_CFG };
+        for (const [name, data] of Object.entries(node.seed)) {
+          overrides[`/boot/firmware/${name}`] = { data, mode: name === 'user-data' ? 0o600 : 0o644, uid: 0, gid: 0 };
+        }
+        mkdirSync(nfsRoot, { recursive: true });
+        const progress: OnProgress = (e) => o.onProgress?.({ ...e, phase: `${node.name}: nfs root` });
+        let exp: ExportResult;
+        let tarFile: string | undefined;
+        const nfsTmp = join(nfsRoot, `.${node.name}.pi-image-${process.pid}${format === 'tar' ? '.tar' : ''}`);
+        const named = (err: unknown): never => {
+          throw atPath(err, tarFile ?? nfsPath); // an fd error (ENOSPC) names the NFS root, not its temporary name
+        };
+        if (format === 'tar') {
+          tarFile = join(nfsRoot, `${node.name}.tar`);
+          exp = await exportTar(ext, nfsTmp, { overrides, mtime, onProgress: progress }).catch(named);
+        } else {
+          exp = await exportDir(ext, nfsTmp, { overrides, mtime, onProgress: progress }).catch(named);
+        }
+        commits.push([nfsTmp, tarFile ?? nfsPath]);
+        results.push({ name: node.name, tftpDir: boardDir, nfsPath, tarFile, cmdline, export: exp });
       }
-      let cloudCfg = '/etc/cloud/cloud.cfg.d/99-pi-image-netboot.cfg';
-      try {
-        ext.lstat('/etc/cloud/cloud.cfg.d/99-fake_cloud.cfg');
-        cloudCfg = '/etc/cloud/cloud.cfg.d/99-fake_cloud.cfg';
-      } catch {
-        /* keep our own name */
+      for (const [tmp, final] of commits) {
+        rmSync(final, { recursive: true, force: true });
+        renameSync(tmp, final);
       }
-      overrides[cloudCfg] = { data: NOCLOUD_NETBOOT_CFG };
-      for (const [name, data] of Object.entries(node.seed)) {
-        overrides[`/boot/firmware/${name}`] = { data, mode: name === 'user-data' ? 0o600 : 0o644, uid: 0, gid: 0 };
-      }
-      mkdirSync(nfsRoot, { recursive: true });
-      const progress: OnProgress = (e) => o.onProgress?.({ ...e, phase: `${node.name}: nfs root` });
-      let exp: ExportResult;
-      let tarFile: string | undefined;
-      if (format === 'tar') {
-        tarFile = join(nfsRoot, `${node.name}.tar`);
-        exp = await exportTar(ext, tarFile, { overrides, mtime, onProgress: progress });
-      } else {
-        exp = await exportDir(ext, nfsPath, { overrides, mtime, onProgress: progress });
-      }
-      results.push({ name: node.name, tftpDir: boardDir, nfsPath, tarFile, cmdline, export: exp });
+      commits.length = 0;
+      return {
+        nodes: results,
+        dnsmasqConf: dnsmasqConfig({ server: o.server, tftpRoot, prefix: o.prefix }),
+        exports: exportsLines(results.map((r, i) => ({ path: r.nfsPath, client: o.nodes[i].address })), o.server, o.prefix),
+        eeprom: eepromSettings(by, o.server),
+        sharedFiles: shared,
+      };
+    } finally {
+      for (const [tmp] of commits) rmSync(tmp, { recursive: true, force: true });
+      rmSync(stage, { recursive: true, force: true });
     }
-    rmSync(stage, { recursive: true, force: true });
-    return {
-      nodes: results,
-      dnsmasqConf: dnsmasqConfig({ server: o.server, tftpRoot, prefix: o.prefix }),
-      exports: exportsLines(results.map((r, i) => ({ path: r.nfsPath, client: o.nodes[i].address })), o.server, o.prefix),
-      eeprom: eepromSettings(by, o.server),
-      sharedFiles: shared,
-    };
   } finally {
     io.close();
   }

@@ -57,13 +57,13 @@ test('init writes a profile from flags; seed --all writes every node, user-data 
   assert.ok(readFileSync(join(t.dir, 'seeds', 'node2', 'user-data')).equals(before));
 });
 
-test('seed: usage errors exit 2, unknown nodes and bad profiles exit 1 naming the problem', () => {
+test('seed: usage errors exit 2 (a bad init flag too), unknown nodes and bad profiles exit 1 naming the problem', () => {
   assert.is(cli(['seed', '--out', 'x']).status, 2);
   const r = cli(['seed', 'nodeX', '--out', 'x', '--secrets', join(t.dir, 'sec')]);
   assert.is(r.status, 1);
   assert.match(r.stderr, /no node named "nodeX"/);
   const bad = cli(['init', 'bad', '--address', '10.0.0.300/24']);
-  assert.is(bad.status, 1);
+  assert.is(bad.status, 2);
   assert.match(bad.stderr, /--address 10\.0\.0\.300\/24/);
 });
 

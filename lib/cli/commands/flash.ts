@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { ConfirmRequest, FlashResult } from '../../flash/flash.ts';
 import { runCommand, formatBytes, UsageError, type GlobalOptions, type Output } from '../output.ts';
-import { InputError } from '../../errors.ts';
+import { InputError, fsError } from '../../errors.ts';
 
 interface FlashArgs extends GlobalOptions {
   source: string;
@@ -72,6 +72,8 @@ async function one(argv: FlashArgs, out: Output, image: string, target: string, 
     onWarning: (m) => out.warn(m),
     onProgress: out.progress,
     detail,
+  }).catch((e: unknown) => {
+    throw fsError(e, target); // a write to the target's fd fails without its name (ENOSPC, EIO)
   });
   if (r.unmounted.length) out.step(`unmounted ${r.unmounted.join(', ')}`);
   out.event('flashed', { ...r });

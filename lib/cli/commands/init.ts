@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { createInterface } from 'node:readline/promises';
 import { join, resolve } from 'node:path';
 import { runCommand, type GlobalOptions } from '../output.ts';
-import { InputError } from '../../errors.ts';
+import { InputError, UsageError } from '../../errors.ts';
 import { STARTER_DEFAULTS, type StarterAnswers } from '../../cluster/starter-defaults.ts';
 
 interface InitArgs extends GlobalOptions {
@@ -97,7 +97,14 @@ export const command: CommandModule<GlobalOptions, InitArgs> = {
       }
       if (!['eoan', 'noble'].includes(a.release)) throw new InputError(`release "${a.release}": choose eoan or noble`);
       if (a.sshKeys.length === 0) out.warn(`no SSH key given: nobody can log in to the nodes; add one to users[0].sshKeys in ${file} (or pass --ssh-key)`);
-      const text = starterProfile(a);
+      let text: string;
+      try {
+        text = starterProfile(a);
+      } catch (e) {
+        // Without questions every answer came from a flag: a bad one is a usage error (exit 2).
+        if (!ask && e instanceof InputError) throw new UsageError(e.message, e.hint);
+        throw e;
+      }
       mkdirSync(resolve(argv.dir), { recursive: true });
       const tmp = `${file}.partial`;
       writeFileSync(tmp, text, { mode: 0o644 });

@@ -2,13 +2,14 @@
 // inside the image), stat, list, stream file contents (holes and unwritten extents as zeros), walk the tree, and
 // report the used byte ranges from the block bitmaps for sparse copies.
 import type { BlockIO } from '../io.ts';
-import { CorruptImageError, NotFoundError } from '../../errors.ts';
+import { CorruptImageError, NotFoundError, SymlinkLoopError } from '../../errors.ts';
 import { readSuperblock, INCOMPAT, RO_COMPAT, COMPAT, type Superblock } from './superblock.ts';
 import { readGroupDescs, usedBlockRuns, type GroupDesc } from './groups.ts';
 import type { ByteRange } from '../sparse.ts';
 import { readInode, findInodeXattr, INODE_FLAGS, type Inode, type FileType } from './inode.ts';
 import { blockRuns } from './blockmap.ts';
 import { parseDirBlock, type DirEntry } from './directory.ts';
+import { walkTree } from '../tree.ts';
 
 export type { ByteRange } from '../sparse.ts';
 
@@ -99,12 +100,16 @@ export class Ext4Fs {
   lookup(path: string, opts: { followSymlinks?: boolean } = {}): number {
     const follow = opts.followSymlinks ?? true;
     const stack: number[] = [ROOT_INO];
+    const names: string[] = []; // the path resolved so far, for a symlink loop's message
     const queue = path.split('/').filter((c) => c !== '' && c !== '.');
     let hops = 0;
     while (queue.length) {
       const comp = queue.shift()!;
       if (comp === '..') {
-        if (stack.length > 1) stack.pop();
+        if (stack.length > 1) {
+          stack.pop();
+          names.pop();
+        }
         continue;
       }
       const dirIno = stack[stack.length - 1];
@@ -115,14 +120,20 @@ export class Ext4Fs {
       const isLast = queue.length === 0;
       const type = entry.type ?? this.inode(entry.ino).type;
       if (type === 'symlink' && (!isLast || follow)) {
-        if (++hops > MAX_SYMLINK_HOPS) throw new NotFoundError(`${this.io.name}: ${path}: too many levels of symbolic links`);
+        if (++hops > MAX_SYMLINK_HOPS) {
+          throw new SymlinkLoopError(`${this.io.name}: symlink loop at /${[...names, comp].join('/')} (resolving ${path}: more than ${MAX_SYMLINK_HOPS} links)`);
+        }
         const target = this.readlink(entry.ino);
         const parts = target.split('/').filter((c) => c !== '' && c !== '.');
-        if (target.startsWith('/')) stack.splice(1);
+        if (target.startsWith('/')) {
+          stack.splice(1);
+          names.length = 0;
+        }
         queue.unshift(...parts);
         continue;
       }
       stack.push(entry.ino);
+      names.push(comp);
     }
     return stack[stack.length - 1];
   }
@@ -261,28 +272,16 @@ export class Ext4Fs {
     if (rootStat.type !== 'dir') return;
     const sorted = (ino: number): Array<{ name: string; ino: number }> =>
       this.readdir(ino).sort((x, y) => Buffer.compare(Buffer.from(x.name), Buffer.from(y.name)));
-    const stack: Array<{ path: string; entries: Array<{ name: string; ino: number }>; i: number }> = [
-      { path: rootPath, entries: sorted(rootIno), i: 0 },
-    ];
-    const seen = new Set<number>([rootIno]);
-    while (stack.length) {
-      const top = stack[stack.length - 1];
-      if (top.i >= top.entries.length) {
-        stack.pop();
-        continue;
-      }
-      const e = top.entries[top.i++];
-      const p = top.path === '/' ? `/${e.name}` : `${top.path}/${e.name}`;
-      const st = toStat(this.inode(e.ino));
-      yield { path: p, stat: st };
-      if (st.type === 'dir') {
-        if (seen.has(e.ino)) {
-          throw new CorruptImageError(`${this.io.name}: ext4 directory ${p} (inode ${e.ino}) appears twice: directory loop`);
-        }
-        seen.add(e.ino);
-        stack.push({ path: p, entries: sorted(e.ino), i: 0 });
-      }
-    }
+    const walk = walkTree<{ name: string; ino: number }, Ext4Stat>(
+      { path: rootPath, key: rootIno, children: sorted(rootIno) },
+      (e) => e.name,
+      (e) => {
+        const st = toStat(this.inode(e.ino));
+        return { value: st, dir: st.type === 'dir' ? { key: e.ino, children: () => sorted(e.ino) } : undefined };
+      },
+      (path, ino) => new CorruptImageError(`${this.io.name}: ext4 directory ${path} (inode ${ino}) appears twice: directory loop`),
+    );
+    for (const { path, value } of walk) yield { path, stat: value };
   }
 
   // ---- space ---------------------------------------------------------------------------------------------

@@ -123,11 +123,26 @@ export function readSuperblock(io: BlockIO): Superblock {
     );
   }
   const groupCount = Math.ceil((blocksCount - firstDataBlock) / blocksPerGroup);
+  // Counts every walk and every bitmap read trusts: each group holds inodesPerGroup inodes, free ≤ total.
+  const inodesCount = b.readUInt32LE(0x0);
+  const freeInodes = b.readUInt32LE(0x10);
+  if (inodesCount !== inodesPerGroup * groupCount) {
+    throw new CorruptImageError(
+      `${io.name}: ext4 superblock counts ${inodesCount} inodes, but its ${groupCount} groups of ${inodesPerGroup} hold ${inodesPerGroup * groupCount}`,
+      SUPERBLOCK_OFFSET,
+    );
+  }
+  if (freeBlocks > blocksCount || freeInodes > inodesCount) {
+    throw new CorruptImageError(
+      `${io.name}: ext4 superblock counts more free ${freeBlocks > blocksCount ? `blocks (${freeBlocks}) than blocks (${blocksCount})` : `inodes (${freeInodes}) than inodes (${inodesCount})`}`,
+      SUPERBLOCK_OFFSET + (freeBlocks > blocksCount ? 0xc : 0x10),
+    );
+  }
   return {
-    inodesCount: b.readUInt32LE(0x0),
+    inodesCount,
     blocksCount,
     freeBlocks,
-    freeInodes: b.readUInt32LE(0x10),
+    freeInodes,
     firstDataBlock,
     blockSize,
     clusterSize: (roCompat & RO_COMPAT.BIGALLOC) !== 0 ? 1024 << logCluster : blockSize,

@@ -20,6 +20,7 @@ import {
   validateLongName,
 } from './dirent.ts';
 import { imageOffset } from './errors.ts';
+import { walkTree } from '../tree.ts';
 
 export type { FatEntry } from './dir.ts';
 
@@ -110,6 +111,40 @@ export class FatFs {
 
   readdir(path: string): FatEntry[] {
     return this.dirAt(path).list().map(publicEntry);
+  }
+
+  /**
+   * Every entry of the tree, depth first, with its absolute path (the root itself not included). A directory met a
+   * second time (an entry pointing back at an ancestor, or at another directory) is a loop: CorruptImageError naming
+   * the path of the entry and the one it repeats, so no walk can go round for ever or silently skip a subtree.
+   */
+  *tree(): Iterable<{ path: string; entry: FatEntry }> {
+    const root = this.rootDir();
+    const walk = walkTree<DirSlotEntry, FatEntry>(
+      { path: '/', key: root.cluster, children: root.list() },
+      (e) => e.name,
+      (e) => ({ value: publicEntry(e), dir: e.isDirectory ? { key: e.firstCluster, children: () => this.openDir(e).list() } : undefined }),
+      (path, key, first, e) => new CorruptImageError(`${this.io.name}: directory loop at ${path}: it points back to ${first} (cluster ${key})`, e.where),
+    );
+    for (const { path, value } of walk) yield { path, entry: value };
+  }
+
+  /** Walk the whole tree once, following each file's cluster chain in the FAT (not its data): throws on a directory
+   *  loop, a damaged directory, or a chain that loops, leaves the volume or is shorter than its file, anywhere. */
+  checkTree(): number {
+    let n = 0;
+    for (const { path, entry } of this.tree()) {
+      n++;
+      if (entry.isDirectory || entry.size === 0) continue;
+      const need = Math.ceil(entry.size / this.clusterSize);
+      let got = 0;
+      const where = this.need(path).where;
+      for (const _ of this.fat.chain(entry.firstCluster, where, need)) got++;
+      if (got < need) {
+        throw new CorruptImageError(`${this.io.name}: file ${path} has ${entry.size} bytes but its cluster chain holds only ${got} clusters`, where);
+      }
+    }
+    return n;
   }
 
   stat(path: string): FatEntry {
