@@ -52,6 +52,8 @@ export interface BuildResult {
 }
 
 const VERSION = '0.1.0';
+/** Lanes (worker threads) when --jobs is not given, whatever the core count. */
+const MAX_LANES = 2;
 
 /** Pick the partitions the catalog names (1-based), checking they hold what they should. */
 function pickPartition(parts: MbrPartition[], index: number, what: string, image: string): MbrPartition {
@@ -125,7 +127,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     // against 26 s for the cold bench build.)
     const checksumsFile = `${basePath}.ssd-checksums-${rootPart.start}-${rootPart.size}.json`;
     const known = loadSsdChecksums(checksumsFile);
-    const cores = Math.max(1, opts.jobs ?? availableParallelism());
+    // At most MAX_LANES by default: each lane is a thread with its own heap, library and buffers (~16 MB), and the
+    // build's whole process stays within 150 MB with two (measured: bench/build.ts); --jobs raises it.
+    const cores = Math.max(1, opts.jobs ?? Math.min(MAX_LANES, availableParallelism()));
     const laneCount = Math.max(1, Math.min(cores, wanted.length));
     const specs: NodeSpec[] = wanted.map((name) => {
       const plan = nodePlan(profile, name, secrets);

@@ -6,7 +6,7 @@
 import { openSync, closeSync, readSync, writeSync, fsync, fsyncSync, ftruncateSync, statSync, renameSync, rmSync, existsSync, readFileSync, constants } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { hashRangesParallel, compareRangesParallel } from './hash-workers.ts';
+import { hashRangesParallel, compareRangesParallel, Watermark } from './hash-workers.ts';
 import { createHash } from 'node:crypto';
 import { dirname, basename, join } from 'node:path';
 import { parseBmap, bmapByteRanges, blockRangeBytes, scanAndHash, type Bmap, type BmapRange } from '../image/bmap.ts';
@@ -241,11 +241,15 @@ export async function flash(opts: FlashOptions): Promise<FlashResult> {
   const src = openSync(opts.image, 'r');
   let dst = -1;
   const t0 = Date.now();
-  let ranges: BmapRange[];
-  let checksumType = loaded.bmap?.checksumType ?? 'sha256';
+  let ranges: BmapRange[] = [];
+  const checksumType = loaded.bmap ? loaded.bmap.checksumType : 'none';
+  // Without a map, the image's data extents (holes are skipped unread: extents.ts) are what is read.
+  const extents = loaded.bmap ? undefined : (dataExtents(opts.image, { blockSize, size: imageSize }) ?? [{ start: 0, length: imageSize }]);
   let flusher: Flusher | undefined;
-  // A file's last fsync runs beside the verify pass (both see the same page cache, so the check is no weaker);
-  // a device is synced, its cache dropped, and only then read back from the medium.
+  // A file is verified while it is written: worker threads read back behind the writer (what a later read would see
+  // too, the same page cache), and its last fsync runs beside them. A device is synced, its cache dropped, and only
+  // then read back from the medium.
+  const follow = verify && !isDevice ? followingVerify(opts.image, writePath, loaded.bmap, extents!, imageSize) : undefined;
   let lastSync: Promise<void> | undefined;
   try {
     dst = isDevice
@@ -253,6 +257,7 @@ export async function flash(opts: FlashOptions): Promise<FlashResult> {
       : openSync(writePath, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, 0o644);
     if (!isDevice) ftruncateSync(dst, imageSize);
     flusher = new Flusher(dst);
+    follow?.start();
     // The first MiB goes last: on a device after an fsync of the rest (a flash that dies halfway leaves nothing
     // bootable-looking); in a file, which takes the target's name only once verified, right after the rest.
     const head = Buffer.alloc(Math.min(HEAD_BYTES, imageSize));
@@ -290,24 +295,22 @@ export async function flash(opts: FlashOptions): Promise<FlashResult> {
           put(off, view);
           off += view.length;
           done += view.length;
+          follow?.mark.passed(off);
           await tick(done);
         }
       }
       await tick(done, true);
     } else {
-      // No map: read the image's data extents (holes are skipped unread: extents.ts), write only their non-zero
-      // blocks, and note those runs as the map. Nothing is hashed: verify compares the target with the image.
-      checksumType = 'none';
-      ranges = [];
-      const extents = dataExtents(opts.image, { blockSize, size: imageSize }) ?? [{ start: 0, length: imageSize }];
-      const tick = ticker(opts.onProgress, 'write', rangesBytes(extents), opts.detail);
+      // No map: write only the non-zero blocks of the extents, and note those runs as the map. Nothing is hashed:
+      // verify compares the target with the image.
+      const tick = ticker(opts.onProgress, 'write', rangesBytes(extents!), opts.detail);
       let run: { start: number; end: number } | undefined;
       const close = () => {
         if (run) ranges.push({ first: run.start / blockSize, last: Math.ceil(run.end / blockSize) - 1 });
         run = undefined;
       };
       let done = 0;
-      for (const x of extents) {
+      for (const x of extents!) {
         for (let pos = x.start; pos < x.start + x.length; ) {
           const view = buf.subarray(0, Math.min(buf.length, x.start + x.length - pos));
           readFull(src, view, pos, opts.image);
@@ -319,6 +322,7 @@ export async function flash(opts: FlashOptions): Promise<FlashResult> {
           });
           pos += view.length;
           done += view.length;
+          follow?.mark.passed(pos);
           await tick(done);
         }
       }
@@ -328,12 +332,15 @@ export async function flash(opts: FlashOptions): Promise<FlashResult> {
     await flusher.settle();
     if (isDevice) fsyncSync(dst);
     for (const r of headRuns) writeFull(dst, head.subarray(r.start, r.end), r.start);
+    follow?.mark.finish(1);
     if (isDevice) fsyncSync(dst);
     else {
       lastSync = fsyncAsync(dst);
       lastSync.catch(() => undefined);
     }
   } catch (err) {
+    follow?.mark.finish(-1);
+    await follow?.result?.catch(() => undefined);
     await flusher?.settle().catch(() => undefined);
     if (dst >= 0) closeSync(dst);
     closeSync(src);
@@ -355,7 +362,21 @@ export async function flash(opts: FlashOptions): Promise<FlashResult> {
   const mappedBytes = ranges.reduce((s, r) => s + blockRangeBytes(r, blockSize, imageSize).length, 0);
   const t1 = Date.now();
   try {
-    if (verify) await verifyTarget(src, opts.image, writePath, opts.target, ranges, { blockSize, imageSize, checksumType, chunk, onProgress: opts.onProgress, detail: opts.detail, where });
+    if (follow) {
+      const bad = await follow.result;
+      if (bad) {
+        const fd = openSync(writePath, 'r');
+        try {
+          const a = Buffer.allocUnsafe(chunk);
+          locateMismatch(src, fd, opts.image, opts.target, bad.range, bad.start, bad.length, a, Buffer.allocUnsafe(chunk), where);
+        } finally {
+          closeSync(fd);
+        }
+      }
+      await ticker(opts.onProgress, 'verify', mappedBytes, opts.detail)(mappedBytes, true);
+    } else if (verify) {
+      await verifyTarget(src, opts.image, writePath, opts.target, ranges, { blockSize, imageSize, checksumType, chunk, onProgress: opts.onProgress, detail: opts.detail, where });
+    }
     await lastSync;
   } catch (err) {
     await lastSync?.catch(() => undefined);
@@ -380,6 +401,52 @@ export async function flash(opts: FlashOptions): Promise<FlashResult> {
     writeSeconds,
     verifySeconds: (Date.now() - t1) / 1000,
     unmounted,
+  };
+}
+
+/** Pieces of at most this many bytes, so the workers share an extent list with one huge extent. */
+const PIECE = 64 << 20;
+
+/**
+ * Plan the verify of a file target that trails its writer (see flash): with a bmap whose ranges carry checksums,
+ * each range of the target must hash to its checksum; else the target must equal the image over its data extents
+ * (holes in both read as zeros), split into pieces for the workers. Undefined when it is too small to be worth
+ * threads: then it is verified after writing.
+ */
+function followingVerify(image: string, target: string, bmap: Bmap | undefined, extents: { start: number; length: number }[] | undefined, imageSize: number) {
+  const hashed = bmap && bmap.checksumType !== 'none' && bmap.ranges.every((r) => r.checksum);
+  const bs = bmap?.blockSize ?? 4096;
+  let tasks: { start: number; length: number }[];
+  let blocks: BmapRange[];
+  if (hashed) {
+    tasks = bmapByteRanges(bmap);
+    blocks = bmap.ranges;
+  } else {
+    tasks = [];
+    for (const x of bmap ? bmapByteRanges(bmap) : extents!) {
+      for (let off = x.start; off < x.start + x.length; off += PIECE) tasks.push({ start: off, length: Math.min(PIECE, x.start + x.length - off) });
+    }
+    blocks = tasks.map((t) => ({ first: Math.floor(t.start / bs), last: Math.ceil((t.start + t.length) / bs) - 1 }));
+  }
+  if (rangesBytes(tasks) < PARALLEL_MIN || tasks.length < 2 || availableParallelism() < 2) return undefined;
+  const mark = new Watermark(Math.min(HEAD_BYTES, imageSize));
+  let result!: Promise<{ range: BmapRange; start: number; length: number } | undefined>;
+  return {
+    mark,
+    get result() {
+      return result;
+    },
+    /** Start the workers (once the target exists). */
+    start() {
+      result = (async () => {
+        const good = hashed
+          ? (await hashRangesParallel(target, tasks, { algorithm: bmap.checksumType, follow: mark })).map((d, i) => d === blocks[i].checksum)
+          : await compareRangesParallel(target, image, tasks, { follow: mark });
+        const i = good.indexOf(false);
+        return i < 0 ? undefined : { range: blocks[i], start: tasks[i].start, length: tasks[i].length };
+      })();
+      result.catch(() => undefined);
+    },
   };
 }
 

@@ -1,6 +1,8 @@
 // Check byte ranges of a file on several cores: worker threads each read their share of the ranges (largest first,
 // to the least-loaded worker) and either sha256 them (hashRangesParallel) or compare them with the same ranges of
-// another file (compareRangesParallel). Used by verify, where one core cannot keep up with the reads.
+// another file (compareRangesParallel). Used by verify, where one core cannot keep up with the reads. With a
+// `follow` watermark the workers trail a writer still filling the file: a read waits until the writer has passed
+// it (see Watermark).
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 
@@ -14,12 +16,26 @@ const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { openSync, readSync, closeSync } = require('node:fs');
 const { createHash } = require('node:crypto');
-const { path, other, tasks, algorithm, chunk } = workerData;
+const { path, other, tasks, algorithm, chunk, follow, head } = workerData;
+const mark = follow ? new BigInt64Array(follow) : undefined;
+// Wait until [a, b) is written: bytes past the head once the writer has passed b, the head once it is all done.
+const ready = (a, b) => {
+  if (!mark) return;
+  for (;;) {
+    const done = Atomics.load(mark, 1);
+    if (done === -1n) throw new Error('aborted: the write failed');
+    if (done === 1n) return;
+    const w = Atomics.load(mark, 0);
+    if (a >= head && BigInt(b) <= w) return;
+    Atomics.wait(mark, 1, done, 20);
+  }
+};
 const fd = openSync(path, 'r');
 const fd2 = other ? openSync(other, 'r') : -1;
 const buf = Buffer.allocUnsafe(chunk);
 const buf2 = other ? Buffer.allocUnsafe(chunk) : undefined;
 const full = (f, b, want, off, name) => {
+  if (f === fd) ready(off, off + want);
   for (let n = 0; n < want; ) {
     const got = readSync(f, b, n, want - n, off + n);
     if (got === 0) throw new Error(name + ': ends early at byte ' + (off + n));
@@ -52,6 +68,8 @@ try {
 
 interface Opts {
   algorithm?: string;
+  /** A writer's Watermark to trail. */
+  follow?: Watermark;
   workers?: number;
   chunk?: number;
   onBytes?: (n: number) => void;
@@ -76,7 +94,10 @@ async function runShares(path: string, other: string | undefined, tasks: HashTas
           new Promise<void>((resolve, reject) => {
             const w = new Worker(WORKER, {
               eval: true,
-              workerData: { path, other, tasks: s.tasks, algorithm: opts.algorithm ?? 'sha256', chunk: opts.chunk ?? 4 << 20 },
+              workerData: {
+                path, other, tasks: s.tasks, algorithm: opts.algorithm ?? 'sha256', chunk: opts.chunk ?? 4 << 20,
+                follow: opts.follow?.state, head: opts.follow?.head ?? 0,
+              },
               // Nothing here lives long: a small young generation keeps each worker's heap to a few MB.
               resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 },
             });
@@ -90,6 +111,25 @@ async function runShares(path: string, other: string | undefined, tasks: HashTas
       ),
   );
   return out;
+}
+
+/**
+ * How far a writer filling a file in ascending order has got, shared with the workers: every byte from `head` up to
+ * `passed` that will be written is written; the first `head` bytes (written last) only once `finish` is called.
+ */
+export class Watermark {
+  readonly state = new SharedArrayBuffer(16);
+  private readonly mark = new BigInt64Array(this.state);
+  constructor(readonly head: number) {}
+  passed(offset: number): void {
+    Atomics.store(this.mark, 0, BigInt(offset));
+    Atomics.notify(this.mark, 1);
+  }
+  /** Everything is written (1), or never will be (-1: the workers stop with an error). */
+  finish(outcome: 1 | -1): void {
+    Atomics.store(this.mark, 1, BigInt(outcome));
+    Atomics.notify(this.mark, 1);
+  }
 }
 
 /** Digests of `tasks` (in order), hashed by up to `workers` threads; `onBytes` gets bytes hashed as they go. */

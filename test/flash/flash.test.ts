@@ -236,4 +236,27 @@ test('verify of an on-the-fly map compares with the image on worker threads and 
     closeSync(fd);
   }
 });
+test('a big file target is verified while written (workers trail the writer) and a wrong bmap is still caught', async () => {
+  const big = join(dir, 'big3.img');
+  const other = join(dir, 'big3-other.img');
+  const parts = [{ start: MiB / 2, length: 40 * MiB }, { start: 50 * MiB, length: 30 * MiB }, { start: 90 * MiB, length: 4096 }];
+  scatteredImage(big, 100 * MiB, parts);
+  await writeBmapFile(big, `${big}.bmap`);
+  const target = join(dir, 'big3-out.img');
+  const r = await flash({ image: big, target, chunk: MiB });
+  assert.ok(r.verified && r.mappedBytes >= 64 * MiB);
+  execFileSync('cmp', [big, target]);
+  scatteredImage(other, 100 * MiB, parts);
+  flipByte(other, 60 * MiB + 5);
+  try {
+    await flash({ image: other, target: join(dir, 'big3-bad.img'), bmap: `${big}.bmap`, chunk: MiB });
+    assert.unreachable('verify should fail');
+  } catch (err) {
+    assert.instance(err, FlashVerifyError);
+    assert.match((err as Error).message, /does not match .*big3\.img\.bmap in blocks 12800-20479/);
+  }
+  assert.not.ok(existsSync(join(dir, 'big3-bad.img')));
+  assert.equal(readdirSync(dir).filter((f) => f.includes('.partial')), [], 'no temporary file left');
+});
+
 test.run();
