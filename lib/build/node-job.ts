@@ -150,6 +150,7 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
     const ssds = writeSsdImages({
       targets: job.nodes.map((n) => ({ path: join(n.dir, 'ssd.img'), diskSignature: n.ssdSignature })),
       base,
+      basePath: job.growing ? undefined : job.basePath,
       rootPart: job.rootPart,
       checksums,
       fsync: job.fsync,
