@@ -24,6 +24,8 @@ export interface Measured {
   treeMB: number;
   /** Largest single process of the tree (MB, getrusage). */
   max1MB: number;
+  /** CPU seconds (user + system) of the whole tree, from getrusage: less sensitive than wall time to other load. */
+  cpuSecs: number;
   stdout: string;
   stderr: string;
 }
@@ -69,7 +71,7 @@ export function measure(cmd: string, args: string[], opts: { env?: NodeJS.Proces
   const timeFile = join(tmpdir(), `pi-image-bench-time-${process.pid}-${Math.random().toString(36).slice(2)}`);
   return new Promise((resolve, reject) => {
     const t0 = now();
-    const child = spawn('/usr/bin/time', ['-f', '%M', '-o', timeFile, cmd, ...args], {
+    const child = spawn('/usr/bin/time', ['-f', '%M %U %S', '-o', timeFile, cmd, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { CI: '1', ...process.env, PATH: SBIN_PATH, ...opts.env },
       cwd: opts.cwd,
@@ -88,8 +90,11 @@ export function measure(cmd: string, args: string[], opts: { env?: NodeJS.Proces
       const secs = now() - t0;
       clearInterval(timer);
       let max1 = 0;
+      let cpu = 0;
       try {
-        max1 = Number(readFileSync(timeFile, 'utf8').trim().split('\n').pop());
+        const [m, u, sy] = readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+        max1 = m;
+        cpu = u + sy;
       } catch {
         /* time did not write it */
       }
@@ -98,7 +103,7 @@ export function measure(cmd: string, args: string[], opts: { env?: NodeJS.Proces
         reject(new Error(`${cmd} ${args.join(' ')} failed (exit ${code}):\n${stderr.slice(-3000)}`));
         return;
       }
-      resolve({ secs, treeMB: Math.max(peak, max1) / 1024, max1MB: max1 / 1024, stdout, stderr });
+      resolve({ secs, treeMB: Math.max(peak, max1) / 1024, max1MB: max1 / 1024, cpuSecs: cpu, stdout, stderr });
     });
   });
 }
@@ -133,7 +138,7 @@ export async function rounds(n: number, sides: Side[], log = true): Promise<Roun
       const m = await sides[i].run(r);
       runs[i][r] = m;
       await sides[i].after?.(r);
-      line.push(`${sides[i].name} ${m.secs.toFixed(2)} s ${m.treeMB.toFixed(0)} MB`);
+      line.push(`${sides[i].name} ${m.secs.toFixed(2)} s (cpu ${m.cpuSecs.toFixed(2)} s) ${m.treeMB.toFixed(0)} MB`);
     }
     if (log) console.log(`  round ${r + 1}/${n} [load ${loadavg()}]: ${line.join(' | ')}`);
   }
@@ -150,7 +155,8 @@ export function ratioLine(res: RoundsResult, ours: string, base: string): { medi
   const med = median(ratios);
   const text =
     `${ours} / ${base}: median ${f2(med)}x (spread ${f2(Math.min(...ratios))}-${f2(Math.max(...ratios))}x over ${ratios.length} rounds; ` +
-    `${f2(median(a.map((m) => m.secs)))} s vs ${f2(median(b.map((m) => m.secs)))} s median)`;
+    `${f2(median(a.map((m) => m.secs)))} s vs ${f2(median(b.map((m) => m.secs)))} s median; CPU user+sys ratio median ` +
+    `${f2(median(a.map((m, i) => m.cpuSecs / b[i].cpuSecs)))}x, ${f2(median(a.map((m) => m.cpuSecs)))} vs ${f2(median(b.map((m) => m.cpuSecs)))} s)`;
   return { median: med, min: Math.min(...ratios), max: Math.max(...ratios), text };
 }
 
@@ -161,7 +167,9 @@ export function memoryLine(res: RoundsResult, side: string): { treeMB: number; t
   const max1 = ms.map((m) => m.max1MB);
   return {
     treeMB: Math.max(...tree),
-    text: `${side}: process tree peak RSS median ${median(tree).toFixed(0)} MB, max ${Math.max(...tree).toFixed(0)} MB; largest single process max ${Math.max(...max1).toFixed(0)} MB`,
+    text:
+      `${side}: process tree peak RSS median ${median(tree).toFixed(0)} MB, max ${Math.max(...tree).toFixed(0)} MB; largest single process max ` +
+      `${Math.max(...max1).toFixed(0)} MB; CPU (user+sys) median ${median(ms.map((m) => m.cpuSecs)).toFixed(2)} s`,
   };
 }
 
