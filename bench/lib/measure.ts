@@ -3,10 +3,11 @@
 // order flips every round, so drift on this shared machine hits both), and the figure is the median and spread of
 // the per-round ratios ours/baseline, never a best-of.
 // Memory, two figures per run:
-// - tree: the largest sum of VmRSS over the process and all its descendants, sampled from /proc every 20 ms
-//   (children found through /proc/PID/task/TID/children). Worker threads are threads of the process, so they are in
-//   its VmRSS once; a child process (xz, sh) adds its own. Shared file pages (the node binary) count once per
-//   process, so this errs high. A peak shorter than 20 ms can be missed.
+// - tree: the largest sum of PSS (Pss of /proc/PID/smaps_rollup: pages shared between processes split between them,
+//   so a child just forked from node, before its exec, does not count node's memory twice) over the process and all
+//   its descendants, sampled every 20 ms (children found through /proc/PID/task/TID/children). Worker threads are
+//   threads of the process, so they are in it once; a child process (xz, perl) adds its own. A peak shorter than
+//   20 ms can be missed; the figure is at least the largest process's peak (max1).
 // - max1: the largest single process of the tree from getrusage (`/usr/bin/time -f %M`), exact but not a sum.
 // Linux only (it reads /proc).
 import { spawn, execFileSync } from 'node:child_process';
@@ -32,7 +33,14 @@ export interface Measured {
 
 const now = (): number => Number(process.hrtime.bigint()) / 1e9;
 
+/** Proportional set size (shared pages split between their sharers), else VmRSS. */
 function rssKB(pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    if (m) return Number(m[1]);
+  } catch {
+    /* no smaps_rollup (Linux < 4.14), or gone */
+  }
   try {
     const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) : 0;

@@ -1,8 +1,9 @@
 // flash(): write a disk image to a block device or a file — only the blocks its bmap maps (without one, the map is
 // made on the fly from the image's data extents, holes unread), with writeback started as it goes; on a device the
 // first MiB last, fsync, re-read the partition table, drop its cache; then read every mapped range back and compare
-// its sha256 with the bmap (or, mapped on the fly, its bytes with the image's). Safety checks run first
-// (safety.ts); nothing here prints.
+// its sha256 with the bmap (or, mapped on the fly, its bytes with the image's). A file is checked while written:
+// read back and compared with the image behind the writer, the image hashed against the bmap beside it. Safety
+// checks run first (safety.ts); nothing here prints.
 import { openSync, closeSync, readSync, writeSync, fsync, fsyncSync, ftruncateSync, statSync, renameSync, rmSync, existsSync, readFileSync, constants } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -408,27 +409,22 @@ export async function flash(opts: FlashOptions): Promise<FlashResult> {
 const PIECE = 64 << 20;
 
 /**
- * Plan the verify of a file target that trails its writer (see flash): with a bmap whose ranges carry checksums,
- * each range of the target must hash to its checksum; else the target must equal the image over its data extents
- * (holes in both read as zeros), split into pieces for the workers. Undefined when it is too small to be worth
- * threads: then it is verified after writing.
+ * Plan the verify of a file target that trails its writer (see flash): the target must equal the image, compared
+ * in pieces behind the writer (holes in both read as zeros); with a bmap whose ranges carry checksums, the image's
+ * ranges must also hash to them — hashed from the start, as the image is all there, so one long range's sha256
+ * (which cannot be split) runs beside the writing instead of after it. Together: the target holds what the bmap
+ * says, byte for byte. Undefined when it is too small to be worth threads: then it is verified after writing.
  */
 function followingVerify(image: string, target: string, bmap: Bmap | undefined, extents: { start: number; length: number }[] | undefined, imageSize: number) {
   const hashed = bmap && bmap.checksumType !== 'none' && bmap.ranges.every((r) => r.checksum);
   const bs = bmap?.blockSize ?? 4096;
-  let tasks: { start: number; length: number }[];
-  let blocks: BmapRange[];
-  if (hashed) {
-    tasks = bmapByteRanges(bmap);
-    blocks = bmap.ranges;
-  } else {
-    tasks = [];
-    for (const x of bmap ? bmapByteRanges(bmap) : extents!) {
-      for (let off = x.start; off < x.start + x.length; off += PIECE) tasks.push({ start: off, length: Math.min(PIECE, x.start + x.length - off) });
-    }
-    blocks = tasks.map((t) => ({ first: Math.floor(t.start / bs), last: Math.ceil((t.start + t.length) / bs) - 1 }));
+  const spans = bmap ? bmapByteRanges(bmap) : extents!;
+  const pieces: { start: number; length: number }[] = [];
+  for (const x of spans) {
+    for (let off = x.start; off < x.start + x.length; off += PIECE) pieces.push({ start: off, length: Math.min(PIECE, x.start + x.length - off) });
   }
-  if (rangesBytes(tasks) < PARALLEL_MIN || tasks.length < 2 || availableParallelism() < 2) return undefined;
+  const pieceBlocks = pieces.map((t) => ({ first: Math.floor(t.start / bs), last: Math.ceil((t.start + t.length) / bs) - 1 }));
+  if (rangesBytes(pieces) < PARALLEL_MIN || pieces.length < 2 || availableParallelism() < 2) return undefined;
   const mark = new Watermark(Math.min(HEAD_BYTES, imageSize));
   let result!: Promise<{ range: BmapRange; start: number; length: number } | undefined>;
   return {
@@ -436,14 +432,17 @@ function followingVerify(image: string, target: string, bmap: Bmap | undefined, 
     get result() {
       return result;
     },
-    /** Start the workers (once the target exists). */
+    /** Start the workers (once the target exists): one compares, one hashes the image when there are checksums. */
     start() {
       result = (async () => {
-        const good = hashed
-          ? (await hashRangesParallel(target, tasks, { algorithm: bmap.checksumType, follow: mark })).map((d, i) => d === blocks[i].checksum)
-          : await compareRangesParallel(target, image, tasks, { follow: mark });
-        const i = good.indexOf(false);
-        return i < 0 ? undefined : { range: blocks[i], start: tasks[i].start, length: tasks[i].length };
+        const [same, sums] = await Promise.all([
+          compareRangesParallel(target, image, pieces, { follow: mark, workers: hashed ? 1 : undefined }),
+          hashed ? hashRangesParallel(image, spans, { algorithm: bmap.checksumType, workers: 1 }) : undefined,
+        ]);
+        const i = same.indexOf(false);
+        if (i >= 0) return { range: pieceBlocks[i], start: pieces[i].start, length: pieces[i].length };
+        const j = sums ? sums.findIndex((d, k) => d !== bmap!.ranges[k].checksum) : -1;
+        return j < 0 ? undefined : { range: bmap!.ranges[j], start: spans[j].start, length: spans[j].length };
       })();
       result.catch(() => undefined);
     },
