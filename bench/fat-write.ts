@@ -1,4 +1,5 @@
-// Benchmark: write a 4 KiB file into the FAT32 of a 4 GiB sparse volume made by mkfs.vfat, with our engine.
+// In-process breakdown (no CLI command writes one file into a FAT; the CLI benches are flash, build, fetch and
+// netboot). Benchmark: write a 4 KiB file into the FAT32 of a 4 GiB sparse volume made by mkfs.vfat, with our engine.
 // Reports wall time and peak-RSS growth, against baselines timed in the same run: mtools' mcopy doing the same
 // write (a separate process), and merely reading the whole FAT once (what a load-the-FAT design would pay).
 // Usage: npx tsx bench/fat-write.ts

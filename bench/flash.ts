@@ -1,64 +1,79 @@
-// Benchmark: flash the realistic 3 GiB image (~1.4 GiB used) to a file with verify, against `dd bs=4M conv=fsync`
-// (whole image, no verify) and `bmaptool copy` (mapped blocks, checksums while reading), timed in the same run.
-// All three write a fresh file on the same filesystem, with the image already in the page cache. Prints ratios
-// (targets: ≤ 0.5× dd, ≤ 1.0× bmaptool) and peak RSS. Usage: npx tsx bench/flash.ts [--runs N]
+// Flash benchmark, the CLI as a user runs it, on the realistic 3 GiB image (~1.5 GiB mapped), to a fresh file on
+// the bench's file system, image in the page cache, in alternating rounds (bench/lib/measure.ts):
+//   A. `pi-image flash IMG FILE --yes --bmap B` (verify on: reads every mapped range back, sha256 against the bmap)
+//      vs `bmaptool copy --bmap B IMG FILE && sync` (checksums the image while reading; no read-back). Target <= 1.0x.
+//   B. `pi-image flash IMG FILE --yes` without a bmap (maps on the fly, verify compares with the image)
+//      vs `bmaptool create IMG > B && bmaptool copy --bmap B IMG FILE && sync`. Target <= 1.0x.
+// Also printed: peak memory of each process tree, and the in-process breakdown the CLI reports (write / verify).
+// Every target is compared with the image (cmp) after its round, untimed. Usage: npx tsx bench/flash.ts [--rounds N]
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { realisticImage } from './lib/realistic-image.ts';
-import { createBmap } from '../lib/image/bmap.ts';
-import { flash } from '../lib/flash/flash.ts';
+import { cli, machineLine, measure, memoryLine, ratioLine, rounds, roundsArg, sync, ROOT, SBIN_PATH, median, type Measured } from './lib/measure.ts';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 1;
-const env = { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` };
-const now = () => Number(process.hrtime.bigint()) / 1e9;
-const fmt = (s: number) => `${s.toFixed(2)}s`;
-const GiB = 1024 ** 3;
-
-const t0 = now();
+const n = roundsArg(5);
 const { img } = await realisticImage();
-console.log(`image: ${img} (${(statSync(img).size / GiB).toFixed(2)} GiB, made or found in ${fmt(now() - t0)})`);
-const dir = mkdtempSync(join(here, '.tmp', 'flash-'));
-try {
-  execFileSync('sh', ['-c', `cat "${img}" > /dev/null`]); // warm the page cache for everyone
-  const tb = now();
-  const bmapPath = join(dir, 'realistic.img.bmap');
-  writeFileSync(bmapPath, await createBmap(img));
-  const bmapSeconds = now() - tb;
-  const mapped = Number(/<MappedBlocksCount> (\d+)/.exec(execFileSync('cat', [bmapPath]).toString())![1]) * 4096;
-  console.log(`bmap (scan + sha256 of the whole image, once): ${fmt(bmapSeconds)}; mapped ${(mapped / GiB).toFixed(2)} GiB`);
+const pi = cli();
+mkdirSync(join(ROOT, 'bench', '.tmp'), { recursive: true });
+const dir = mkdtempSync(join(ROOT, 'bench', '.tmp', 'flash-'));
+const env = { PATH: SBIN_PATH };
+const target = join(dir, 'target.img');
+const bmap = join(dir, 'realistic.img.bmap');
+const fresh = () => {
+  rmSync(target, { force: true });
+  sync();
+};
+const check = () => {
+  execFileSync('cmp', [img, target]);
+  fresh();
+};
+/** The CLI's own account of a run (--json): seconds writing and verifying. */
+const breakdown: Record<string, { write: number[]; verify: number[] }> = {};
+const note = (side: string, m: Measured): Measured => {
+  const line = m.stdout.split('\n').find((l) => l.includes('"event":"flashed"'));
+  if (line) {
+    const e = JSON.parse(line) as { writeSeconds: number; verifySeconds: number };
+    (breakdown[side] ??= { write: [], verify: [] }).write.push(e.writeSeconds);
+    breakdown[side].verify.push(e.verifySeconds);
+  }
+  return m;
+};
 
-  const timeIt = async (fn: (target: string) => unknown | Promise<unknown>): Promise<number> => {
-    let best = Infinity;
-    for (let i = 0; i < runs; i++) {
-      const target = join(dir, 'target.img');
-      rmSync(target, { force: true });
-      execFileSync('sync');
-      const s = now();
-      await fn(target);
-      best = Math.min(best, now() - s);
-      rmSync(target, { force: true });
-    }
-    return best;
-  };
-  const dd = await timeIt((t) => execFileSync('dd', [`if=${img}`, `of=${t}`, 'bs=4M', 'conv=fsync', 'status=none'], { env }));
-  console.log(`dd bs=4M conv=fsync (no verify):          ${fmt(dd)}`);
-  const bmaptool = await timeIt((t) => execFileSync('bmaptool', ['-q', 'copy', '--bmap', bmapPath, img, t], { env, stdio: ['ignore', 'ignore', 'inherit'] }));
-  console.log(`bmaptool copy (checksums while reading):  ${fmt(bmaptool)}`);
-  const ours = await timeIt((t) => flash({ image: img, target: t, bmap: bmapPath }));
-  console.log(`pi-image flash --bmap, with verify:       ${fmt(ours)}`);
-  const oursNoVerify = await timeIt((t) => flash({ image: img, target: t, bmap: bmapPath, verify: false }));
-  console.log(`pi-image flash --bmap --no-verify:        ${fmt(oursNoVerify)}`);
-  const onTheFly = await timeIt((t) => flash({ image: img, target: t, bmap: false }));
-  console.log(`pi-image flash, map on the fly, verify:   ${fmt(onTheFly)}`);
-  const rss = process.resourceUsage().maxRSS / 1024;
-  console.log('');
-  console.log(`ratio flash+verify / dd:        ${(ours / dd).toFixed(2)}×  (target ≤ 0.5×)`);
-  console.log(`ratio flash+verify / bmaptool:  ${(ours / bmaptool).toFixed(2)}×  (target ≤ 1.0×)`);
-  console.log(`ratio on-the-fly map / dd:      ${(onTheFly / dd).toFixed(2)}×`);
-  console.log(`peak RSS of this process (tsx + all flashes): ${rss.toFixed(0)} MiB (target ≤ 150 MB)`);
+try {
+  console.log(`flash bench: ${machineLine()}`);
+  console.log(`image ${img}: ${(statSync(img).size / 2 ** 30).toFixed(2)} GiB, ${(statSync(img).blocks * 512 / 2 ** 30).toFixed(2)} GiB allocated`);
+  execFileSync('sh', ['-c', `cat "${img}" > /dev/null`]); // the image in the page cache for every side
+  execFileSync('bmaptool', ['-q', 'create', '-o', bmap, img], { env: { ...process.env, ...env } });
+  fresh();
+
+  console.log(`\nA. with a bmap, ${n} rounds`);
+  const a = await rounds(n, [
+    { name: 'bmaptool copy && sync', run: () => measure('sh', ['-c', `bmaptool -q copy --bmap "${bmap}" "${img}" "${target}" && sync`], { env }), after: check },
+    { name: 'pi-image flash --bmap', run: async () => note('A', await measure(pi[0], [...pi.slice(1), 'flash', img, target, '--yes', '--bmap', bmap, '--json'], { env })), after: check },
+  ]);
+  console.log(`  ${ratioLine(a, 'pi-image flash --bmap', 'bmaptool copy && sync').text}   (target <= 1.0x)`);
+  for (const s of a.names) console.log(`  ${memoryLine(a, s).text}`);
+
+  console.log(`\nB. without a bmap, ${n} rounds`);
+  const otf = join(dir, 'otf.bmap');
+  const b = await rounds(n, [
+    {
+      name: 'bmaptool create + copy && sync',
+      run: () => measure('sh', ['-c', `bmaptool -q create -o "${otf}" "${img}" && bmaptool -q copy --bmap "${otf}" "${img}" "${target}" && sync`], { env }),
+      after: () => {
+        rmSync(otf, { force: true });
+        check();
+      },
+    },
+    { name: 'pi-image flash (on the fly)', run: async () => note('B', await measure(pi[0], [...pi.slice(1), 'flash', img, target, '--yes', '--json'], { env })), after: check },
+  ]);
+  console.log(`  ${ratioLine(b, 'pi-image flash (on the fly)', 'bmaptool create + copy && sync').text}   (target <= 1.0x)`);
+  for (const s of b.names) console.log(`  ${memoryLine(b, s).text}`);
+
+  console.log('\nbreakdown (the CLI\'s own --json figures, medians): ');
+  for (const [k, v] of Object.entries(breakdown)) console.log(`  ${k}: write ${median(v.write).toFixed(2)} s, verify ${median(v.verify).toFixed(2)} s`);
+  console.log(`load at the end: ${machineLine()}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

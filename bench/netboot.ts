@@ -1,58 +1,54 @@
-// Benchmark: export the ext4 root of the realistic image (~1.4 GiB used) to a tar with lib/netboot (our reader,
-// no mounts) against `debugfs -R 'rdump / DIR'` of the same partition, timed in the same run with the image in the
-// page cache. Also the directory export. Prints the ratio (target: ours ≥ 0.8× debugfs' speed, i.e. time ≤ 1.25×)
-// and peak RSS. Usage: npx tsx bench/netboot.ts
+// Netboot benchmark, the CLI as a user runs it: `pi-image netboot node1 --format tar` (exports the ext4 root of the
+// realistic image, ~1.5 GiB used, to NFS-ROOT/node1.tar with our reader, no mounts, plus the TFTP boot files)
+// against `debugfs -R 'rdump / DIR'` of the same partition, in alternating rounds with the image in the page cache
+// (bench/lib/measure.ts). Target: ours >= 0.8x debugfs' speed (time ratio <= 1.25x). Usage: npx tsx bench/netboot.ts
+// [--rounds N]
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, mkdirSync, statSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { realisticImage } from './lib/realistic-image.ts';
-import { FileIO, SliceIO } from '../lib/image/io.ts';
-import { Ext4Fs } from '../lib/image/ext4/index.ts';
-import { exportTar, exportDir } from '../lib/netboot/export-root.ts';
+import { cli, machineLine, measure, memoryLine, ratioLine, rounds, roundsArg, sync, ROOT, SBIN_PATH } from './lib/measure.ts';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const env = { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` };
-const now = (): number => Number(process.hrtime.bigint()) / 1e9;
-const fmt = (s: number): string => `${s.toFixed(2)}s`;
-
-const t0 = now();
+const n = roundsArg(3);
 const ri = await realisticImage();
-console.log(`image: ${ri.img} (made or found in ${fmt(now() - t0)})`);
-mkdirSync(join(here, '.tmp'), { recursive: true });
-const dir = mkdtempSync(join(here, '.tmp', 'netboot-'));
+const pi = cli();
+mkdirSync(join(ROOT, 'bench', '.tmp'), { recursive: true });
+const dir = mkdtempSync(join(ROOT, 'bench', '.tmp', 'netboot-'));
 try {
+  console.log(`netboot bench: ${machineLine()}`);
   execFileSync('sh', ['-c', `cat "${ri.img}" > /dev/null`]);
-  // debugfs reads the partition inside the disk image through its io_options syntax `FILE?offset=BYTES`.
-  const part = `${ri.img}?offset=${ri.rootStart}`;
-  const io = FileIO.open(ri.img);
-  const fs = Ext4Fs.open(new SliceIO(io, ri.rootStart, ri.rootSize, 'root'));
-  const used = fs.usedBytes();
-  console.log(`root: ${(used / 2 ** 30).toFixed(2)} GiB used`);
-
-  const td = now();
+  // netboot names board directories by serial: the reference profile with one for node1.
+  const profile = join(dir, 'profile.yaml');
+  writeFileSync(profile, readFileSync(join(ROOT, 'profiles', 'yarpi4.yaml'), 'utf8').replace('{ name: node1, role: master, address: 10.0.0.11/24 }', '{ name: node1, role: master, address: 10.0.0.11/24, serial: "1234abcd" }'));
   const rd = join(dir, 'rdump');
-  mkdirSync(rd);
-  execFileSync('debugfs', ['-R', `rdump / ${rd}`, part], { env, stdio: 'ignore' });
-  const debugfsSec = now() - td;
-  rmSync(rd, { recursive: true });
-
-  const tt = now();
-  const res = await exportTar(fs, join(dir, 'root.tar'));
-  const tarSec = now() - tt;
-  const tarSize = statSync(join(dir, 'root.tar')).size;
-  rmSync(join(dir, 'root.tar'));
-
-  const tdir = now();
-  await exportDir(fs, join(dir, 'rootdir'));
-  const dirSec = now() - tdir;
-  rmSync(join(dir, 'rootdir'), { recursive: true });
-  io.close();
-
-  console.log(`debugfs rdump:     ${fmt(debugfsSec)}`);
-  console.log(`pi-image tar:      ${fmt(tarSec)}  (${res.files} files, ${(tarSize / 2 ** 30).toFixed(2)} GiB tar)  speed ${(debugfsSec / tarSec).toFixed(2)}× debugfs (target ≥ 0.8×)`);
-  console.log(`pi-image dir:      ${fmt(dirSec)}  speed ${(debugfsSec / dirSec).toFixed(2)}× debugfs`);
-  console.log(`peak RSS: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
+  const res = await rounds(n, [
+    {
+      name: "debugfs -R 'rdump / DIR'",
+      run: () => {
+        mkdirSync(rd);
+        // debugfs reads the partition inside the disk image through its io_options syntax `FILE?offset=BYTES`.
+        return measure('debugfs', ['-R', `rdump / ${rd}`, `${ri.img}?offset=${ri.rootStart}`], { env: { PATH: SBIN_PATH } });
+      },
+      after: () => {
+        rmSync(rd, { recursive: true, force: true });
+        sync();
+      },
+    },
+    {
+      name: 'pi-image netboot --format tar',
+      run: () =>
+        measure(pi[0], [...pi.slice(1), 'netboot', 'node1', '--profile', profile, '--secrets', join(dir, 'secrets'), '--image', ri.img, '--server', '127.0.0.1',
+          '--tftp-root', join(dir, 'tftp'), '--nfs-root', join(dir, 'nfs'), '--format', 'tar', '--quiet']),
+      after: () => {
+        rmSync(join(dir, 'tftp'), { recursive: true, force: true });
+        rmSync(join(dir, 'nfs'), { recursive: true, force: true });
+        sync();
+      },
+    },
+  ]);
+  console.log(`  ${ratioLine(res, 'pi-image netboot --format tar', "debugfs -R 'rdump / DIR'").text}   (target <= 1.25x)`);
+  console.log(`  ${memoryLine(res, 'pi-image netboot --format tar').text}`);
+  console.log(`load at the end: ${machineLine()}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -16,6 +16,7 @@ declare -A need=(
   [apt-ftparchive]=apt-utils [dpkg-deb]=dpkg [gpg]=gnupg [unshare]=util-linux
   [script]=bsdutils [stty]=coreutils [npm]=npm [findmnt]=util-linux [mount]=mount
   [docker-registry]=docker-registry [skopeo]=skopeo
+  [perl]=perl-base [fallocate]=util-linux [filefrag]=e2fsprogs [mkfs.xfs]=xfsprogs [mkfs.btrfs]=btrfs-progs
 )
 missing=()
 for cmd in "${!need[@]}"; do

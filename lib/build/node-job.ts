@@ -156,6 +156,7 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
     const ssds = writeSsdImages({
       targets: job.nodes.map((n) => ({ path: join(n.dir, 'ssd.img'), diskSignature: n.ssdSignature, bundle: n.bundle })),
       base,
+      basePath: job.growing ? undefined : job.basePath,
       rootPart: job.rootPart,
       checksums,
       fsync: job.fsync,

@@ -11,10 +11,14 @@ const compiled = import.meta.url.endsWith('.js');
 const bootUrl = compiled ? new URL('./worker.js', import.meta.url) : new URL('./worker-boot.mjs', import.meta.url);
 const entry = new URL('./worker.ts', import.meta.url).href;
 
+const LANE_YOUNG_MB = 3;
+
 function runInWorker(job: LaneJob, onProgress: (e: ProgressEvent) => void, workers: Worker[]): Promise<LaneResult> {
   const label = job.nodes.map((n) => n.node).join(', ');
   return new Promise((resolve, reject) => {
-    const worker = new Worker(bootUrl, { workerData: { entry } });
+    // A lane's garbage is short-lived chunk views and events: a young generation of a few MB (instead of V8's
+    // default of up to 48 MB per thread) keeps each lane's heap small, which bounds the build's memory per lane.
+    const worker = new Worker(bootUrl, { workerData: { entry }, resourceLimits: { maxYoungGenerationSizeMb: LANE_YOUNG_MB } });
     workers.push(worker);
     let settled = false;
     const finish = (fn: () => void) => {

@@ -1,12 +1,16 @@
-// The SSD OS image of one node: an MBR with the node's own disk signature and one partition, `writable`, whose
-// ext4 is copied from the base image block by block — only the blocks its bitmaps mark used; the rest stays a hole.
+// The SSD OS image of one node: an MBR with the node's own disk signature and one partition, `writable`, at the
+// base image's root offset (and, with a lock, the node's bundle as a raw tar in p2), whose ext4 is copied from the base image block by block — only the blocks its bitmaps
+// mark used; the rest stays a hole. Where the file system has reflinks (XFS, btrfs, APFS) and the base is complete,
+// the image is a clone of the base trimmed to those same bytes instead, sharing the base's blocks.
 // The images are hashed while they are written (never read back). Every node's SSD image is the same apart from its
 // MBR, so several are written in one pass, the block-range checksums of the root are computed once per base image
 // and each node's whole-file sha256 once per disk signature (both kept beside the base image: loadSsdChecksums/
 // saveSsdChecksums; the bytes are a function of the base root, the signature and this file's layout, whose
 // version the saved file carries), so a warm build hashes only the MBR blocks.
 // The bitmaps are read as the copy reaches their groups, so the pass can follow a base image still being written.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync, copyFileSync, truncateSync, rmSync, constants } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { dataExtents } from '../image/extents.ts';
 import { FileIO, type BlockIO } from '../image/io.ts';
 import { writeMbr, partitionIO, partUuid, type MbrPartition } from '../image/mbr.ts';
 import { Ext4Fs } from '../image/ext4/index.ts';
@@ -18,7 +22,6 @@ import { bundleChunks, BUNDLE_PARTITION_TYPE, type BundlePlan } from '../lock/bu
 export const SECTOR = 512;
 /** Partitions start at 1 MiB, like the Ubuntu images and every modern partitioner. */
 export const FIRST_LBA = 2048;
-const P1_START = FIRST_LBA * SECTOR;
 const CHUNK = 1 << 20; // fits the CPU cache between the read and the writes and hashes
 
 export interface SsdImageResult {
@@ -33,7 +36,7 @@ export interface SsdImageResult {
 export interface SsdTarget {
   path: string;
   diskSignature: number;
-  /** The node's bundle: written raw as p2 (type 0xda) right after the root; first boot imports it, then frees it. */
+  /** The node's bundle: written raw as p2 (type 0xda) 1 MiB after the root; first boot imports it, then frees it. */
   bundle?: BundlePlan;
 }
 
@@ -46,7 +49,7 @@ export interface SsdChecksums {
 }
 
 /** Bump when the bytes writeSsdImages writes change for the same base and signature. */
-const LAYOUT_VERSION = 3;
+const LAYOUT_VERSION = 4;
 
 /** The saved checksums of the SSD images of a base image (see writeSsdImages), if there are any. */
 export function loadSsdChecksums(file: string): SsdChecksums | undefined {
@@ -70,14 +73,18 @@ export function saveSsdChecksums(file: string, c: SsdChecksums): void {
 
 /**
  * Write several SSD images in one pass over the base root: each chunk is read once and written to every image.
- * p1 (type 0x83) is just large enough for the base root ext4 (whole MiB): the image stays small — checksums and
- * flashing cost what the data costs — and the node grows p1 and its filesystem to the profile's root size on first
- * boot. The first image hashes the shared block ranges (unless `known` has them) and the others take its
- * checksums. `known` is filled with what was learnt.
+ * p1 (type 0x83) starts where the base image's root partition starts (so an image can share the base's blocks:
+ * see cloneImages) and is just large enough for the base root ext4 (whole MiB): the image stays small — checksums
+ * and flashing cost what the data costs — and the node grows p1 and its filesystem to the profile's root size on
+ * first boot. The first image hashes the shared block ranges (unless `known` has them) and the others take its
+ * checksums. `known` is filled with what was learnt. With `basePath` (the complete base image file) on a file
+ * system with reflinks, the images are clones of it instead of copies: the same bytes, no data written.
  */
 export function writeSsdImages(opts: {
   targets: SsdTarget[];
   base: BlockIO;
+  /** The base image as a complete file, to clone from when the file system can (omit while it is still written). */
+  basePath?: string;
   rootPart: MbrPartition;
   /** Checksums known from an earlier build of the same base image; filled with what this pass learns. */
   checksums?: SsdChecksums;
@@ -85,15 +92,17 @@ export function writeSsdImages(opts: {
   fsync?: boolean;
   onProgress?: OnProgress;
   detail?: string;
-}): SsdImageResult[] {
+}): SsdImageResult[] & { cloned?: boolean } {
   const src = partitionIO(opts.base, opts.rootPart);
   const fs = Ext4Fs.open(src);
   const fsBytes = fs.info.blocksCount * fs.info.blockSize;
   if (fsBytes > opts.rootPart.size) {
     throw new InputError(`${opts.base.name}: the root ext4 (${fsBytes} bytes) is larger than its partition ${opts.rootPart.index}`);
   }
+  const p1Lba = opts.rootPart.startLba;
+  const p1Start = p1Lba * SECTOR;
   const rootSectors = Math.ceil(fsBytes / SECTOR / 2048) * 2048;
-  const rootEnd = (FIRST_LBA + rootSectors) * SECTOR;
+  const rootEnd = p1Start + rootSectors * SECTOR;
   // A bundle sits 1 MiB after the root (whole MiB), so the image stays as small as its data; the gap keeps its
   // blocks out of the root's last bmap range, whose checksum every image shares.
   const bundleStart = rootEnd + 2048 * SECTOR;
@@ -103,71 +112,165 @@ export function writeSsdImages(opts: {
   const checksums = opts.checksums ?? { ranges: new Map<number, KnownRange>(), wholes: new Map<number, string>() };
   const known = checksums.ranges;
   const total = fs.info.blocksCount * fs.info.blockSize;
+  const mbrOf = (t: SsdTarget) => {
+    const partitions = [{ type: 0x83, bootable: false, startLba: p1Lba, sectors: rootSectors }];
+    if (t.bundle) partitions.push({ type: BUNDLE_PARTITION_TYPE, bootable: false, startLba: bundleStart / SECTOR, sectors: bundleSectors(t) });
+    return { diskSignature: t.diskSignature, partitions };
+  };
+  const cloned = opts.basePath !== undefined && cloneImages(opts.basePath, opts.targets, { size, p1Start, rootBytes: rootSectors * SECTOR, used: fs.usedRanges() });
   const outs: FileIO[] = [];
   try {
+    const mbr = Buffer.alloc(SECTOR);
+    for (const t of opts.targets) {
+      if (cloned && t.bundle) truncateSync(t.path, sizeOf(t)); // room for the bundle after the cloned root (a hole)
+      const out = cloned ? FileIO.open(t.path, { write: true }) : FileIO.create(t.path, sizeOf(t));
+      outs.push(out);
+      if (cloned) out.write(0, Buffer.alloc(BLOCK)); // the base's first block (its MBR, the gap's start) goes
+      writeMbr(out, mbrOf(t));
+    }
     // The block range holding the MBR (block 0) differs per image; the rest is hashed by the first image only.
     // Bundle blocks are each image's own: always hashed here, never taken from or kept in `known` (removed below).
-    const bundleBlock = Math.floor(bundleStart / 4096);
-    const digesters = opts.targets.map(
-      (t, i) =>
-        new ImageDigester(sizeOf(t), {
-          known,
-          learn: i === 0,
-          hashRange: (first) => first === 0 || first >= bundleBlock || (i === 0 && !known.has(first)),
-          whole: t.bundle !== undefined || !checksums.wholes.has(t.diskSignature),
-        }),
-    );
-    const mbr = Buffer.alloc(SECTOR);
-    for (const [i, t] of opts.targets.entries()) {
-      const out = FileIO.create(t.path, sizeOf(t));
-      outs.push(out);
-      const parts = [{ type: 0x83, bootable: false, startLba: FIRST_LBA, sectors: rootSectors }];
-      if (t.bundle) parts.push({ type: BUNDLE_PARTITION_TYPE, bootable: false, startLba: bundleStart / SECTOR, sectors: bundleSectors(t) });
-      writeMbr(out, { diskSignature: t.diskSignature, partitions: parts });
-      out.readInto(mbr, 0);
-      digesters[i].update(0, mbr);
-    }
-    const buf = Buffer.allocUnsafe(CHUNK);
-    let lastReport = 0;
-    for (const r of fs.usedRangesLazily()) {
-      for (let off = r.start; off < r.start + r.length; ) {
-        const n = Math.min(CHUNK, r.start + r.length - off);
-        const view = buf.subarray(0, n);
-        src.readInto(view, off);
-        for (const [i, out] of outs.entries()) {
-          out.write(P1_START + off, view);
-          digesters[i].update(P1_START + off, view);
+    const bundleBlock = Math.floor(bundleStart / BLOCK);
+    const digest = (feed: boolean) => {
+      const digesters = opts.targets.map(
+        (t, i) =>
+          new ImageDigester(sizeOf(t), {
+            known,
+            learn: i === 0,
+            hashRange: (first) => first === 0 || first >= bundleBlock || (i === 0 && !known.has(first)),
+            whole: t.bundle !== undefined || !checksums.wholes.has(t.diskSignature),
+          }),
+      );
+      for (const [i, out] of outs.entries()) {
+        out.readInto(mbr, 0);
+        digesters[i].update(0, mbr);
+      }
+      const buf = Buffer.allocUnsafe(CHUNK);
+      let lastReport = 0;
+      for (const r of fs.usedRangesLazily()) {
+        if (!feed) {
+          // Clones with every checksum known: nothing to read, only the map to note.
+          for (const d of digesters) d.touch(p1Start + r.start, r.length);
+          continue;
         }
-        off += n;
-        if (opts.onProgress && off - lastReport >= 64 << 20) {
-          lastReport = off;
-          opts.onProgress({ phase: 'copy root', done: off, total, unit: 'bytes', detail: opts.detail });
+        for (let off = r.start; off < r.start + r.length; ) {
+          const n = Math.min(CHUNK, r.start + r.length - off);
+          const view = buf.subarray(0, n);
+          src.readInto(view, off);
+          for (const [i, out] of outs.entries()) {
+            if (!cloned) out.write(p1Start + off, view);
+            digesters[i].update(p1Start + off, view);
+          }
+          off += n;
+          if (opts.onProgress && off - lastReport >= 64 << 20) {
+            lastReport = off;
+            opts.onProgress({ phase: cloned ? 'checksum root' : 'copy root', done: off, total, unit: 'bytes', detail: opts.detail });
+          }
         }
       }
-    }
-    for (const [i, t] of opts.targets.entries()) {
-      if (!t.bundle) continue;
-      let off = bundleStart;
-      for (const chunk of bundleChunks(t.bundle)) {
-        outs[i].write(off, chunk);
-        digesters[i].update(off, chunk);
-        off += chunk.length;
-        if (opts.onProgress && off - lastReport >= 64 << 20) {
-          lastReport = off;
-          opts.onProgress({ phase: 'copy bundle', done: off - bundleStart, total: t.bundle.size, unit: 'bytes', detail: opts.detail });
+      for (const [i, t] of opts.targets.entries()) {
+        if (!t.bundle) continue;
+        let off = bundleStart;
+        for (const chunk of bundleChunks(t.bundle)) {
+          outs[i].write(off, chunk);
+          digesters[i].update(off, chunk);
+          off += chunk.length;
+          if (opts.onProgress && off - lastReport >= 64 << 20) {
+            lastReport = off;
+            opts.onProgress({ phase: 'copy bundle', done: off - bundleStart, total: t.bundle.size, unit: 'bytes', detail: opts.detail });
+          }
         }
       }
+      return digesters.map((d) => d.finish());
+    };
+    const allKnown = cloned && known.size > 0 && opts.targets.every((t) => !t.bundle && checksums.wholes.has(t.diskSignature));
+    let digests: ImageDigest[];
+    try {
+      digests = digest(!allKnown);
+    } catch (err) {
+      if (!allKnown) throw err;
+      digests = digest(true); // a saved checksum is missing after all: hash the data
     }
     for (const first of [...known.keys()]) if (first >= bundleBlock) known.delete(first);
     if (opts.fsync) for (const out of outs) out.sync();
-    return opts.targets.map((t, i) => {
-      const digest = digesters[i].finish();
-      if (t.bundle) return { path: t.path, size: sizeOf(t), diskSignature: t.diskSignature, rootPartUuid: partUuid(t.diskSignature, 1), digest };
-      if (checksums.wholes.has(t.diskSignature)) digest.sha256 = checksums.wholes.get(t.diskSignature)!;
-      else checksums.wholes.set(t.diskSignature, digest.sha256);
-      return { path: t.path, size, diskSignature: t.diskSignature, rootPartUuid: partUuid(t.diskSignature, 1), digest };
+    const results: SsdImageResult[] & { cloned?: boolean } = opts.targets.map((t, i) => {
+      const d = digests[i];
+      const rootPartUuid = partUuid(t.diskSignature, 1);
+      if (t.bundle) return { path: t.path, size: sizeOf(t), diskSignature: t.diskSignature, rootPartUuid, digest: d };
+      if (checksums.wholes.has(t.diskSignature)) d.sha256 = checksums.wholes.get(t.diskSignature)!;
+      else checksums.wholes.set(t.diskSignature, d.sha256);
+      return { path: t.path, size, diskSignature: t.diskSignature, rootPartUuid, digest: d };
     });
+    results.cloned = cloned;
+    return results;
   } finally {
     for (const out of outs) out.close();
   }
+}
+
+const BLOCK = 4096;
+
+/**
+ * Make every target a reflink clone of the base image with the bytes writeSsdImages would write: the base's
+ * boot partition and everything else outside the root's used blocks become holes (punched by util-linux
+ * `fallocate`, as Node has no binding), the file is cut to `size`; the caller then writes block 0 (the MBR).
+ * One template is cloned and trimmed, then cloned per target, so each trim is done once. False (and nothing left
+ * behind) where the file system has no reflinks or a step fails: the caller copies instead.
+ */
+function cloneImages(basePath: string, targets: SsdTarget[], g: { size: number; p1Start: number; rootBytes: number; used: { start: number; length: number }[] }): boolean {
+  if (process.env.PI_IMAGE_NO_REFLINK === '1' || targets.length === 0) return false;
+  const template = `${targets[0].path}.clone-${process.pid}`;
+  const made: string[] = [];
+  try {
+    copyFileSync(basePath, template, constants.COPYFILE_FICLONE_FORCE);
+    made.push(template);
+    truncateSync(template, g.size);
+    // Bytes that must read as zeros: [block 1, p1) and, inside p1, whatever data the base holds outside the used
+    // blocks (free blocks with old contents, the tail past the ext4). Holes there already are zeros.
+    const zeroSpans: { start: number; length: number }[] = [];
+    if (g.p1Start > BLOCK) zeroSpans.push({ start: BLOCK, length: g.p1Start - BLOCK });
+    const extents = dataExtents(template, { blockSize: BLOCK, size: g.size });
+    if (!extents) return cleanup(made);
+    const used = g.used.map((r) => ({ start: g.p1Start + r.start, length: r.length }));
+    for (const x of extents) {
+      for (const gap of subtract({ start: Math.max(x.start, g.p1Start), length: x.start + x.length - Math.max(x.start, g.p1Start) }, used)) zeroSpans.push(gap);
+    }
+    if (zeroSpans.length > 256) return cleanup(made); // scattered leftovers: copying is simpler than punching each
+    for (const z of zeroSpans) {
+      const r = spawnSync('fallocate', ['--punch-hole', '--offset', String(z.start), '--length', String(z.length), template], { stdio: 'ignore', env: PATH_ENV });
+      if (r.status !== 0) return cleanup(made);
+    }
+    for (const t of targets) {
+      copyFileSync(template, t.path, constants.COPYFILE_FICLONE_FORCE);
+      made.push(t.path);
+    }
+    rmSync(template, { force: true });
+    return true;
+  } catch {
+    return cleanup(made);
+  }
+}
+
+const PATH_ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
+
+function cleanup(paths: string[]): false {
+  for (const p of paths) rmSync(p, { force: true });
+  return false;
+}
+
+/** The parts of `span` outside the sorted, disjoint `ranges`. */
+function subtract(span: { start: number; length: number }, ranges: { start: number; length: number }[]): { start: number; length: number }[] {
+  const out: { start: number; length: number }[] = [];
+  let pos = span.start;
+  const end = span.start + span.length;
+  if (span.length <= 0) return out;
+  for (const r of ranges) {
+    if (r.start + r.length <= pos) continue;
+    if (r.start >= end) break;
+    if (r.start > pos) out.push({ start: pos, length: r.start - pos });
+    pos = Math.max(pos, r.start + r.length);
+    if (pos >= end) break;
+  }
+  if (pos < end) out.push({ start: pos, length: end - pos });
+  return out;
 }

@@ -1,14 +1,18 @@
-// flash(): write a disk image to a block device or a file — only the blocks its bmap maps (a map is made on the
-// fly when there is none), the first MiB last, fsync, re-read the partition table, then read every mapped range
-// back and compare its sha256 with the bmap. Safety checks run first (see safety.ts); nothing here prints.
-import { openSync, closeSync, readSync, writeSync, fsyncSync, ftruncateSync, statSync, renameSync, rmSync, existsSync, readFileSync, constants } from 'node:fs';
+// flash(): write a disk image to a block device or a file — only the blocks its bmap maps (without one, the map is
+// made on the fly from the image's data extents, holes unread), with writeback started as it goes; on a device the
+// first MiB last, fsync, re-read the partition table, drop its cache; then read every mapped range back and compare
+// its sha256 with the bmap (or, mapped on the fly, its bytes with the image's). A file is checked while written:
+// read back and compared with the image behind the writer, the image hashed against the bmap beside it. Safety
+// checks run first (safety.ts); nothing here prints.
+import { openSync, closeSync, readSync, writeSync, fsync, fsyncSync, ftruncateSync, statSync, renameSync, rmSync, existsSync, readFileSync, constants } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { hashRangesParallel } from './hash-workers.ts';
+import { hashRangesParallel, compareRangesParallel, Watermark } from './hash-workers.ts';
 import { createHash } from 'node:crypto';
 import { dirname, basename, join } from 'node:path';
 import { parseBmap, bmapByteRanges, blockRangeBytes, scanAndHash, type Bmap, type BmapRange } from '../image/bmap.ts';
 import { forEachDataRun, rangesBytes } from '../image/sparse.ts';
+import { dataExtents } from '../image/extents.ts';
 import { CorruptImageError, InputError, SafetyError, VerifyError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
 import { describeTarget, listDrives, drivesHoldingPath, systemDrives, type Drive, type Target } from './drives.ts';
@@ -91,6 +95,36 @@ function writeFull(fd: number, buf: Uint8Array, pos: number): void {
 }
 
 const yieldNow = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+const fsyncAsync = (fd: number) => new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
+
+/** Start writeback early: every FLUSH_EVERY bytes written, an fsync (off this thread) is started if none is running,
+ * so the disk works while this thread still writes instead of all at the end. */
+const FLUSH_EVERY = 64 << 20;
+class Flusher {
+  private since = 0;
+  private running?: Promise<void>;
+  private failed?: Error;
+  constructor(private readonly fd: number) {}
+  wrote(n: number): void {
+    if (this.failed) throw this.failed;
+    this.since += n;
+    if (this.running || this.since < FLUSH_EVERY) return;
+    this.since = 0;
+    this.running = fsyncAsync(this.fd).then(
+      () => (this.running = undefined),
+      (err: Error) => {
+        this.failed = err;
+        this.running = undefined;
+      },
+    );
+  }
+  /** Wait for the fsync in flight; throws what it failed with. */
+  async settle(): Promise<void> {
+    await this.running;
+    if (this.failed) throw this.failed;
+  }
+}
 
 /** Reports progress at most every 100 ms and lets the event loop breathe (spinners, signals). */
 function ticker(onProgress: OnProgress | undefined, phase: string, total: number, detail?: string) {
@@ -208,13 +242,25 @@ export async function flash(opts: FlashOptions): Promise<FlashResult> {
   const src = openSync(opts.image, 'r');
   let dst = -1;
   const t0 = Date.now();
-  let ranges: BmapRange[];
-  let checksumType = loaded.bmap?.checksumType ?? 'sha256';
+  let ranges: BmapRange[] = [];
+  const checksumType = loaded.bmap ? loaded.bmap.checksumType : 'none';
+  // Without a map, the image's data extents (holes are skipped unread: extents.ts) are what is read.
+  const extents = loaded.bmap ? undefined : (dataExtents(opts.image, { blockSize, size: imageSize }) ?? [{ start: 0, length: imageSize }]);
+  let flusher: Flusher | undefined;
+  // A file is verified while it is written: worker threads read back behind the writer (what a later read would see
+  // too, the same page cache), and its last fsync runs beside them. A device is synced, its cache dropped, and only
+  // then read back from the medium.
+  const follow = verify && !isDevice ? followingVerify(opts.image, writePath, loaded.bmap, extents!, imageSize) : undefined;
+  let lastSync: Promise<void> | undefined;
   try {
     dst = isDevice
       ? openSync(writePath, constants.O_RDWR | constants.O_EXCL) // exclusive: fails with EBUSY if mounted or in use
       : openSync(writePath, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, 0o644);
     if (!isDevice) ftruncateSync(dst, imageSize);
+    flusher = new Flusher(dst);
+    follow?.start();
+    // The first MiB goes last: on a device after an fsync of the rest (a flash that dies halfway leaves nothing
+    // bootable-looking); in a file, which takes the target's name only once verified, right after the rest.
     const head = Buffer.alloc(Math.min(HEAD_BYTES, imageSize));
     if (isDevice) {
       // Erase the old partition table first, so a flash that dies halfway leaves nothing bootable-looking.
@@ -233,6 +279,7 @@ export async function flash(opts: FlashOptions): Promise<FlashResult> {
         off += n;
       }
       if (d.length > 0) writeFull(dst, d, off);
+      flusher!.wrote(d.length);
     };
     const buf = Buffer.allocUnsafe(Math.max(blockSize, Math.floor(chunk / blockSize) * blockSize));
 
@@ -249,52 +296,61 @@ export async function flash(opts: FlashOptions): Promise<FlashResult> {
           put(off, view);
           off += view.length;
           done += view.length;
+          follow?.mark.passed(off);
           await tick(done);
         }
       }
       await tick(done, true);
     } else {
-      // No map: read the whole image once, write and hash only its non-zero blocks.
-      checksumType = 'sha256';
-      ranges = [];
-      const tick = ticker(opts.onProgress, 'write', imageSize, opts.detail);
-      let cur: { first: number; last: number; hash: ReturnType<typeof createHash> } | undefined;
+      // No map: write only the non-zero blocks of the extents, and note those runs as the map. Nothing is hashed:
+      // verify compares the target with the image.
+      const tick = ticker(opts.onProgress, 'write', rangesBytes(extents!), opts.detail);
+      let run: { start: number; end: number } | undefined;
       const close = () => {
-        if (cur) ranges.push({ first: cur.first, last: cur.last, checksum: cur.hash.digest('hex') });
-        cur = undefined;
+        if (run) ranges.push({ first: run.start / blockSize, last: Math.ceil(run.end / blockSize) - 1 });
+        run = undefined;
       };
-      for (let pos = 0; pos < imageSize; ) {
-        const view = buf.subarray(0, Math.min(buf.length, imageSize - pos));
-        readFull(src, view, pos, opts.image);
-        let covered = 0;
-        forEachDataRun(view, blockSize, (s, e) => {
-          if (s > covered) close();
-          if (!cur) cur = { first: (pos + s) / blockSize, last: 0, hash: createHash('sha256') };
-          const data = view.subarray(s, e);
-          cur.hash.update(data);
-          cur.last = Math.ceil((pos + e) / blockSize) - 1;
-          put(pos + s, data);
-          covered = e;
-        });
-        if (covered < view.length) close();
-        pos += view.length;
-        await tick(pos);
+      let done = 0;
+      for (const x of extents!) {
+        for (let pos = x.start; pos < x.start + x.length; ) {
+          const view = buf.subarray(0, Math.min(buf.length, x.start + x.length - pos));
+          readFull(src, view, pos, opts.image);
+          forEachDataRun(view, blockSize, (s, e) => {
+            if (run && run.end !== pos + s) close();
+            if (!run) run = { start: pos + s, end: pos + s };
+            run.end = pos + e;
+            put(pos + s, view.subarray(s, e));
+          });
+          pos += view.length;
+          done += view.length;
+          follow?.mark.passed(pos);
+          await tick(done);
+        }
       }
       close();
-      await tick(imageSize, true);
+      await tick(done, true);
     }
-    fsyncSync(dst);
+    await flusher.settle();
+    if (isDevice) fsyncSync(dst);
     for (const r of headRuns) writeFull(dst, head.subarray(r.start, r.end), r.start);
-    fsyncSync(dst);
+    follow?.mark.finish(1);
+    if (isDevice) fsyncSync(dst);
+    else {
+      lastSync = fsyncAsync(dst);
+      lastSync.catch(() => undefined);
+    }
   } catch (err) {
+    follow?.mark.finish(-1);
+    await follow?.result?.catch(() => undefined);
+    await flusher?.settle().catch(() => undefined);
     if (dst >= 0) closeSync(dst);
     closeSync(src);
     if (!isDevice) rmSync(writePath, { force: true });
     throw err;
   }
-  closeSync(dst);
   const writeSeconds = (Date.now() - t0) / 1000;
   if (isDevice) {
+    closeSync(dst);
     for (const args of [['--rereadpt'], ['--flushbufs']]) {
       // Ask the kernel to see the new partitions, and drop cached pages so verify reads the medium.
       try {
@@ -307,13 +363,33 @@ export async function flash(opts: FlashOptions): Promise<FlashResult> {
   const mappedBytes = ranges.reduce((s, r) => s + blockRangeBytes(r, blockSize, imageSize).length, 0);
   const t1 = Date.now();
   try {
-    if (verify) await verifyTarget(src, opts.image, writePath, opts.target, ranges, { blockSize, imageSize, checksumType, chunk, onProgress: opts.onProgress, detail: opts.detail, where });
+    if (follow) {
+      const bad = await follow.result;
+      if (bad) {
+        const fd = openSync(writePath, 'r');
+        try {
+          const a = Buffer.allocUnsafe(chunk);
+          locateMismatch(src, fd, opts.image, opts.target, bad.range, bad.start, bad.length, a, Buffer.allocUnsafe(chunk), where);
+        } finally {
+          closeSync(fd);
+        }
+      }
+      await ticker(opts.onProgress, 'verify', mappedBytes, opts.detail)(mappedBytes, true);
+    } else if (verify) {
+      await verifyTarget(src, opts.image, writePath, opts.target, ranges, { blockSize, imageSize, checksumType, chunk, onProgress: opts.onProgress, detail: opts.detail, where });
+    }
+    await lastSync;
   } catch (err) {
+    await lastSync?.catch(() => undefined);
     closeSync(src);
-    if (!isDevice) rmSync(writePath, { force: true });
+    if (!isDevice) {
+      closeSync(dst);
+      rmSync(writePath, { force: true });
+    }
     throw err;
   }
   closeSync(src);
+  if (!isDevice) closeSync(dst);
   if (!isDevice) renameSync(writePath, opts.target);
   return {
     image: opts.image,
@@ -326,6 +402,50 @@ export async function flash(opts: FlashOptions): Promise<FlashResult> {
     writeSeconds,
     verifySeconds: (Date.now() - t1) / 1000,
     unmounted,
+  };
+}
+
+/** Pieces of at most this many bytes, so the workers share an extent list with one huge extent. */
+const PIECE = 64 << 20;
+
+/**
+ * Plan the verify of a file target that trails its writer (see flash): the target must equal the image, compared
+ * in pieces behind the writer (holes in both read as zeros); with a bmap whose ranges carry checksums, the image's
+ * ranges must also hash to them — hashed from the start, as the image is all there, so one long range's sha256
+ * (which cannot be split) runs beside the writing instead of after it. Together: the target holds what the bmap
+ * says, byte for byte. Undefined when it is too small to be worth threads: then it is verified after writing.
+ */
+function followingVerify(image: string, target: string, bmap: Bmap | undefined, extents: { start: number; length: number }[] | undefined, imageSize: number) {
+  const hashed = bmap && bmap.checksumType !== 'none' && bmap.ranges.every((r) => r.checksum);
+  const bs = bmap?.blockSize ?? 4096;
+  const spans = bmap ? bmapByteRanges(bmap) : extents!;
+  const pieces: { start: number; length: number }[] = [];
+  for (const x of spans) {
+    for (let off = x.start; off < x.start + x.length; off += PIECE) pieces.push({ start: off, length: Math.min(PIECE, x.start + x.length - off) });
+  }
+  const pieceBlocks = pieces.map((t) => ({ first: Math.floor(t.start / bs), last: Math.ceil((t.start + t.length) / bs) - 1 }));
+  if (rangesBytes(pieces) < PARALLEL_MIN || pieces.length < 2 || availableParallelism() < 2) return undefined;
+  const mark = new Watermark(Math.min(HEAD_BYTES, imageSize));
+  let result!: Promise<{ range: BmapRange; start: number; length: number } | undefined>;
+  return {
+    mark,
+    get result() {
+      return result;
+    },
+    /** Start the workers (once the target exists): one compares, one hashes the image when there are checksums. */
+    start() {
+      result = (async () => {
+        const [same, sums] = await Promise.all([
+          compareRangesParallel(target, image, pieces, { follow: mark, workers: hashed ? 1 : undefined }),
+          hashed ? hashRangesParallel(image, spans, { algorithm: bmap.checksumType, workers: 1 }) : undefined,
+        ]);
+        const i = same.indexOf(false);
+        if (i >= 0) return { range: pieceBlocks[i], start: pieces[i].start, length: pieces[i].length };
+        const j = sums ? sums.findIndex((d, k) => d !== bmap!.ranges[k].checksum) : -1;
+        return j < 0 ? undefined : { range: bmap!.ranges[j], start: spans[j].start, length: spans[j].length };
+      })();
+      result.catch(() => undefined);
+    },
   };
 }
 
@@ -369,17 +489,18 @@ export async function verifyTarget(
     const tick = ticker(o.onProgress, 'verify', total, o.detail);
     let done = 0;
     const hashed = o.checksumType !== 'none' && ranges.every((r) => r.checksum);
-    if (hashed && total >= PARALLEL_MIN && ranges.length > 1 && availableParallelism() > 1) {
-      // sha256 runs at well under disk speed on one core: hash the ranges on several.
+    if (total >= PARALLEL_MIN && ranges.length > 1 && availableParallelism() > 1) {
+      // One core cannot keep up with sha256 (or read two files) at disk speed: check the ranges on several. With
+      // checksums, the target's ranges must hash to them; without, they must equal the image's bytes.
       const tasks = ranges.map((r) => blockRangeBytes(r, o.blockSize, o.imageSize));
-      const digests = await hashRangesParallel(targetPath, tasks, {
-        algorithm: o.checksumType,
-        onBytes: (n) => {
-          done += n;
-          void tick(done);
-        },
-      });
-      const bad = ranges.findIndex((r, i) => digests[i] !== r.checksum);
+      const onBytes = (n: number) => {
+        done += n;
+        void tick(done);
+      };
+      const good = hashed
+        ? (await hashRangesParallel(targetPath, tasks, { algorithm: o.checksumType, onBytes })).map((d, i) => d === ranges[i].checksum)
+        : await compareRangesParallel(targetPath, imageName, tasks, { onBytes });
+      const bad = good.indexOf(false);
       if (bad >= 0) locateMismatch(src, fd, imageName, targetName, ranges[bad], tasks[bad].start, tasks[bad].length, buf, other, o.where ?? 'bmap');
       await tick(total, true);
       return;

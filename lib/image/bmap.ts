@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { openSync, readSync, closeSync, fstatSync, writeFileSync, renameSync, rmSync } from 'node:fs';
 import { CorruptImageError, InputError } from '../errors.ts';
 import { forEachDataRun, type ByteRange } from './sparse.ts';
+import { dataExtents } from './extents.ts';
 import type { OnProgress } from '../progress.ts';
 
 export interface BmapRange {
@@ -155,7 +156,10 @@ export function hashBlockRanges(
   });
 }
 
-/** One pass over an image: find its non-zero blocks and hash each run of them. */
+/**
+ * One pass over an image: find its non-zero blocks and hash each run of them. Only the file's data extents are
+ * read (extents.ts); holes are skipped unread.
+ */
 export function scanAndHash(
   fd: number,
   path: string,
@@ -171,21 +175,25 @@ export function scanAndHash(
     if (cur) out.push({ first: cur.first, last: cur.last, checksum: cur.hash.digest('hex') });
     cur = undefined;
   };
-  for (let pos = 0; pos < imageSize; ) {
-    const view = buf.subarray(0, Math.min(chunk, imageSize - pos));
-    readFull(fd, view, pos, path);
-    let covered = 0; // bytes of this chunk accounted for (data runs hashed, zero gaps closing runs)
-    forEachDataRun(view, blockSize, (s, e) => {
-      if (s > covered) close();
-      const first = (pos + s) / blockSize;
-      if (!cur) cur = { first, last: first, hash: createHash('sha256') };
-      cur.hash.update(view.subarray(s, e));
-      cur.last = Math.ceil((pos + e) / blockSize) - 1;
-      covered = e;
-    });
-    if (covered < view.length) close();
-    pos += view.length;
-    opts.onProgress?.({ phase: 'scan', done: pos, total: imageSize, unit: 'bytes', detail: opts.detail });
+  const extents = dataExtents(path, { blockSize, size: imageSize }) ?? [{ start: 0, length: imageSize }];
+  for (const x of extents) {
+    close(); // extents are disjoint and apart: a hole lies between them
+    for (let pos = x.start; pos < x.start + x.length; ) {
+      const view = buf.subarray(0, Math.min(chunk, x.start + x.length - pos));
+      readFull(fd, view, pos, path);
+      let covered = 0; // bytes of this chunk accounted for (data runs hashed, zero gaps closing runs)
+      forEachDataRun(view, blockSize, (s, e) => {
+        if (s > covered) close();
+        const first = (pos + s) / blockSize;
+        if (!cur) cur = { first, last: first, hash: createHash('sha256') };
+        cur.hash.update(view.subarray(s, e));
+        cur.last = Math.ceil((pos + e) / blockSize) - 1;
+        covered = e;
+      });
+      if (covered < view.length) close();
+      pos += view.length;
+      opts.onProgress?.({ phase: 'scan', done: pos, total: imageSize, unit: 'bytes', detail: opts.detail });
+    }
   }
   close();
   return out;

@@ -99,9 +99,21 @@ export class ImageDigester {
 
   /** Bytes written at `offset` (ascending; everything between writes is zero). */
   update(offset: number, data: Uint8Array): void {
-    if (data.length === 0) return;
+    this.advance(offset, data.length, data);
+  }
+
+  /**
+   * `length` bytes at `offset` hold data that nothing here needs to hash: the whole-file hash is off and the
+   * range's checksum is known. Marks them mapped without reading them; throws when a hash would need them.
+   */
+  touch(offset: number, length: number): void {
+    this.advance(offset, length);
+  }
+
+  private advance(offset: number, length: number, data?: Uint8Array): void {
+    if (length === 0) return;
     if (offset < this.pos) throw new Error(`ImageDigester: write at ${offset} after ${this.pos} (writes must ascend)`);
-    if (offset + data.length > this.size) throw new Error(`ImageDigester: write at ${offset}+${data.length} beyond the image size ${this.size}`);
+    if (offset + length > this.size) throw new Error(`ImageDigester: write at ${offset}+${length} beyond the image size ${this.size}`);
     const bs = this.blockSize;
     const first = Math.floor(offset / bs);
     if (this.cur && first <= this.cur.last + 1) {
@@ -113,9 +125,11 @@ export class ImageDigester {
       this.cur = { first, last: first, hash: own ? createHash('sha256') : undefined };
       this.zeros(offset, true);
     }
-    this.whole?.update(data);
-    this.cur!.hash?.update(data);
-    this.pos = offset + data.length;
+    if (data) {
+      this.whole?.update(data);
+      this.cur!.hash?.update(data);
+    } else if (this.whole || this.cur!.hash) throw new Error(`ImageDigester: bytes at ${offset} must be hashed, not skipped`);
+    this.pos = offset + length;
     this.cur!.last = Math.max(this.cur!.last, Math.floor((this.pos - 1) / bs));
   }
 

@@ -4,6 +4,7 @@ import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
 import type { BlockIO } from './io.ts';
 import type { OnProgress } from '../progress.ts';
 import { OutOfBoundsError } from '../errors.ts';
+import { dataExtents } from './extents.ts';
 
 export interface ByteRange {
   start: number;
@@ -140,8 +141,9 @@ export function copyRanges(src: BlockIO, dst: BlockIO, ranges: readonly ByteRang
 }
 
 /**
- * The non-zero blocks of a file (or block device, given its size), found by reading it through once with one
- * reused buffer. Adjacent data blocks are merged; the last range is clipped to the file size.
+ * The non-zero blocks of a file (or block device, given its size), found by reading its data extents (extents.ts:
+ * holes are skipped unread) with one reused buffer. Adjacent data blocks are merged; the last range is clipped to
+ * the file size.
  */
 export function dataRangesOfFile(
   path: string,
@@ -160,20 +162,23 @@ export function dataRangesOfFile(
       else out.push({ start, length: end - start });
     };
     let lastReport = 0;
-    for (let pos = 0; pos < size; ) {
-      let n = 0;
-      const want = Math.min(chunk, size - pos);
-      while (n < want) {
-        const got = readSync(fd, buf, n, want - n, pos + n);
-        if (got === 0) break;
-        n += got;
-      }
-      if (n === 0) break;
-      forEachDataRun(buf.subarray(0, n), blockSize, (s, e) => add(pos + s, pos + e));
-      pos += n;
-      if (opts.onProgress && (pos - lastReport >= 256 << 20 || pos >= size)) {
-        lastReport = pos;
-        opts.onProgress({ phase: 'scan', done: pos, total: size, unit: 'bytes', detail: opts.detail });
+    const extents = dataExtents(path, { blockSize, size }) ?? [{ start: 0, length: size }];
+    for (const x of extents) {
+      for (let pos = x.start; pos < x.start + x.length; ) {
+        let n = 0;
+        const want = Math.min(chunk, x.start + x.length - pos);
+        while (n < want) {
+          const got = readSync(fd, buf, n, want - n, pos + n);
+          if (got === 0) break;
+          n += got;
+        }
+        if (n === 0) break;
+        forEachDataRun(buf.subarray(0, n), blockSize, (s, e) => add(pos + s, pos + e));
+        pos += n;
+        if (opts.onProgress && (pos - lastReport >= 256 << 20 || pos >= size)) {
+          lastReport = pos;
+          opts.onProgress({ phase: 'scan', done: pos, total: size, unit: 'bytes', detail: opts.detail });
+        }
       }
     }
     return out;

@@ -103,7 +103,9 @@ test('the SD boot partition passes fsck.fat and holds the seed, config and cmdli
 
 test('the SSD root passes e2fsck and reads back fstab and the NoCloud config', () => {
   for (const n of NODES) {
-    const spec = `${join(first.outDir, n, 'ssd.img')}?offset=1048576`;
+    const ssdImg = join(first.outDir, n, 'ssd.img');
+    const p1 = JSON.parse(sh('sfdisk', ['--json', ssdImg])).partitiontable.partitions[0].start as number;
+    const spec = `${ssdImg}?offset=${p1 * 512}`;
     sh('e2fsck', ['-fn', spec]);
     const fstab = sh('debugfs', ['-R', 'cat /etc/fstab', spec]);
     assert.is(fstab, stagedFile(look, 'root', 'etc/fstab').toString());

@@ -186,4 +186,77 @@ test('refuses to write the image over itself, and a non-image file without conse
   execFileSync('cmp', [img, notes]);
 });
 
+
+test('on-the-fly mapping skips holes (SEEK_DATA) and maps exactly what reading every byte maps', async () => {
+  const { dataExtents } = await import('../../lib/image/extents.ts');
+  const ext = dataExtents(img, { size: SIZE });
+  assert.ok(ext, 'perl and SEEK_DATA are available here');
+  // Every data byte lies inside an extent, and the big holes (7-20 MiB, 20-48 MiB) are not read.
+  for (const d of data) assert.ok(ext!.some((x) => x.start <= d.start && d.start + d.length <= x.start + x.length), `extent holding ${d.start}`);
+  const extentBytes = ext!.reduce((s, x) => s + x.length, 0);
+  assert.ok(extentBytes < 12 * MiB, `extents cover ${extentBytes} bytes of ${SIZE}`);
+  const t1 = join(dir, 'fly-seek.img');
+  const r1 = await flash({ image: img, target: t1, bmap: false });
+  const t2 = join(dir, 'fly-read.img');
+  process.env.PI_IMAGE_NO_SEEK_DATA = '1';
+  let r2;
+  try {
+    assert.is(dataExtents(img), undefined, 'the fallback is forced');
+    r2 = await flash({ image: img, target: t2, bmap: false });
+  } finally {
+    delete process.env.PI_IMAGE_NO_SEEK_DATA;
+  }
+  execFileSync('cmp', [img, t1]);
+  execFileSync('cmp', [img, t2]);
+  assert.is(r1.mappedBytes, r2.mappedBytes);
+  assert.is(r1.bmap.ranges, r2.bmap.ranges);
+  assert.ok(r1.verified && r2.verified);
+});
+
+test('verify of an on-the-fly map compares with the image on worker threads and names a flipped byte', async () => {
+  const { verifyTarget } = await import('../../lib/flash/flash.ts');
+  const { compareRangesParallel } = await import('../../lib/flash/hash-workers.ts');
+  const big = join(dir, 'big2.img');
+  scatteredImage(big, 100 * MiB, [{ start: MiB, length: 40 * MiB }, { start: 50 * MiB, length: 30 * MiB }, { start: 90 * MiB, length: 4096 }]);
+  const target = join(dir, 'big2-out.img');
+  const r = await flash({ image: big, target, bmap: false });
+  assert.ok(r.verified && r.mappedBytes >= 64 * MiB);
+  const offset = 70 * MiB + 999;
+  flipByte(target, offset);
+  const ranges = [{ first: 256, last: 256 * 41 - 1 }, { first: 50 * 256, last: 80 * 256 - 1 }, { first: 90 * 256, last: 90 * 256 }];
+  assert.equal(await compareRangesParallel(target, big, ranges.map((x) => ({ start: x.first * 4096, length: (x.last - x.first + 1) * 4096 })), { workers: 2 }), [true, false, true]);
+  const fd = openSync(big, 'r');
+  try {
+    await verifyTarget(fd, big, target, target, ranges, { blockSize: 4096, imageSize: 100 * MiB, checksumType: 'none' });
+    assert.unreachable('verify should fail');
+  } catch (err) {
+    assert.instance(err, FlashVerifyError);
+    assert.is((err as FlashVerifyError).offset, offset);
+  } finally {
+    closeSync(fd);
+  }
+});
+test('a big file target is verified while written (workers trail the writer) and a wrong bmap is still caught', async () => {
+  const big = join(dir, 'big3.img');
+  const other = join(dir, 'big3-other.img');
+  const parts = [{ start: MiB / 2, length: 40 * MiB }, { start: 50 * MiB, length: 30 * MiB }, { start: 90 * MiB, length: 4096 }];
+  scatteredImage(big, 100 * MiB, parts);
+  await writeBmapFile(big, `${big}.bmap`);
+  const target = join(dir, 'big3-out.img');
+  const r = await flash({ image: big, target, chunk: MiB });
+  assert.ok(r.verified && r.mappedBytes >= 64 * MiB);
+  execFileSync('cmp', [big, target]);
+  scatteredImage(other, 100 * MiB, parts);
+  flipByte(other, 60 * MiB + 5);
+  try {
+    await flash({ image: other, target: join(dir, 'big3-bad.img'), bmap: `${big}.bmap`, chunk: MiB });
+    assert.unreachable('verify should fail');
+  } catch (err) {
+    assert.instance(err, FlashVerifyError);
+    assert.match((err as Error).message, /does not match .*big3\.img\.bmap in blocks 12800-20479/);
+  }
+  assert.not.ok(existsSync(join(dir, 'big3-bad.img')));
+  assert.equal(readdirSync(dir).filter((f) => f.includes('.partial')), [], 'no temporary file left');
+});
+
 test.run();

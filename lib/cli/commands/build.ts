@@ -30,7 +30,7 @@ export const command: CommandModule<GlobalOptions, BuildArgs> = {
       .option('profile', { type: 'string', describe: 'Cluster profile (default ./pi-image.yaml, else the reference cluster)' })
       .option('image', { type: 'string', describe: 'Base image: catalog id, URL, file:// URL or path (default: the profile\'s)' })
       .option('out', { type: 'string', default: 'out', describe: 'Output directory' })
-      .option('jobs', { type: 'number', describe: 'Nodes built in parallel (default: CPU cores)' })
+      .option('jobs', { type: 'number', describe: 'Nodes built in parallel (default: CPU cores, at most 2, for memory)' })
       .option('secrets', { type: 'string', describe: 'Secrets directory (CA, token …), e.g. from a CI secret store (default: .pi-image-state/<cluster> beside your profile, for the built-in one ~/.local/state/pi-image/<cluster>; env PI_IMAGE_SECRETS)' })
       .option('cache', { type: 'string', describe: 'Image cache directory' })
       .option('mirror', { type: 'string', describe: 'Download base images from this mirror instead' })
