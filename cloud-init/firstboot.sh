@@ -184,8 +184,11 @@ brick)
   if [ "$count" -ge 2 ]; then
     log "$disk already has $count partitions; brick partition kept as it is"
   else
-    log "creating the brick partition in the free space of $disk"
-    echo ',,8e' | sfdisk --quiet --append --no-reread "$disk" || die "sfdisk --append $disk"
+    # Right after the root, to the end of the disk: the root need not start at 1 MiB (the build keeps the base
+    # image's root offset), and sfdisk would otherwise take the first free gap, the one before the root.
+    read -r p1start p1size < <(sfdisk -d "$disk" | awk -F'[=,]' '/start=/ { gsub(/ /, "", $2); gsub(/ /, "", $4); print $2, $4; exit }')
+    log "creating the brick partition in the free space of $disk after the root (from sector $((p1start + p1size)))"
+    echo "$((p1start + p1size)),,8e" | sfdisk --quiet --append --no-reread "$disk" || die "sfdisk --append $disk"
     if [ -z "${PI_IMAGE_DISK:-}" ]; then
       partx --add --nr 2 "$disk" 2>/dev/null || partprobe "$disk" 2>/dev/null || true
       udevadm settle || true
