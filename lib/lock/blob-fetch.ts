@@ -4,7 +4,18 @@
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Response } from 'node-fetch';
+
+/** What is read of an HTTP response (node-fetch's Response has it); kept here so the public types name no
+ *  node-fetch. */
+export interface HttpResponse {
+  status: number;
+  statusText: string;
+  ok: boolean;
+  headers: { get(name: string): string | null };
+  body: NodeJS.ReadableStream | null;
+  arrayBuffer(): Promise<ArrayBuffer>;
+  json(): Promise<unknown>;
+}
 import { hashInto } from '../source/hash.ts';
 import { VerifyError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
@@ -15,7 +26,7 @@ export interface BlobFetchOptions {
   digest: string;
   size: number;
   /** One GET; `range` is "bytes=N-" when resuming. */
-  get: (range?: string) => Promise<Response>;
+  get: (range?: string) => Promise<HttpResponse>;
   what: string;
   retries?: number;
   backoffMs?: number;

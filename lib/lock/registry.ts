@@ -6,11 +6,11 @@
 // Invariants: every manifest's bytes are checked against the digest they are addressed by; tokens never leave
 // the registry's origin (node-fetch drops Authorization on a cross-host redirect, e.g. to a blob CDN).
 import { createHash } from 'node:crypto';
-import fetch, { type Response } from 'node-fetch';
+import fetch from 'node-fetch';
 import { LockRefusal } from './errors.ts';
 import { formatImageRef, registryBase, type ImageRef } from './reference.ts';
 import type { LockBlob, LockImage } from './lockfile.ts';
-import { fetchBlob } from './blob-fetch.ts';
+import { fetchBlob, type HttpResponse } from './blob-fetch.ts';
 import type { OnProgress } from '../progress.ts';
 
 export const MEDIA = {
@@ -70,10 +70,10 @@ export class RegistryClient {
   constructor(private readonly opts: RegistryClientOptions = {}) {}
 
   /** One authenticated GET against a registry's v2 API; answers a Bearer challenge once. */
-  async get(ref: ImageRef, path: string, ctx: { what: string; key: string }, headers: Record<string, string> = {}): Promise<Response> {
+  async get(ref: ImageRef, path: string, ctx: { what: string; key: string }, headers: Record<string, string> = {}): Promise<HttpResponse> {
     const url = `${registryBase(ref.registry)}/v2/${ref.name}/${path}`;
     const tokenKey = `${ref.registry}|${ref.name}`;
-    const send = async (): Promise<Response> => {
+    const send = async (): Promise<HttpResponse> => {
       const h: Record<string, string> = { 'User-Agent': USER_AGENT, ...headers };
       const t = this.tokens.get(tokenKey);
       if (t) h.Authorization = `Bearer ${t}`;
@@ -99,7 +99,7 @@ export class RegistryClient {
     const u = new URL(p.realm!);
     if (p.service) u.searchParams.set('service', p.service);
     u.searchParams.set('scope', p.scope ?? `repository:${ref.name}:pull`);
-    let res: Response;
+    let res: HttpResponse;
     try {
       res = await fetch(u.toString(), { headers: { 'User-Agent': USER_AGENT }, redirect: 'follow', follow: 10 });
     } catch (err) {

@@ -89,10 +89,10 @@ test('init: each wrong answer is explained and asked again; the profile holds th
   await s.expect(/cannot be root/);
   await s.expect(/Admin user .*: /);
   s.type('ops');
-  await s.expect(/SSH public key file \(empty for none\) \[\]: /);
+  await s.expect(/SSH public key for \w+, a file or the key itself \(without one nobody can log in\) \[\]: /);
   s.type(join(dir, 'missing.pub'));
   await s.expect(/missing\.pub: no such file/);
-  await s.expect(/SSH public key file .*: /);
+  await s.expect(/SSH public key for .*: /);
   s.type('');
   const r = await s.done();
   assert.is(r.code, 0, r.screen);

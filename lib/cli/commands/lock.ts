@@ -2,7 +2,6 @@
 // sha256 and how it was established, images resolved for the base image's platform, OS packages).
 import type { CommandModule } from 'yargs';
 import { relative } from 'node:path';
-import { makeLock } from '../../lock/lock.ts';
 import { runCommand, formatBytes, type GlobalOptions } from '../output.ts';
 
 interface LockArgs extends GlobalOptions {
@@ -29,6 +28,7 @@ export const command: CommandModule<GlobalOptions, LockArgs> = {
       .example('git diff pi-image.lock', 'review what changed before committing it'),
   handler: (argv) =>
     runCommand(argv, async (out) => {
+      const { makeLock } = await import('../../lock/lock.ts');
       const r = await makeLock({ profile: argv.profile, image: argv.image, cacheDir: argv.cache, mirror: argv.mirror, fetch: argv.fetch, onProgress: out.progress });
       const l = r.lock;
       const bytes = (ids: string[], kind: 'files' | 'images') =>
