@@ -5,8 +5,7 @@
 // catalog id or URL; a local file is hashed once and remembered by path+size+mtime. The same bytes reached by a
 // mirror, a URL or a local copy share one entry, and the key says exactly which published file the image came from.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, read, rmSync, statSync, renameSync } from 'node:fs';
-import type { Writable } from 'node:stream';
+import { closeSync, existsSync, openSync, rmSync, statSync, renameSync } from 'node:fs';
 import { basename, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError, NotFoundError, VerifyError, PiImageError, CorruptImageError } from '../errors.ts';
@@ -17,7 +16,8 @@ import { growingFile, settleGrowing, DONE, FAILED, type GrowingFile } from '../i
 import { getCatalogEntry, type CatalogEntry } from './catalog.ts';
 import { Cache, downloadName, writeJsonAtomic, type ImageRecord, type RecordedPartition } from './cache.ts';
 import { download, fetchText, parseSha256Sums } from './download.ts';
-import { detectFormat, isXzStart, openDecoded, usesSystemXz, xzToFile, xzUncompressedSize, startXz, type XzDecoder, type XzJob } from './decompress.ts';
+import { detectFormat, openDecoded, usesSystemXz, xzToFile, xzUncompressedSize, type XzDecoder } from './decompress.ts';
+import { XzTap } from './xz-tap.ts';
 import type { DownloadTap, DownloadResult } from './download.ts';
 import { mirrorFromEnv, mirrorUrls } from './mirror.ts';
 import { SparseWriter } from './sparse-writer.ts';
@@ -142,133 +142,11 @@ export async function resolveImage(src: string, opts: ResolveOptions = {}): Prom
   throw new NotFoundError(`catalog image ${entry.id}: no URL worked:\n  ${failures.join('\n  ')}`);
 }
 
-/**
- * Decompresses a download while it is still arriving, when that pays: `xz -dc` is fed from the `.partial` file,
- * following it as it grows, so the download itself never waits for xz (a download that outruns xz is simply ahead
- * on disk). Feeding xz through a pipe costs it 5-15% against reading a file (wake-ups per 64 KiB of pipe), so the
- * overlap starts only once the download has run for `afterMs` and still has more than that left at its current
- * rate; a faster download finishes first and xz then reads the file itself. The result is kept only once the
- * download's sha256 has been verified; a restart from zero, a mismatch or a non-xz file discards it.
- */
-class XzTap implements DownloadTap {
-  job?: XzJob;
-  tmp: string;
-  disabled = false;
-  /** Bytes of the file on disk so far (the download writes each chunk before passing it here). */
-  private available = 0;
-  private fed = 0;
-  private startedAt = 0;
-  private ended = false;
-  private feeding?: Promise<void>;
-  /** Wakes the feeder waiting for more bytes. */
-  private wake?: () => void;
-  constructor(
-    cache: Cache,
-    private readonly partial: string,
-    private readonly name: string,
-    private readonly afterMs: number,
-    private readonly onBytes?: (done: number) => void,
-  ) {
-    this.tmp = join(cache.images, `stream-${process.pid}-${Date.now()}.img.tmp-${process.pid}`);
-  }
-  data(chunk: Buffer, total?: number): void {
-    if (this.disabled) return;
-    if (this.available === 0) {
-      this.startedAt = Date.now();
-      // The first chunk decides: only an xz stream is followed.
-      if (!isXzStart(chunk)) {
-        this.disabled = true;
-        return;
-      }
-    }
-    this.available += chunk.length;
-    if (this.job) {
-      this.wake?.();
-      return;
-    }
-    const elapsed = Date.now() - this.startedAt;
-    const left = total === undefined ? Infinity : ((total - this.available) * elapsed) / this.available;
-    if (this.afterMs === 0 || (elapsed >= this.afterMs && left > this.afterMs)) this.start();
-  }
-  private start(): void {
-    // Opened now, while the download is sure to be there: the fd stays readable once it is renamed when finished.
-    const fd = openSync(this.partial, 'r');
-    this.job = startXz(this.tmp, { name: this.name, onBytes: this.onBytes });
-    this.job.result.then(() => this.wake?.(), () => this.wake?.());
-    this.feeding = this.feed(fd);
-    this.feeding.catch(() => undefined);
-  }
-  /** Copy the file into xz's stdin as it grows, until the download has ended and all of it is in. */
-  private async feed(fd: number): Promise<void> {
-    const stdin = this.job!.stdin!;
-    try {
-      for (;;) {
-        // xz stopped early (damaged data): its exit status says why once the download ends.
-        if (this.disabled || stdin.destroyed || stdin.writableEnded) return;
-        if (this.fed < this.available) {
-          // A buffer of its own for each write: the pipe may still hold on to the last one.
-          const buf = Buffer.allocUnsafe(Math.min(1 << 20, this.available - this.fed));
-          const bytesRead = await readAt(fd, buf, this.fed);
-          this.fed += bytesRead;
-          // Wait for room in the pipe, or for xz to go: a pipe whose reader died never drains.
-          if (!stdin.write(buf.subarray(0, bytesRead))) await this.wait(stdin);
-          continue;
-        }
-        if (this.ended) {
-          this.job!.finishInput();
-          return;
-        }
-        await this.wait();
-      }
-    } finally {
-      closeSync(fd);
-    }
-  }
-  /** Wait for new bytes, the end of the download, xz's exit or a reset; with `stdin`, also for its drain or close. */
-  private wait(stdin?: Writable): Promise<void> {
-    return new Promise((resolve) => {
-      const go = (): void => {
-        this.wake = undefined;
-        stdin?.off('drain', go);
-        stdin?.off('close', go);
-        resolve();
-      };
-      this.wake = go;
-      stdin?.once('drain', go);
-      stdin?.once('close', go);
-    });
-  }
-  /** The download has ended with all bytes verified: feed the rest, then xz's result. */
-  async finish(): Promise<{ size: number; dataBytes: number }> {
-    this.ended = true;
-    this.wake?.();
-    await this.feeding;
-    return this.job!.result;
-  }
-  reset(): void {
-    this.disabled = true;
-    this.job?.kill();
-    this.wake?.();
-  }
-  /** Stop and delete the partial output, waiting until xz has gone. */
-  async discard(): Promise<void> {
-    this.reset();
-    await this.feeding?.catch(() => undefined);
-    await this.job?.result.catch(() => undefined);
-    rmSync(this.tmp, { force: true });
-  }
-}
-
-/** Read into all of `buf` from `pos` (fewer bytes only at end of file); the bytes read. */
-function readAt(fd: number, buf: Buffer, pos: number): Promise<number> {
-  return new Promise((resolve, reject) => read(fd, buf, 0, buf.length, pos, (err, n) => (err ? reject(err) : resolve(n))));
-}
-
 /** Download `url` (verified) and get its raw image: decompressed during the download for .xz, else after it. */
 async function downloadAndDecompress(cache: Cache, url: string, dest: string, name: string, id: string, entry: CatalogEntry | undefined, expected: string | undefined, opts: ResolveOptions): Promise<ResolvedImage> {
   const report = opts.onProgress;
   const onBytes = report && ((n: number): void => report({ phase: 'decompress', done: n, unit: 'bytes', detail: `${name} via xz -dc (while downloading)` }));
-  const tap = usesSystemXz('xz', opts.xz) ? new XzTap(cache, `${dest}.partial`, name, opts.overlapAfterMs ?? 1000, onBytes) : undefined;
+  const tap = usesSystemXz('xz', opts.xz) ? new XzTap(cache.images, `${dest}.partial`, name, opts.overlapAfterMs ?? 1000, onBytes) : undefined;
   let d;
   try {
     d = await download(url, { dest, expectedSha256: expected, onProgress: opts.onProgress, signal: opts.signal, retries: opts.retries, backoffMs: opts.backoffMs, idleTimeoutMs: opts.idleTimeoutMs, detail: name, entryId: entry?.id, tap });
