@@ -23,6 +23,8 @@ export class XzTap implements DownloadTap {
   private fed = 0;
   private startedAt = 0;
   private ended = false;
+  /** xz has exited, for whatever reason. */
+  private exited = false;
   private feeding?: Promise<void>;
   /** Wakes the feeder waiting for more bytes. */
   private wake?: () => void;
@@ -58,48 +60,66 @@ export class XzTap implements DownloadTap {
     // Opened now, while the download is sure to be there: the fd stays readable once it is renamed when finished.
     const fd = openSync(this.partial, 'r');
     this.job = startXz(this.tmp, { name: this.name, onBytes: this.onBytes });
-    this.job.result.then(() => this.wake?.(), () => this.wake?.());
+    const gone = (): void => {
+      this.exited = true;
+      this.wake?.();
+    };
+    this.job.result.then(gone, gone);
     this.feeding = this.feed(fd);
     this.feeding.catch(() => undefined);
   }
-  /** Copy the file into xz's stdin as it grows, until the download has ended and all of it is in. */
+  /** Nothing more can go into xz: the tap was reset, or xz has exited, or its stdin is closed. */
+  private stopped(stdin: Writable): boolean {
+    return this.disabled || this.exited || stdin.destroyed || stdin.writableEnded;
+  }
+  /**
+   * Copy the file into xz's stdin as it grows, until the download has ended and all of it is in. Any of the
+   * events it waits for (new bytes, the end, a reset, xz's exit, the pipe's drain or close) may come while it
+   * reads the file or before it starts waiting, so every wait first looks at the state itself (see `until`).
+   */
   private async feed(fd: number): Promise<void> {
     const stdin = this.job!.stdin!;
     try {
       for (;;) {
-        // xz stopped early (damaged data): its exit status says why once the download ends.
-        if (this.disabled || stdin.destroyed || stdin.writableEnded) return;
+        if (this.stopped(stdin)) return; // xz stopped early (damaged data): its exit status says why
         if (this.fed < this.available) {
           // A buffer of its own for each write: the pipe may still hold on to the last one.
           const buf = Buffer.allocUnsafe(Math.min(1 << 20, this.available - this.fed));
           const bytesRead = await readAt(fd, buf, this.fed);
+          if (this.stopped(stdin)) return; // xz may have gone, or the tap been reset, during the read
+          if (bytesRead === 0) throw new Error(`${this.partial}: ends at ${this.fed} bytes, ${this.available} were downloaded`);
           this.fed += bytesRead;
           // Wait for room in the pipe, or for xz to go: a pipe whose reader died never drains.
-          if (!stdin.write(buf.subarray(0, bytesRead))) await this.wait(stdin);
+          if (!stdin.write(buf.subarray(0, bytesRead))) await this.until(() => this.stopped(stdin) || !stdin.writableNeedDrain, stdin);
           continue;
         }
         if (this.ended) {
           this.job!.finishInput();
           return;
         }
-        await this.wait();
+        await this.until(() => this.stopped(stdin) || this.fed < this.available || this.ended);
       }
     } finally {
       closeSync(fd);
     }
   }
-  /** Wait for new bytes, the end of the download, xz's exit or a reset; with `stdin`, also for its drain or close. */
-  private wait(stdin?: Writable): Promise<void> {
+  /**
+   * Resolve once `ready()` holds: checked at once (the event may have come already), then at each wake-up (new
+   * bytes, the end of the download, a reset, xz's exit) and, with `stdin`, at its drain or close.
+   */
+  private until(ready: () => boolean, stdin?: Writable): Promise<void> {
     return new Promise((resolve) => {
-      const go = (): void => {
+      const check = (): void => {
+        if (!ready()) return;
         this.wake = undefined;
-        stdin?.off('drain', go);
-        stdin?.off('close', go);
+        stdin?.off('drain', check);
+        stdin?.off('close', check);
         resolve();
       };
-      this.wake = go;
-      stdin?.once('drain', go);
-      stdin?.once('close', go);
+      this.wake = check;
+      stdin?.on('drain', check);
+      stdin?.on('close', check);
+      check();
     });
   }
   /** The download has ended with all bytes verified: feed the rest, then xz's result. */
