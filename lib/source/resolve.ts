@@ -11,17 +11,17 @@ import { fileURLToPath } from 'node:url';
 import { InputError, NotFoundError, VerifyError, PiImageError, CorruptImageError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
 import { FileIO } from '../image/io.ts';
-import { readMbr } from '../image/mbr.ts';
 import { growingFile, settleGrowing, DONE, FAILED, type GrowingFile } from '../image/growing-io.ts';
 import { getCatalogEntry, type CatalogEntry } from './catalog.ts';
 import { Cache, downloadName, writeJsonAtomic, type ImageRecord, type RecordedPartition } from './cache.ts';
-import { download, fetchText, parseSha256Sums } from './download.ts';
+import { download, fetchText, parseSha256Sums, DownloadError } from './download.ts';
 import { detectFormat, openDecoded, usesSystemXz, xzToFile, xzUncompressedSize, type XzDecoder } from './decompress.ts';
 import { XzTap } from './xz-tap.ts';
 import type { DownloadTap, DownloadResult } from './download.ts';
 import { mirrorFromEnv, mirrorUrls } from './mirror.ts';
 import { SparseWriter } from './sparse-writer.ts';
 import { sha256OfFile } from './hash.ts';
+import { validateImage } from './validate.ts';
 
 export interface ResolveOptions {
   cacheDir?: string;
@@ -118,7 +118,7 @@ export async function resolveImage(src: string, opts: ResolveOptions = {}): Prom
   if (prior) return fromSource(cache, prior.path, prior.record.sha256, entry.id, prior.record.url, entry, opts);
 
   const urls = mirrorUrls(entry.urls, mirrorFromEnv(opts.mirror));
-  const failures: string[] = [];
+  const failures: PiImageError[] = [];
   for (const url of urls) {
     opts.signal?.throwIfAborted();
     try {
@@ -135,18 +135,43 @@ export async function resolveImage(src: string, opts: ResolveOptions = {}): Prom
     } catch (err) {
       // A missing file or a dead host moves on to the next URL; a checksum mismatch or bad data stops here.
       if (err instanceof VerifyError || opts.signal?.aborted || !(err instanceof PiImageError) || err.code === 'CORRUPT' || err.code === 'INPUT') throw err;
-      failures.push((err as Error).message);
-      progress?.({ phase: 'download', done: 0, detail: `${entry.file}: ${(err as Error).message}; trying the next URL` });
+      failures.push(err);
+      if (!(err instanceof DownloadError && err.unreachable)) {
+        progress?.({ phase: 'download', done: 0, detail: `${entry.file}: ${err.message}; trying the next URL` });
+      }
     }
   }
-  throw new NotFoundError(`catalog image ${entry.id}: no URL worked:\n  ${failures.join('\n  ')}`);
+  throw noUrlWorked(entry, failures);
+}
+
+/**
+ * The one error for a catalog image none of whose URLs worked. When no host could be reached at all (no network,
+ * DNS, nothing listening) it says so in one line and the hint names the ways to build without a network.
+ */
+function noUrlWorked(entry: CatalogEntry, failures: PiImageError[]): PiImageError {
+  const unreachable = failures.map((f) => (f instanceof DownloadError ? f.unreachable : undefined));
+  if (failures.length > 0 && unreachable.every((u) => u !== undefined)) {
+    const hosts = (kind: string): string[] => [...new Set(unreachable.filter((u) => u!.kind === kind).map((u) => u!.host))];
+    const why = [
+      hosts('dns').length ? `no network or DNS failure (cannot resolve ${hosts('dns').join(', ')})` : '',
+      hosts('refused').length ? `nothing answers at ${hosts('refused').join(', ')} (connection refused)` : '',
+      hosts('unreachable').length ? `no network (${hosts('unreachable').join(', ')} unreachable)` : '',
+    ].filter(Boolean);
+    return new PiImageError(
+      'NETWORK',
+      `catalog image ${entry.id}: cannot download it: ${why.join('; ')}`,
+      `Without a network: use a mirror (--mirror URL or PI_IMAGE_MIRROR), a copy of the image (--image PATH|URL), or run \`pi-image images fetch ${entry.id}\` where there is one.`,
+    );
+  }
+  // One line whatever the number of URLs: each failure's own words, side by side.
+  return new NotFoundError(`catalog image ${entry.id}: no URL worked: ${failures.map((f) => f.message).join('; ')}`);
 }
 
 /** Download `url` (verified) and get its raw image: decompressed during the download for .xz, else after it. */
 async function downloadAndDecompress(cache: Cache, url: string, dest: string, name: string, id: string, entry: CatalogEntry | undefined, expected: string | undefined, opts: ResolveOptions): Promise<ResolvedImage> {
   const report = opts.onProgress;
   const onBytes = report && ((n: number): void => report({ phase: 'decompress', done: n, unit: 'bytes', detail: `${name} via xz -dc (while downloading)` }));
-  const tap = usesSystemXz('xz', opts.xz) ? new XzTap(cache.images, `${dest}.partial`, name, opts.overlapAfterMs ?? 1000, onBytes) : undefined;
+  const tap = usesSystemXz('xz', opts.xz) ? new XzTap(cache.images, `${dest}.partial`, url, opts.overlapAfterMs ?? 1000, onBytes) : undefined;
   let d;
   try {
     d = await download(url, { dest, expectedSha256: expected, onProgress: opts.onProgress, signal: opts.signal, retries: opts.retries, backoffMs: opts.backoffMs, idleTimeoutMs: opts.idleTimeoutMs, detail: name, entryId: entry?.id, tap });
@@ -174,7 +199,7 @@ async function decompressDownload(cache: Cache, d: DownloadResult, tap: XzTap | 
       const total = xzUncompressedSize(d.path);
       const out = await tap.finish();
       opts.onProgress?.({ phase: 'decompress', done: out.size, total: total ?? out.size, unit: 'bytes', detail: `${name} via xz -dc (while downloading)` });
-      if (total !== undefined && out.size !== total) throw new VerifyError(`${name}: decompressed to ${out.size} bytes, its index says ${total}`);
+      if (total !== undefined && out.size !== total) throw new VerifyError(`${url}: decompressed to ${out.size} bytes, its index says ${total}`);
       const record = recordImage(cache, tap.tmp, out, { id, sourceSha256: d.sha256, format: 'xz', decoder: 'xz', label: url });
       return done(cache.imagePath(d.sha256), record, entry, false);
     } catch (err) {
@@ -231,6 +256,8 @@ export async function decompressInto(cache: Cache, sourcePath: string, sourceSha
   const format = detectFormat(sourcePath);
   const final = cache.imagePath(sourceSha256);
   const tmp = `${final}.tmp-${process.pid}`;
+  // Errors name the source as the user gave it (path or URL), progress its file name: never the cache's names.
+  const short = basename(label.replace(/[?#].*$/, ''));
   let writer: SparseWriter | undefined;
   let growing: GrowingFile | undefined;
   try {
@@ -240,7 +267,7 @@ export async function decompressInto(cache: Cache, sourcePath: string, sourceSha
     if (usesSystemXz(format, opts.xz)) {
       decoder = 'xz';
       const total = xzUncompressedSize(sourcePath);
-      const detail = `${basename(sourcePath)} via xz -dc`;
+      const detail = `${short} via xz -dc`;
       opts.onProgress?.({ phase: 'decompress', done: 0, total, unit: 'bytes', detail });
       if (total !== undefined && opts.onRawImageStart) {
         // The file exists before anyone is told of it; the callback must not block (xz starts right after it).
@@ -250,15 +277,16 @@ export async function decompressInto(cache: Cache, sourcePath: string, sourceSha
       }
       const report = opts.onProgress;
       out = await xzToFile(sourcePath, tmp, {
+        name: label,
         signal: opts.signal,
-        onBytes: report && ((n) => report({ phase: 'decompress', done: n, total, unit: 'bytes', detail })),
+        onBytes: report && ((n) => (total === undefined || n < total) && report({ phase: 'decompress', done: n, total, unit: 'bytes', detail })),
       });
-      if (total !== undefined && out.size !== total) throw new VerifyError(`${basename(sourcePath)}: decompressed to ${out.size} bytes, its index says ${total}`);
+      if (total !== undefined && out.size !== total) throw new VerifyError(`${label}: decompressed to ${out.size} bytes, its index says ${total}`);
     } else {
-      const decoded = await openDecoded(sourcePath, format, { xz: opts.xz, signal: opts.signal });
+      const decoded = await openDecoded(sourcePath, format, { xz: opts.xz, signal: opts.signal, name: label });
       decoder = decoded.decoder;
       member = decoded.member;
-      const detail = `${basename(sourcePath)} via ${decoded.decoder === 'wasm' ? 'WASM xz decoder' : decoded.decoder}`;
+      const detail = `${short} via ${decoded.decoder === 'wasm' ? 'WASM xz decoder' : decoded.decoder}`;
       writer = new SparseWriter(tmp);
       let last = 0;
       opts.onProgress?.({ phase: 'decompress', done: 0, total: decoded.expectedSize, unit: 'bytes', detail });
@@ -272,10 +300,10 @@ export async function decompressInto(cache: Cache, sourcePath: string, sourceSha
       await decoded.finished();
       out = writer.finish();
       if (decoded.expectedSize !== undefined && out.size !== decoded.expectedSize) {
-        throw new VerifyError(`${basename(sourcePath)}: decompressed to ${out.size} bytes, expected ${decoded.expectedSize}`);
+        throw new VerifyError(`${label}: decompressed to ${out.size} bytes, expected ${decoded.expectedSize}`);
       }
     }
-    opts.onProgress?.({ phase: 'decompress', done: out.size, total: out.size, unit: 'bytes', detail: `${basename(sourcePath)} via ${decoder === 'xz' ? 'xz -dc' : decoder === 'wasm' ? 'WASM xz decoder' : decoder}` });
+    opts.onProgress?.({ phase: 'decompress', done: out.size, total: out.size, unit: 'bytes', detail: `${short} via ${decoder === 'xz' ? 'xz -dc' : decoder === 'wasm' ? 'WASM xz decoder' : decoder}` });
     const record = recordImage(cache, tmp, out, { id, sourceSha256, format, decoder, label, member });
     if (growing) settleGrowing(growing, DONE);
     return record;
@@ -296,10 +324,12 @@ function recordImage(
 ): ImageRecord {
   const { id, sourceSha256, format, decoder, label, member } = m;
   try {
+    // Checked before it is named as a cache entry: a table or filesystem that lib/image would refuse later keeps
+    // it out, and the error names the image as the user gave it (`label`), not this temp file.
     const io = FileIO.open(tmp);
     let mbr;
     try {
-      mbr = readMbr(io);
+      mbr = validateImage(io, label);
     } finally {
       io.close();
     }
