@@ -143,7 +143,9 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
         if (offset > before) failures = 0;
         else failures++;
         if (failures > retries) {
-          throw err instanceof DownloadError ? err : new DownloadError(url, `gave up after ${retries + 1} attempts without progress: ${(err as Error).message}`);
+          const detail = err instanceof DownloadError ? err.detail : (err as Error).message;
+          const status = err instanceof DownloadError ? err.status : undefined;
+          throw new DownloadError(url, `${detail} (gave up after ${retries + 1} attempts without progress)`, { status });
         }
         const wait = offset > before ? backoff / 4 : Math.min(30_000, backoff * 2 ** (failures - 1));
         opts.onProgress?.({ phase: 'download', done: offset, total: meta.total, detail: `${detail} (retrying in ${Math.round(wait)} ms: ${(err as Error).message})` });
@@ -348,6 +350,7 @@ function requestFailed(url: string, err: unknown): unknown {
   if (code === 'ENETUNREACH' || code === 'EHOSTUNREACH') {
     return new DownloadError(url, `no network: ${host} is unreachable (${code})`, { unreachable: { kind: 'unreachable', host } });
   }
+  if (e.type === 'system') return new DownloadError(url, `the connection failed (${/reason: (.*)$/.exec(e.message)?.[1] ?? e.message})`);
   return err;
 }
 
