@@ -10,7 +10,8 @@ limit=${2:-900}
 mkdir -p test/.tmp
 stress-ng --cpu 2 --timeout "$((runs * limit))s" --quiet &
 stress=$!
-trap 'kill "$stress" 2>/dev/null' EXIT INT TERM
+trap 'kill "$stress" 2>/dev/null' EXIT
+trap 'exit 130' INT TERM
 passed=0
 i=1
 while [ "$i" -le "$runs" ]; do

@@ -2,6 +2,9 @@
 // over it; an interruption (reset, timeout, 5xx, a killed process) resumes with `Range` from the bytes on disk (re-
 // hashed first when resuming in a new run), guarded by `If-Range` so a changed file restarts from zero. Only a
 // download whose sha256 matches is renamed to `<dest>`; a mismatch deletes the bytes and names both hashes.
+// A failure that asking again cannot fix (4xx, a redirect loop, Content-Encoding, an HTML page) is not retried,
+// nor is a host that cannot be reached (DNS, refused) before any byte came. A `.partial` stays after a failure
+// only when a resume can use it (bytes on disk, Range honoured), and only then does the error say to run again.
 import { createHash, type Hash } from 'node:crypto';
 import { openSync, closeSync, writeSync, ftruncateSync, fstatSync, renameSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -142,13 +145,13 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
         if (err instanceof DownloadError && err.unreachable && fetched === 0) throw err;
         if (offset > before) failures = 0;
         else failures++;
+        const why = err instanceof DownloadError ? err.detail : (err as Error).message;
         if (failures > retries) {
-          const detail = err instanceof DownloadError ? err.detail : (err as Error).message;
-          const status = err instanceof DownloadError ? err.status : undefined;
-          throw new DownloadError(url, `${detail} (gave up after ${retries + 1} attempts without progress)`, { status });
+          const d = err instanceof DownloadError ? err : undefined;
+          throw new DownloadError(url, `${why} (gave up after ${retries + 1} attempts without progress)`, { status: d?.status, unreachable: d?.unreachable });
         }
         const wait = offset > before ? backoff / 4 : Math.min(30_000, backoff * 2 ** (failures - 1));
-        opts.onProgress?.({ phase: 'download', done: offset, total: meta.total, detail: `${detail} (retrying in ${Math.round(wait)} ms: ${(err as Error).message})` });
+        opts.onProgress?.({ phase: 'download', done: offset, total: meta.total, detail: `${detail} (retrying in ${Math.round(wait)} ms: ${why})` });
         await sleep(wait, undefined, { signal: opts.signal });
         continue;
       }
