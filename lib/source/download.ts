@@ -140,7 +140,8 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
         done = await attempt();
       } catch (err) {
         if (opts.signal?.aborted) throw opts.signal.reason ?? err;
-        if (err instanceof NotFoundError || (err instanceof DownloadError && err.permanent)) throw err;
+        // Only a DownloadError may be worth another request; any other typed error (404, a failed write) is final.
+        if ((err instanceof PiImageError && !(err instanceof DownloadError)) || (err instanceof DownloadError && err.permanent)) throw err;
         // A host that cannot be reached before any byte came is not retried (no network: fail now, say so).
         if (err instanceof DownloadError && err.unreachable && fetched === 0) throw err;
         if (offset > before) failures = 0;
@@ -291,8 +292,10 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
       const body = res.body;
       if (!body) throw new DownloadError(url, 'empty response body');
       let lastReport = 0;
+      let reading = true; // false while a chunk is written and handed on: a failure then is ours, not the network's
       try {
         for await (const chunk of body) {
+          reading = false;
           arm();
           const buf = chunk as Buffer;
           if (offset === 0 && looksLikeHtml(buf)) throw htmlPage(url);
@@ -311,9 +314,13 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
             lastReport = now;
             opts.onProgress?.({ phase: 'download', done: offset, total: meta!.total, unit: 'bytes', detail });
           }
+          reading = true;
         }
       } catch (err) {
         if (err instanceof PiImageError || ctl.signal.aborted) throw err instanceof PiImageError ? err : reason(ctl, err);
+        if (!reading) {
+          throw new PiImageError('IO', `${partial}: cannot write the download: ${(err as Error).message}`, 'Check the free space and the permissions of the cache directory (--cache, PI_IMAGE_CACHE), then run the command again.');
+        }
         const of = meta!.total !== undefined ? ` of ${meta!.total}` : '';
         throw new DownloadError(url, `connection lost after ${offset}${of} bytes (${(err as Error).message})`);
       }
