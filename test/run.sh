@@ -13,6 +13,7 @@ declare -A need=(
   [debugfs]=e2fsprogs [xz]=xz-utils [cpio]=cpio [bmaptool]=bmap-tools [cloud-init]=cloud-init
   [openssl]=openssl [dnsmasq]=dnsmasq-base [tar]=tar [gzip]=gzip [zip]=zip [lsblk]=util-linux
   [losetup]=mount [debootstrap]=debootstrap [qemu-system-x86_64]=qemu-system-x86 [ssh-keygen]=openssh-client
+  [stress-ng]=stress-ng
 )
 missing=()
 for cmd in "${!need[@]}"; do
