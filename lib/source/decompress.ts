@@ -4,6 +4,7 @@
 // and size checked); .gz through zlib; anything else is copied as a raw image. Damaged input is a CorruptImageError.
 import { spawn, spawnSync } from 'node:child_process';
 import { createReadStream, openSync, readSync, closeSync, fstatSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { createGunzip, crc32 } from 'node:zlib';
@@ -71,8 +72,8 @@ export function isSafeMemberName(name: string): boolean {
 }
 
 /** Open `path` (of `format`) for decompression. */
-export async function openDecoded(path: string, format: SourceFormat, opts: { xz?: XzDecoder; signal?: AbortSignal } = {}): Promise<Decoded> {
-  const name = basename(path);
+export async function openDecoded(path: string, format: SourceFormat, opts: { xz?: XzDecoder; signal?: AbortSignal; name?: string } = {}): Promise<Decoded> {
+  const name = opts.name ?? basename(path); // what errors call the file: the user's path or URL
   const big = { highWaterMark: 1 << 20 };
   switch (format) {
     case 'raw': {
@@ -86,11 +87,7 @@ export async function openDecoded(path: string, format: SourceFormat, opts: { xz
     case 'xz': {
       const which = opts.xz ?? ((process.env.PI_IMAGE_XZ as XzDecoder | undefined) || 'auto');
       if (which === 'xz' || (which === 'auto' && hasSystemXz())) return spawnXz(path, name, opts.signal);
-      const { XzReadableStream } = await import('xz-decompress');
-      const input = Readable.toWeb(createReadStream(path, big)) as unknown as ReadableStream<Uint8Array>;
-      const out = Readable.fromWeb(new XzReadableStream(input) as unknown as import('node:stream/web').ReadableStream<Uint8Array>);
-      const stream = mapChunks(wrapErrors(out, (e) => new CorruptImageError(`${name}: xz data is damaged or truncated (WASM decoder: ${e.message})`)));
-      return { stream, decoder: 'wasm', expectedSize: xzUncompressedSize(path), finished: async () => {} };
+      return wasmXz(path, name, big);
     }
     case 'zip':
       return openZip(path, name);
@@ -103,6 +100,35 @@ export async function openDecoded(path: string, format: SourceFormat, opts: { xz
  * which is capped here so the decoder stays small beside the build (xz before 5.4 ignores both for decoding).
  */
 const XZ_THREADS = ['-T0', '--memlimit-mt-decompress=96MiB'];
+/** xz-decompress's WASM decoder (xz-embedded): its result codes, in xz's own words. */
+const WASM_XZ_ERRORS: Record<number, string> = {
+  2: 'Unsupported type of integrity check',
+  3: 'Cannot allocate memory',
+  4: 'Memory usage limit reached',
+  5: 'File format not recognized',
+  6: 'Unsupported options',
+  7: 'Compressed data is corrupt',
+  8: 'Unexpected end of input',
+};
+
+/**
+ * The WASM path, for machines without xz: a web stream of the file through xz-decompress's XzReadableStream (it
+ * asks for input only as its output is read, so memory stays flat). The package is CommonJS whose exports Node's
+ * ESM loader cannot see by name, so it is loaded with require. xz-embedded checks each block's CRC32/CRC64.
+ */
+function wasmXz(path: string, name: string, big: { highWaterMark: number }): Decoded {
+  const { XzReadableStream } = createRequire(import.meta.url)('xz-decompress') as typeof import('xz-decompress');
+  const input = Readable.toWeb(createReadStream(path, big)) as unknown as ReadableStream<Uint8Array>;
+  const out = Readable.fromWeb(new XzReadableStream(input) as unknown as import('node:stream/web').ReadableStream<Uint8Array>);
+  const stream = mapChunks(
+    wrapErrors(out, (e) => {
+      const code = /error code (\d+)/.exec(e.message)?.[1];
+      const words = code !== undefined ? (WASM_XZ_ERRORS[Number(code)] ?? `error ${code}`) : e.message;
+      return new CorruptImageError(`${name}: xz data is damaged or truncated: ${words} (WASM decoder)`, undefined, 'Delete it and download again (pi-image images prune).');
+    }),
+  );
+  return { stream, decoder: 'wasm', expectedSize: xzUncompressedSize(path), finished: async () => {} };
+}
 
 /** `xz -dc < path`: stdout is the stream; a non-zero exit after it ends is a CorruptImageError with xz's words. */
 function spawnXz(path: string, name: string, signal?: AbortSignal): Decoded {
@@ -121,15 +147,24 @@ function spawnXz(path: string, name: string, signal?: AbortSignal): Decoded {
     expectedSize: xzUncompressedSize(path),
     finished: async () => {
       const code = await exit;
-      if (code !== 0) throw xzFailed(name, stderr, code);
+      if (code !== 0) throw xzFailed(name, stderr, code, path);
     },
     // Killing xz if the consumer stops early is done by the caller through `signal` or by closing stdout.
   };
 }
 
-/** The error for an `xz -dc` that exited with `code`: xz's own words, without its "xz: (stdin): " prefixes. */
-function xzFailed(name: string, stderr: string, code: number | null): CorruptImageError {
-  const msg = stderr.trim().replace(/^xz: (\(stdin\): )?/gm, '').replace(/\n/g, '; ');
+/** The error for an `xz -dc` that exited with `code`: xz's own words, without its "xz: <input>: " prefixes. */
+function xzFailed(name: string, stderr: string, code: number | null, input?: string): CorruptImageError {
+  const prefixes = ['(stdin): ', ...(input ? [`${input}: `] : [])];
+  const msg = stderr
+    .trim()
+    .split('\n')
+    .map((l) => {
+      const line = l.replace(/^xz: /, '');
+      const p = prefixes.find((x) => line.startsWith(x));
+      return p ? line.slice(p.length) : line;
+    })
+    .join('; ');
   return new CorruptImageError(`${name}: xz data is damaged or truncated: ${msg || `xz exited with ${code}`}`, undefined, 'Delete it and download again (pi-image images prune).');
 }
 
@@ -150,7 +185,7 @@ export function usesSystemXz(format: SourceFormat, choice?: XzDecoder): boolean 
 export async function xzToFile(
   path: string,
   dest: string,
-  opts: { signal?: AbortSignal; onBytes?: (done: number) => void } = {},
+  opts: { signal?: AbortSignal; onBytes?: (done: number) => void; name?: string } = {},
 ): Promise<{ size: number; dataBytes: number }> {
   return startXz(dest, { ...opts, input: path }).result;
 }
@@ -158,7 +193,8 @@ export async function xzToFile(
 export interface XzJob {
   /** xz's stdin when no input path was given: write the compressed bytes here, then end() it. */
   stdin?: import('node:stream').Writable;
-  /** Size and allocated bytes of the raw output once xz has exited; rejects with CorruptImageError when xz fails. */
+  /** Size and allocated bytes of the raw output once xz has exited (the caller reports the final size); rejects
+   * with CorruptImageError when xz fails. */
   result: Promise<{ size: number; dataBytes: number }>;
   /** Stop xz (the output file is left for the caller to delete). */
   kill(): void;
@@ -186,9 +222,8 @@ export function startXz(dest: string, opts: { input?: string; name?: string; sig
   const result = (async () => {
     try {
       const code = await exit;
-      if (code !== 0) throw xzFailed(name, stderr, code);
+      if (code !== 0) throw xzFailed(name, stderr, code, opts.input);
       const st = fstatSync(outFd);
-      opts.onBytes?.(st.size);
       return { size: st.size, dataBytes: Math.min(st.blocks * 512, st.size) };
     } finally {
       if (progress) clearInterval(progress);

@@ -2,6 +2,9 @@
 // over it; an interruption (reset, timeout, 5xx, a killed process) resumes with `Range` from the bytes on disk (re-
 // hashed first when resuming in a new run), guarded by `If-Range` so a changed file restarts from zero. Only a
 // download whose sha256 matches is renamed to `<dest>`; a mismatch deletes the bytes and names both hashes.
+// A failure that asking again cannot fix (4xx, a redirect loop, Content-Encoding, an HTML page) is not retried,
+// nor is a host that cannot be reached (DNS, refused) before any byte came. A `.partial` stays after a failure
+// only when a resume can use it (bytes on disk, Range honoured), and only then does the error say to run again.
 import { createHash, type Hash } from 'node:crypto';
 import { openSync, closeSync, writeSync, ftruncateSync, fstatSync, renameSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,14 +15,26 @@ import type { OnProgress } from '../progress.ts';
 import { hashInto } from './hash.ts';
 import { readJson, writeJsonAtomic, type DownloadRecord } from './cache.ts';
 
+/** Why a host could not be reached at all: its name did not resolve, or nothing answered at its address. */
+export type Unreachable = { kind: 'dns' | 'refused' | 'unreachable'; host: string };
+
 /** A download failed for a reason other than a missing file or a bad checksum (HTTP error, network, timeout). */
 export class DownloadError extends PiImageError {
   readonly url: string;
   readonly status?: number;
-  constructor(url: string, message: string, status?: number, hint?: string) {
-    super('DOWNLOAD', `${url}: ${message}`, hint ?? 'Check the network or the URL; run the command again to resume.');
+  /** Asking again will not help (a redirect loop, a wrong kind of answer, a 4xx): no retries. */
+  readonly permanent: boolean;
+  /** The host could not be reached (no network, DNS, nothing listening). */
+  readonly unreachable?: Unreachable;
+  /** The message without the URL in front. */
+  readonly detail: string;
+  constructor(url: string, message: string, opts: { status?: number; permanent?: boolean; unreachable?: Unreachable; hint?: string } = {}) {
+    super('DOWNLOAD', `${url}: ${message}`, opts.hint ?? 'Check the network or the URL, then run the command again.');
     this.url = url;
-    this.status = status;
+    this.detail = message;
+    this.status = opts.status;
+    this.unreachable = opts.unreachable;
+    this.permanent = opts.permanent === true || (opts.status !== undefined && !isRetryableStatus(opts.status));
   }
 }
 
@@ -32,7 +47,7 @@ export interface DownloadOptions {
   signal?: AbortSignal;
   /** Attempts without progress before giving up (default 5). */
   retries?: number;
-  /** First backoff delay; doubles each time, capped at 30 s (default 1000 ms). */
+  /** First backoff delay; doubles each time, capped at 30 s (default $PI_IMAGE_BACKOFF_MS, else 1000 ms). */
   backoffMs?: number;
   /** No bytes for this long aborts the attempt and retries (default 30 s). */
   idleTimeoutMs?: number;
@@ -71,6 +86,8 @@ interface PartialMeta {
   etag?: string;
   lastModified?: string;
   total?: number;
+  /** false once the server answered a Range request with the whole file: its bytes on disk cannot be resumed. */
+  ranges?: boolean;
 }
 
 const USER_AGENT = 'pi-image (+https://github.com/pi-image)';
@@ -78,6 +95,12 @@ const USER_AGENT = 'pi-image (+https://github.com/pi-image)';
 /** Hash the first `length` bytes of a file (resuming: what an earlier run wrote). */
 async function hashPrefix(path: string, length: number, hash: Hash): Promise<void> {
   if (length > 0) await hashInto(hash, path, { length });
+}
+
+/** The first retry delay: PI_IMAGE_BACKOFF_MS when set (a slow link, or tests of the CLI), else 1 s. */
+function defaultBackoff(): number {
+  const ms = Number(process.env.PI_IMAGE_BACKOFF_MS);
+  return Number.isFinite(ms) && ms >= 0 && process.env.PI_IMAGE_BACKOFF_MS !== '' ? ms : 1000;
 }
 
 function isRetryableStatus(status: number): boolean {
@@ -89,7 +112,7 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
   const partial = `${opts.dest}.partial`;
   const metaPath = `${partial}.json`;
   const retries = opts.retries ?? 5;
-  const backoff = opts.backoffMs ?? 1000;
+  const backoff = opts.backoffMs ?? defaultBackoff();
   const idle = opts.idleTimeoutMs ?? 30_000;
   const detail = opts.detail ?? url.split('/').pop();
 
@@ -117,14 +140,19 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
         done = await attempt();
       } catch (err) {
         if (opts.signal?.aborted) throw opts.signal.reason ?? err;
-        if (err instanceof NotFoundError || (err instanceof DownloadError && err.status !== undefined && !isRetryableStatus(err.status))) throw err;
+        // Only a DownloadError may be worth another request; any other typed error (404, a failed write) is final.
+        if ((err instanceof PiImageError && !(err instanceof DownloadError)) || (err instanceof DownloadError && err.permanent)) throw err;
+        // A host that cannot be reached before any byte came is not retried (no network: fail now, say so).
+        if (err instanceof DownloadError && err.unreachable && fetched === 0) throw err;
         if (offset > before) failures = 0;
         else failures++;
+        const why = err instanceof DownloadError ? err.detail : (err as Error).message;
         if (failures > retries) {
-          throw err instanceof DownloadError ? err : new DownloadError(url, `gave up after ${retries + 1} attempts without progress: ${(err as Error).message}`);
+          const d = err instanceof DownloadError ? err : undefined;
+          throw new DownloadError(url, `${why} (gave up after ${retries + 1} attempts without progress)`, { status: d?.status, unreachable: d?.unreachable });
         }
         const wait = offset > before ? backoff / 4 : Math.min(30_000, backoff * 2 ** (failures - 1));
-        opts.onProgress?.({ phase: 'download', done: offset, total: meta.total, detail: `${detail} (retrying in ${Math.round(wait)} ms: ${(err as Error).message})` });
+        opts.onProgress?.({ phase: 'download', done: offset, total: meta.total, detail: `${detail} (retrying in ${Math.round(wait)} ms: ${why})` });
         await sleep(wait, undefined, { signal: opts.signal });
         continue;
       }
@@ -158,7 +186,25 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
     } catch {
       /* closed on success */
     }
-    throw err;
+    throw leaveResumable(err);
+  }
+
+  /**
+   * After a failure: keep the `.partial` only when a later run can resume from its bytes (it has some, the
+   * server honours Range, and asking again can help); else delete it and its record, and say nothing of resuming.
+   */
+  function leaveResumable(err: unknown): unknown {
+    const permanent = err instanceof NotFoundError || err instanceof VerifyError || (err instanceof DownloadError && err.permanent);
+    const keep = offset > 0 && meta?.ranges !== false && !permanent;
+    if (!keep) {
+      rmSync(partial, { force: true });
+      rmSync(metaPath, { force: true });
+      return err;
+    }
+    if (err instanceof DownloadError) {
+      return new DownloadError(url, err.detail, { status: err.status, unreachable: err.unreachable, hint: `${offset} bytes are kept in ${partial}: run the same command again to resume.` });
+    }
+    return err;
   }
 
   /** Throw away the bytes on disk and start again from zero. */
@@ -191,9 +237,9 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
       arm();
       let res: Response;
       try {
-        res = await fetch(url, { headers, signal: ctl.signal, compress: false, redirect: 'follow', follow: 10 });
+        res = await fetch(url, { headers, signal: ctl.signal, compress: false, redirect: 'follow', follow: MAX_REDIRECTS });
       } catch (err) {
-        throw reason(ctl, err);
+        throw requestFailed(url, reason(ctl, err));
       }
       if (res.status === 404 || res.status === 410) {
         throw new NotFoundError(`${url}: HTTP ${res.status} ${res.statusText}: the file is not there (wrong URL, or the release moved)`);
@@ -208,9 +254,17 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
       }
       if (res.status !== 200 && res.status !== 206) {
         await res.arrayBuffer().catch(() => undefined);
-        throw new DownloadError(url, `HTTP ${res.status} ${res.statusText}`, res.status);
+        throw new DownloadError(url, `HTTP ${res.status} ${res.statusText}`, { status: res.status });
       }
-      if (res.status === 200 && offset > 0) restart(); // server ignored Range, or If-Range said the file changed
+      const acceptRanges = res.headers.get('accept-ranges');
+      if (res.status === 200 && offset > 0) {
+        // The server ignored Range, or If-Range said the file changed: start from zero. Ignored it is when the
+        // server does not offer ranges or the file is the one asked for (same validator): no resume from it later.
+        const same = headers['If-Range'] !== undefined && [res.headers.get('etag'), res.headers.get('last-modified')].includes(headers['If-Range']);
+        restart();
+        if (!/\bbytes\b/i.test(acceptRanges ?? '') || same) meta!.ranges = false;
+      }
+      if (res.status === 200 && /^\s*none\s*$/i.test(acceptRanges ?? '')) meta!.ranges = false;
       if (res.status === 206) {
         const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
         if (!m || Number(m[1]) !== offset) {
@@ -225,17 +279,26 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
         meta!.etag = res.headers.get('etag') ?? undefined;
         meta!.lastModified = res.headers.get('last-modified') ?? undefined;
       }
-      if (res.headers.get('content-encoding') && res.headers.get('content-encoding') !== 'identity') {
-        throw new DownloadError(url, `server sent Content-Encoding ${res.headers.get('content-encoding')} despite Accept-Encoding: identity`);
+      const encoding = res.headers.get('content-encoding');
+      if (encoding && encoding !== 'identity') {
+        await res.arrayBuffer().catch(() => undefined);
+        throw new DownloadError(url, `the server sent the file with Content-Encoding: ${encoding} although asked for identity (a misconfigured server or proxy)`, { permanent: true, hint: 'Use another mirror or URL.' });
+      }
+      if (/^\s*text\/html\b/i.test(res.headers.get('content-type') ?? '')) {
+        await res.arrayBuffer().catch(() => undefined);
+        throw htmlPage(url);
       }
       writeJsonAtomic(metaPath, meta);
       const body = res.body;
       if (!body) throw new DownloadError(url, 'empty response body');
       let lastReport = 0;
+      let reading = true; // false while a chunk is written and handed on: a failure then is ours, not the network's
       try {
         for await (const chunk of body) {
+          reading = false;
           arm();
           const buf = chunk as Buffer;
+          if (offset === 0 && looksLikeHtml(buf)) throw htmlPage(url);
           hash.update(buf);
           let w = 0;
           while (w < buf.length) w += writeSync(fd, buf, w, buf.length - w);
@@ -246,13 +309,20 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
             if (wait) await wait;
           }
           const now = Date.now();
-          if (now - lastReport > 200) {
+          // The last bytes are reported once, after the loop.
+          if (now - lastReport > 200 && (meta!.total === undefined || offset < meta!.total)) {
             lastReport = now;
             opts.onProgress?.({ phase: 'download', done: offset, total: meta!.total, unit: 'bytes', detail });
           }
+          reading = true;
         }
       } catch (err) {
-        throw reason(ctl, err);
+        if (err instanceof PiImageError || ctl.signal.aborted) throw err instanceof PiImageError ? err : reason(ctl, err);
+        if (!reading) {
+          throw new PiImageError('IO', `${partial}: cannot write the download: ${(err as Error).message}`, 'Check the free space and the permissions of the cache directory (--cache, PI_IMAGE_CACHE), then run the command again.');
+        }
+        const of = meta!.total !== undefined ? ` of ${meta!.total}` : '';
+        throw new DownloadError(url, `connection lost after ${offset}${of} bytes (${(err as Error).message})`);
       }
       if (meta!.total !== undefined && offset < meta!.total) {
         throw new DownloadError(url, `connection closed after ${offset} of ${meta!.total} bytes`);
@@ -268,6 +338,51 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
       opts.signal?.removeEventListener('abort', onAbort);
     }
   }
+}
+
+const MAX_REDIRECTS = 10;
+
+/** The DownloadError for a request that failed before or during the body (network, redirects), else `err`. */
+function requestFailed(url: string, err: unknown): unknown {
+  if (err instanceof PiImageError || !(err instanceof Error)) return err;
+  const e = err as Error & { type?: string; code?: string; hostname?: string };
+  if (e.type === 'max-redirect') {
+    return new DownloadError(url, `more than ${MAX_REDIRECTS} redirects (a redirect loop?): ${e.message}`, { permanent: true, hint: 'Check the URL or the mirror: its redirects never reach a file.' });
+  }
+  const host = e.hostname ?? hostOf(url);
+  const code = e.code ?? (e as { errno?: string }).errno;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    return new DownloadError(url, `no network or DNS failure: cannot resolve host ${host} (getaddrinfo ${code})`, { unreachable: { kind: 'dns', host } });
+  }
+  if (code === 'ECONNREFUSED') {
+    return new DownloadError(url, `nothing answers at ${hostOf(url, true)} (connection refused)`, { unreachable: { kind: 'refused', host: hostOf(url, true) } });
+  }
+  if (code === 'ENETUNREACH' || code === 'EHOSTUNREACH') {
+    return new DownloadError(url, `no network: ${host} is unreachable (${code})`, { unreachable: { kind: 'unreachable', host } });
+  }
+  if (e.type === 'system') return new DownloadError(url, `the connection failed (${/reason: (.*)$/.exec(e.message)?.[1] ?? e.message})`);
+  return err;
+}
+
+function hostOf(url: string, withPort = false): string {
+  try {
+    const u = new URL(url);
+    return withPort ? u.host : u.hostname;
+  } catch {
+    return url;
+  }
+}
+
+/** Does a first chunk look like an HTML page (a web page served where a file was expected)? */
+function looksLikeHtml(buf: Buffer): boolean {
+  return /^\s*<(!doctype\s+html|html[\s>]|head[\s>])/i.test(buf.subarray(0, 256).toString('latin1'));
+}
+
+function htmlPage(url: string): DownloadError {
+  return new DownloadError(url, 'the server answered with an HTML page, not the file (a wrong URL, or a proxy or login page in the way)', {
+    permanent: true,
+    hint: 'Open the URL in a browser to see what it serves; give the URL of the file itself.',
+  });
 }
 
 /** The error that explains an aborted request: our timeout's DownloadError, the caller's reason, or the original. */
@@ -288,14 +403,20 @@ export async function fetchText(url: string, opts: { signal?: AbortSignal; retri
   const retries = opts.retries ?? 3;
   for (let i = 0; ; i++) {
     try {
-      const res = await fetch(url, { headers: { 'Accept-Encoding': 'identity', 'User-Agent': USER_AGENT }, signal: opts.signal ?? AbortSignal.timeout(60_000), compress: false });
+      let res: Response;
+      try {
+        res = await fetch(url, { headers: { 'Accept-Encoding': 'identity', 'User-Agent': USER_AGENT }, signal: opts.signal ?? AbortSignal.timeout(60_000), compress: false, follow: MAX_REDIRECTS });
+      } catch (err) {
+        throw requestFailed(url, err);
+      }
       if (res.status === 404 || res.status === 410) throw new NotFoundError(`${url}: HTTP ${res.status}: not found`);
-      if (!res.ok) throw new DownloadError(url, `HTTP ${res.status} ${res.statusText}`, res.status);
+      if (!res.ok) throw new DownloadError(url, `HTTP ${res.status} ${res.statusText}`, { status: res.status });
       return await res.text();
     } catch (err) {
-      const retryable = !(err instanceof NotFoundError) && !(err instanceof DownloadError && err.status !== undefined && !isRetryableStatus(err.status));
+      // No retries for what asking again cannot fix, nor for a host that cannot be reached (no network).
+      const retryable = !(err instanceof NotFoundError) && !(err instanceof DownloadError && (err.permanent || err.unreachable));
       if (!retryable || i >= retries || opts.signal?.aborted) throw err instanceof PiImageError ? err : new DownloadError(url, (err as Error).message);
-      await sleep((opts.backoffMs ?? 1000) * 2 ** i);
+      await sleep((opts.backoffMs ?? defaultBackoff()) * 2 ** i);
     }
   }
 }

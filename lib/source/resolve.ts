@@ -5,23 +5,23 @@
 // catalog id or URL; a local file is hashed once and remembered by path+size+mtime. The same bytes reached by a
 // mirror, a URL or a local copy share one entry, and the key says exactly which published file the image came from.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, read, rmSync, statSync, renameSync } from 'node:fs';
-import type { Writable } from 'node:stream';
+import { closeSync, existsSync, openSync, rmSync, statSync, renameSync } from 'node:fs';
 import { basename, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError, NotFoundError, VerifyError, PiImageError, CorruptImageError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
 import { FileIO } from '../image/io.ts';
-import { readMbr } from '../image/mbr.ts';
 import { growingFile, settleGrowing, DONE, FAILED, type GrowingFile } from '../image/growing-io.ts';
 import { getCatalogEntry, type CatalogEntry } from './catalog.ts';
 import { Cache, downloadName, writeJsonAtomic, type ImageRecord, type RecordedPartition } from './cache.ts';
-import { download, fetchText, parseSha256Sums } from './download.ts';
-import { detectFormat, isXzStart, openDecoded, usesSystemXz, xzToFile, xzUncompressedSize, startXz, type XzDecoder, type XzJob } from './decompress.ts';
+import { download, fetchText, parseSha256Sums, DownloadError } from './download.ts';
+import { detectFormat, openDecoded, usesSystemXz, xzToFile, xzUncompressedSize, type XzDecoder } from './decompress.ts';
+import { XzTap } from './xz-tap.ts';
 import type { DownloadTap, DownloadResult } from './download.ts';
 import { mirrorFromEnv, mirrorUrls } from './mirror.ts';
 import { SparseWriter } from './sparse-writer.ts';
 import { sha256OfFile } from './hash.ts';
+import { validateImage } from './validate.ts';
 
 export interface ResolveOptions {
   cacheDir?: string;
@@ -118,7 +118,7 @@ export async function resolveImage(src: string, opts: ResolveOptions = {}): Prom
   if (prior) return fromSource(cache, prior.path, prior.record.sha256, entry.id, prior.record.url, entry, opts);
 
   const urls = mirrorUrls(entry.urls, mirrorFromEnv(opts.mirror));
-  const failures: string[] = [];
+  const failures: PiImageError[] = [];
   for (const url of urls) {
     opts.signal?.throwIfAborted();
     try {
@@ -135,140 +135,43 @@ export async function resolveImage(src: string, opts: ResolveOptions = {}): Prom
     } catch (err) {
       // A missing file or a dead host moves on to the next URL; a checksum mismatch or bad data stops here.
       if (err instanceof VerifyError || opts.signal?.aborted || !(err instanceof PiImageError) || err.code === 'CORRUPT' || err.code === 'INPUT') throw err;
-      failures.push((err as Error).message);
-      progress?.({ phase: 'download', done: 0, detail: `${entry.file}: ${(err as Error).message}; trying the next URL` });
+      failures.push(err);
+      if (!(err instanceof DownloadError && err.unreachable)) {
+        progress?.({ phase: 'download', done: 0, detail: `${entry.file}: ${err.message}; trying the next URL` });
+      }
     }
   }
-  throw new NotFoundError(`catalog image ${entry.id}: no URL worked:\n  ${failures.join('\n  ')}`);
+  throw noUrlWorked(entry, failures);
 }
 
 /**
- * Decompresses a download while it is still arriving, when that pays: `xz -dc` is fed from the `.partial` file,
- * following it as it grows, so the download itself never waits for xz (a download that outruns xz is simply ahead
- * on disk). Feeding xz through a pipe costs it 5-15% against reading a file (wake-ups per 64 KiB of pipe), so the
- * overlap starts only once the download has run for `afterMs` and still has more than that left at its current
- * rate; a faster download finishes first and xz then reads the file itself. The result is kept only once the
- * download's sha256 has been verified; a restart from zero, a mismatch or a non-xz file discards it.
+ * The one error for a catalog image none of whose URLs worked. When no host could be reached at all (no network,
+ * DNS, nothing listening) it says so in one line and the hint names the ways to build without a network.
  */
-class XzTap implements DownloadTap {
-  job?: XzJob;
-  tmp: string;
-  disabled = false;
-  /** Bytes of the file on disk so far (the download writes each chunk before passing it here). */
-  private available = 0;
-  private fed = 0;
-  private startedAt = 0;
-  private ended = false;
-  private feeding?: Promise<void>;
-  /** Wakes the feeder waiting for more bytes. */
-  private wake?: () => void;
-  constructor(
-    cache: Cache,
-    private readonly partial: string,
-    private readonly name: string,
-    private readonly afterMs: number,
-    private readonly onBytes?: (done: number) => void,
-  ) {
-    this.tmp = join(cache.images, `stream-${process.pid}-${Date.now()}.img.tmp-${process.pid}`);
+function noUrlWorked(entry: CatalogEntry, failures: PiImageError[]): PiImageError {
+  const unreachable = failures.map((f) => (f instanceof DownloadError ? f.unreachable : undefined));
+  if (failures.length > 0 && unreachable.every((u) => u !== undefined)) {
+    const hosts = (kind: string): string[] => [...new Set(unreachable.filter((u) => u!.kind === kind).map((u) => u!.host))];
+    const why = [
+      hosts('dns').length ? `no network or DNS failure (cannot resolve ${hosts('dns').join(', ')})` : '',
+      hosts('refused').length ? `nothing answers at ${hosts('refused').join(', ')} (connection refused)` : '',
+      hosts('unreachable').length ? `no network (${hosts('unreachable').join(', ')} unreachable)` : '',
+    ].filter(Boolean);
+    return new PiImageError(
+      'NETWORK',
+      `catalog image ${entry.id}: cannot download it: ${why.join('; ')}`,
+      `Without a network: use a mirror (--mirror URL or PI_IMAGE_MIRROR), a copy of the image (--image PATH|URL), or run \`pi-image images fetch ${entry.id}\` where there is one.`,
+    );
   }
-  data(chunk: Buffer, total?: number): void {
-    if (this.disabled) return;
-    if (this.available === 0) {
-      this.startedAt = Date.now();
-      // The first chunk decides: only an xz stream is followed.
-      if (!isXzStart(chunk)) {
-        this.disabled = true;
-        return;
-      }
-    }
-    this.available += chunk.length;
-    if (this.job) {
-      this.wake?.();
-      return;
-    }
-    const elapsed = Date.now() - this.startedAt;
-    const left = total === undefined ? Infinity : ((total - this.available) * elapsed) / this.available;
-    if (this.afterMs === 0 || (elapsed >= this.afterMs && left > this.afterMs)) this.start();
-  }
-  private start(): void {
-    // Opened now, while the download is sure to be there: the fd stays readable once it is renamed when finished.
-    const fd = openSync(this.partial, 'r');
-    this.job = startXz(this.tmp, { name: this.name, onBytes: this.onBytes });
-    this.job.result.then(() => this.wake?.(), () => this.wake?.());
-    this.feeding = this.feed(fd);
-    this.feeding.catch(() => undefined);
-  }
-  /** Copy the file into xz's stdin as it grows, until the download has ended and all of it is in. */
-  private async feed(fd: number): Promise<void> {
-    const stdin = this.job!.stdin!;
-    try {
-      for (;;) {
-        // xz stopped early (damaged data): its exit status says why once the download ends.
-        if (this.disabled || stdin.destroyed || stdin.writableEnded) return;
-        if (this.fed < this.available) {
-          // A buffer of its own for each write: the pipe may still hold on to the last one.
-          const buf = Buffer.allocUnsafe(Math.min(1 << 20, this.available - this.fed));
-          const bytesRead = await readAt(fd, buf, this.fed);
-          this.fed += bytesRead;
-          // Wait for room in the pipe, or for xz to go: a pipe whose reader died never drains.
-          if (!stdin.write(buf.subarray(0, bytesRead))) await this.wait(stdin);
-          continue;
-        }
-        if (this.ended) {
-          this.job!.finishInput();
-          return;
-        }
-        await this.wait();
-      }
-    } finally {
-      closeSync(fd);
-    }
-  }
-  /** Wait for new bytes, the end of the download, xz's exit or a reset; with `stdin`, also for its drain or close. */
-  private wait(stdin?: Writable): Promise<void> {
-    return new Promise((resolve) => {
-      const go = (): void => {
-        this.wake = undefined;
-        stdin?.off('drain', go);
-        stdin?.off('close', go);
-        resolve();
-      };
-      this.wake = go;
-      stdin?.once('drain', go);
-      stdin?.once('close', go);
-    });
-  }
-  /** The download has ended with all bytes verified: feed the rest, then xz's result. */
-  async finish(): Promise<{ size: number; dataBytes: number }> {
-    this.ended = true;
-    this.wake?.();
-    await this.feeding;
-    return this.job!.result;
-  }
-  reset(): void {
-    this.disabled = true;
-    this.job?.kill();
-    this.wake?.();
-  }
-  /** Stop and delete the partial output, waiting until xz has gone. */
-  async discard(): Promise<void> {
-    this.reset();
-    await this.feeding?.catch(() => undefined);
-    await this.job?.result.catch(() => undefined);
-    rmSync(this.tmp, { force: true });
-  }
-}
-
-/** Read into all of `buf` from `pos` (fewer bytes only at end of file); the bytes read. */
-function readAt(fd: number, buf: Buffer, pos: number): Promise<number> {
-  return new Promise((resolve, reject) => read(fd, buf, 0, buf.length, pos, (err, n) => (err ? reject(err) : resolve(n))));
+  // One line whatever the number of URLs: each failure's own words, side by side.
+  return new NotFoundError(`catalog image ${entry.id}: no URL worked: ${failures.map((f) => f.message).join('; ')}`);
 }
 
 /** Download `url` (verified) and get its raw image: decompressed during the download for .xz, else after it. */
 async function downloadAndDecompress(cache: Cache, url: string, dest: string, name: string, id: string, entry: CatalogEntry | undefined, expected: string | undefined, opts: ResolveOptions): Promise<ResolvedImage> {
   const report = opts.onProgress;
   const onBytes = report && ((n: number): void => report({ phase: 'decompress', done: n, unit: 'bytes', detail: `${name} via xz -dc (while downloading)` }));
-  const tap = usesSystemXz('xz', opts.xz) ? new XzTap(cache, `${dest}.partial`, name, opts.overlapAfterMs ?? 1000, onBytes) : undefined;
+  const tap = usesSystemXz('xz', opts.xz) ? new XzTap(cache.images, `${dest}.partial`, url, opts.overlapAfterMs ?? 1000, onBytes) : undefined;
   let d;
   try {
     d = await download(url, { dest, expectedSha256: expected, onProgress: opts.onProgress, signal: opts.signal, retries: opts.retries, backoffMs: opts.backoffMs, idleTimeoutMs: opts.idleTimeoutMs, detail: name, entryId: entry?.id, tap });
@@ -296,7 +199,7 @@ async function decompressDownload(cache: Cache, d: DownloadResult, tap: XzTap | 
       const total = xzUncompressedSize(d.path);
       const out = await tap.finish();
       opts.onProgress?.({ phase: 'decompress', done: out.size, total: total ?? out.size, unit: 'bytes', detail: `${name} via xz -dc (while downloading)` });
-      if (total !== undefined && out.size !== total) throw new VerifyError(`${name}: decompressed to ${out.size} bytes, its index says ${total}`);
+      if (total !== undefined && out.size !== total) throw new VerifyError(`${url}: decompressed to ${out.size} bytes, its index says ${total}`);
       const record = recordImage(cache, tap.tmp, out, { id, sourceSha256: d.sha256, format: 'xz', decoder: 'xz', label: url });
       return done(cache.imagePath(d.sha256), record, entry, false);
     } catch (err) {
@@ -353,8 +256,8 @@ export async function decompressInto(cache: Cache, sourcePath: string, sourceSha
   const format = detectFormat(sourcePath);
   const final = cache.imagePath(sourceSha256);
   const tmp = `${final}.tmp-${process.pid}`;
-  // Progress names the image as the user knows it (its file name), not the cache's sha-prefixed copy.
-  const shown = basename(label.replace(/[?#].*$/, '')) || id;
+  // Errors name the source as the user gave it (path or URL), progress its file name: never the cache's names.
+  const short = basename(label.replace(/[?#].*$/, '')) || id;
   let writer: SparseWriter | undefined;
   let growing: GrowingFile | undefined;
   try {
@@ -364,7 +267,7 @@ export async function decompressInto(cache: Cache, sourcePath: string, sourceSha
     if (usesSystemXz(format, opts.xz)) {
       decoder = 'xz';
       const total = xzUncompressedSize(sourcePath);
-      const detail = `${shown} via xz -dc`;
+      const detail = `${short} via xz -dc`;
       opts.onProgress?.({ phase: 'decompress', done: 0, total, unit: 'bytes', detail });
       if (total !== undefined && opts.onRawImageStart) {
         // The file exists before anyone is told of it; the callback must not block (xz starts right after it).
@@ -374,15 +277,16 @@ export async function decompressInto(cache: Cache, sourcePath: string, sourceSha
       }
       const report = opts.onProgress;
       out = await xzToFile(sourcePath, tmp, {
+        name: label,
         signal: opts.signal,
-        onBytes: report && ((n) => report({ phase: 'decompress', done: n, total, unit: 'bytes', detail })),
+        onBytes: report && ((n) => (total === undefined || n < total) && report({ phase: 'decompress', done: n, total, unit: 'bytes', detail })),
       });
-      if (total !== undefined && out.size !== total) throw new VerifyError(`${basename(sourcePath)}: decompressed to ${out.size} bytes, its index says ${total}`);
+      if (total !== undefined && out.size !== total) throw new VerifyError(`${label}: decompressed to ${out.size} bytes, its index says ${total}`);
     } else {
-      const decoded = await openDecoded(sourcePath, format, { xz: opts.xz, signal: opts.signal });
+      const decoded = await openDecoded(sourcePath, format, { xz: opts.xz, signal: opts.signal, name: label });
       decoder = decoded.decoder;
       member = decoded.member;
-      const detail = `${shown} via ${decoded.decoder === 'wasm' ? 'WASM xz decoder' : decoded.decoder}`;
+      const detail = `${short} via ${decoded.decoder === 'wasm' ? 'WASM xz decoder' : decoded.decoder}`;
       writer = new SparseWriter(tmp);
       let last = 0;
       opts.onProgress?.({ phase: 'decompress', done: 0, total: decoded.expectedSize, unit: 'bytes', detail });
@@ -396,10 +300,10 @@ export async function decompressInto(cache: Cache, sourcePath: string, sourceSha
       await decoded.finished();
       out = writer.finish();
       if (decoded.expectedSize !== undefined && out.size !== decoded.expectedSize) {
-        throw new VerifyError(`${basename(sourcePath)}: decompressed to ${out.size} bytes, expected ${decoded.expectedSize}`);
+        throw new VerifyError(`${label}: decompressed to ${out.size} bytes, expected ${decoded.expectedSize}`);
       }
     }
-    opts.onProgress?.({ phase: 'decompress', done: out.size, total: out.size, unit: 'bytes', detail: `${shown} via ${decoder === 'xz' ? 'xz -dc' : decoder === 'wasm' ? 'WASM xz decoder' : decoder}` });
+    opts.onProgress?.({ phase: 'decompress', done: out.size, total: out.size, unit: 'bytes', detail: `${short} via ${decoder === 'xz' ? 'xz -dc' : decoder === 'wasm' ? 'WASM xz decoder' : decoder}` });
     const record = recordImage(cache, tmp, out, { id, sourceSha256, format, decoder, label, member });
     if (growing) settleGrowing(growing, DONE);
     return record;
@@ -420,10 +324,12 @@ function recordImage(
 ): ImageRecord {
   const { id, sourceSha256, format, decoder, label, member } = m;
   try {
+    // Checked before it is named as a cache entry: a table or filesystem that lib/image would refuse later keeps
+    // it out, and the error names the image as the user gave it (`label`), not this temp file.
     const io = FileIO.open(tmp);
     let mbr;
     try {
-      mbr = readMbr(io);
+      mbr = validateImage(io, label);
     } finally {
       io.close();
     }

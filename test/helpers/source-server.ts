@@ -20,8 +20,10 @@ export interface Route {
   fail503?: number;
   /** Send at most this many bytes per second (for kill tests). */
   bytesPerSecond?: number;
-  /** Ignore Range headers (always 200 with the whole file). */
+  /** Ignore Range headers (always 200 with the whole file, and no `Accept-Ranges: bytes`). */
   noRange?: boolean;
+  /** Extra response headers (e.g. `Content-Encoding: gzip`, `Content-Type: text/html`). */
+  headers?: Record<string, string>;
   /** Status to answer with instead (404, 500...). */
   status?: number;
 }
@@ -80,7 +82,7 @@ export async function startServer(): Promise<TestServer> {
       }
       status = 206;
     }
-    const headers: Record<string, string | number> = { 'Content-Length': st.size - start, ETag: etag, 'Accept-Ranges': 'bytes', 'Content-Type': 'application/octet-stream' };
+    const headers: Record<string, string | number> = { 'Content-Length': st.size - start, ETag: etag, 'Content-Type': 'application/octet-stream', ...(r.noRange ? {} : { 'Accept-Ranges': 'bytes' }), ...r.headers };
     if (status === 206) headers['Content-Range'] = `bytes ${start}-${st.size - 1}/${st.size}`;
     res.writeHead(status, headers);
     if (req.method === 'HEAD') {

@@ -121,15 +121,107 @@ test('404 is a NotFoundError naming the URL, not retried', async () => {
   assert.is(server.requests.length, 1);
 });
 
-test('persistent 500s give up with a clear error after the retries', async () => {
-  server.routes.set('/broken', { status: 500 });
+/** What a failed download left beside `out`: nothing, unless a resume can use it. */
+const leftBeside = (out: string): string[] => readdirSync(join(out, '..'));
+
+/** The error of a download expected to fail (and the requests it made). */
+async function failure(path: string, out = dest(), opts: Partial<Parameters<typeof download>[1]> = {}): Promise<DownloadError | NotFoundError> {
   try {
-    await download(`${server.url}/broken`, { dest: dest(), ...fast });
-    assert.unreachable('should fail');
+    await download(`${server.url}${path}`, { dest: out, ...fast, ...opts });
   } catch (err) {
-    assert.match((err as Error).message, /HTTP 500/);
+    return err as DownloadError;
   }
+  assert.unreachable(`${path} should fail`);
+  throw new Error('unreachable');
+}
+
+test('persistent 500s: after the retries no .partial is left and the message does not offer a resume', async () => {
+  server.routes.set('/broken', { status: 500 });
+  const out = dest();
+  const err = await failure('/broken', out);
+  assert.match(err.message, /HTTP 500/);
   assert.is(server.requests.length, 4);
+  assert.equal(leftBeside(out), [], 'no 0-byte .partial or .partial.json');
+  assert.not.match(String((err as DownloadError).hint), /resume/);
+});
+
+test('a redirect loop is permanent: no retries, named as a loop, nothing left', async () => {
+  server.routes.set('/loop', { redirect: '/loop' });
+  const out = dest();
+  const err = await failure('/loop', out);
+  assert.instance(err, DownloadError);
+  assert.match(err.message, new RegExp(`^${server.url}/loop: more than 10 redirects \\(a redirect loop\\?\\)`));
+  assert.is(server.requests.length, 11, 'one attempt: the request and its 10 redirects');
+  assert.equal(leftBeside(out), []);
+  assert.not.match(String((err as DownloadError).hint), /resume/);
+});
+
+test('a server that answers with Content-Encoding: gzip is refused at once, nothing left', async () => {
+  server.routes.set('/gz', { file: blob, headers: { 'Content-Encoding': 'gzip' } });
+  const out = dest();
+  const err = await failure('/gz', out);
+  assert.match(err.message, /Content-Encoding: gzip/);
+  assert.is(server.requests.length, 1, 'not retried');
+  assert.equal(leftBeside(out), []);
+});
+
+test('a short body from a server that ignores Range: no .partial kept, no resume offered', async () => {
+  server.routes.set('/short', { file: blob, noRange: true, dropAfter: 500_000, dropTimes: 99 });
+  const out = dest();
+  const err = await failure('/short', out);
+  assert.match(err.message, /short: connection (lost|closed) after 500000 of \d+ bytes/, err.message);
+  assert.ok(server.requests.slice(1).every((q) => q.range === 'bytes=500000-'), 'it did ask for the rest');
+  assert.equal(leftBeside(out), [], 'bytes a resume cannot use are not kept');
+  assert.not.match(String((err as DownloadError).hint), /resume/);
+});
+
+test('bytes a resume can use are kept, and only then does the message say to run again', async () => {
+  server.routes.set('/flaky', { file: blob, dropAfter: 1_000_000 });
+  const out = dest();
+  const err = await failure('/flaky', out, {
+    onProgress: (e) => e.detail?.includes('retrying') && server.routes.set('/flaky', { status: 503 }),
+  });
+  assert.match(err.message, /HTTP 503/);
+  assert.equal(leftBeside(out).sort(), ['blob.bin.partial', 'blob.bin.partial.json']);
+  assert.is(statSync(`${out}.partial`).size, 1_000_000);
+  assert.match(String((err as DownloadError).hint), /1000000 bytes are kept in .*blob\.bin\.partial: run the same command again to resume/);
+});
+
+test('an HTML page where the file was expected is refused, named by its URL (by Content-Type or by its first bytes)', async () => {
+  const page = join(dir, 'page.html');
+  writeFileSync(page, '<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Please log in</body></html>\n');
+  server.routes.set('/typed.img.xz', { file: page, headers: { 'Content-Type': 'text/html; charset=utf-8' } });
+  server.routes.set('/untyped.img.xz', { file: page });
+  for (const path of ['/typed.img.xz', '/untyped.img.xz']) {
+    const out = dest();
+    const err = await failure(path, out);
+    assert.match(err.message, new RegExp(`^${server.url}${path.replace('.', '\\.')}: the server answered with an HTML page, not the file`));
+    assert.equal(leftBeside(out), []);
+  }
+});
+
+test('no network: an unresolvable host and a port with nothing listening fail at once with one line saying so', async () => {
+  const closed = await startServer();
+  const port = new URL(closed.url).port;
+  await closed.close(); // a port that was just free: nothing listens there now
+  for (const [url, words] of [
+    ['http://nonexistent.invalid/disk.img.xz', /^http:\/\/nonexistent\.invalid\/disk\.img\.xz: no network or DNS failure: cannot resolve host nonexistent\.invalid \(getaddrinfo (ENOTFOUND|EAI_AGAIN)\)$/],
+    [`http://127.0.0.1:${port}/disk.img.xz`, new RegExp(`^http://127\\.0\\.0\\.1:${port}/disk\\.img\\.xz: nothing answers at 127\\.0\\.0\\.1:${port} \\(connection refused\\)$`)],
+  ] as const) {
+    const out = dest();
+    const t0 = Date.now();
+    let err: DownloadError | undefined;
+    try {
+      await download(url, { dest: out, retries: 3, backoffMs: 2000 });
+    } catch (e) {
+      err = e as DownloadError;
+    }
+    assert.instance(err, DownloadError);
+    assert.match(err!.message, words);
+    assert.ok(err!.unreachable, 'marked as unreachable');
+    assert.ok(Date.now() - t0 < 2000, 'no retry with backoff');
+    assert.equal(leftBeside(out), []);
+  }
 });
 
 test('mirror rewriting keeps the path under the mirror', () => {
@@ -253,7 +345,7 @@ test('an .xz is decoded while it downloads only when the download is slow: xz th
   }
 });
 
-test('corrupt or truncated .xz over HTTP (decoded while downloading): clear error, no cache entry, no download kept', async () => {
+for (const decoder of ['xz', 'wasm'] as const) test(`corrupt or truncated .xz over HTTP (${decoder === 'xz' ? 'system xz, decoded while downloading' : 'WASM decoder, after the download'}): clear error, no cache entry, no download kept`, async () => {
   const good = readFileSync(textImageXz().xz);
   const bad = Buffer.from(good);
   for (let i = 0; i < 64; i++) bad[Math.floor(good.length * 0.6) + i] ^= 0xa5;
@@ -266,7 +358,7 @@ test('corrupt or truncated .xz over HTTP (decoded while downloading): clear erro
       // A hang here was a real bug (waiting for a pipe to drain after xz had exited): fail instead of hanging.
       let timer: NodeJS.Timeout | undefined;
       const hang = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${name}: resolveImage hung`)), 60_000)));
-      await Promise.race([resolveImage(`${server.url}/${name}`, { cacheDir: cache, ...fast }), hang]).finally(() => clearTimeout(timer));
+      await Promise.race([resolveImage(`${server.url}/${name}`, { cacheDir: cache, ...fast, xz: decoder }), hang]).finally(() => clearTimeout(timer));
       assert.unreachable('should fail');
     } catch (err) {
       assert.instance(err, CorruptImageError, (err as Error).stack);
