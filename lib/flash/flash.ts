@@ -4,7 +4,7 @@
 // its sha256 with the bmap (or, mapped on the fly, its bytes with the image's). A file is checked while written:
 // read back and compared with the image behind the writer, the image hashed against the bmap beside it. Safety
 // checks run first (safety.ts); nothing here prints.
-import { openSync, closeSync, readSync, writeSync, fsync, fsyncSync, ftruncateSync, statSync, renameSync, rmSync, existsSync, readFileSync, constants } from 'node:fs';
+import { openSync, closeSync, readSync, writeSync, fsync, fsyncSync, ftruncateSync, statSync, renameSync, rmSync, existsSync, readFileSync, readdirSync, constants } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { hashRangesParallel, compareRangesParallel, Watermark } from './hash-workers.ts';
@@ -13,6 +13,7 @@ import { dirname, basename, join } from 'node:path';
 import { parseBmap, bmapByteRanges, blockRangeBytes, scanAndHash, type Bmap, type BmapRange } from '../image/bmap.ts';
 import { forEachDataRun, rangesBytes } from '../image/sparse.ts';
 import { dataExtents } from '../image/extents.ts';
+import { processAlive } from '../pid.ts';
 import { CorruptImageError, InputError, SafetyError, VerifyError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
 import { describeTarget, listDrives, drivesHoldingPath, systemDrives, type Drive, type Target } from './drives.ts';
@@ -239,6 +240,7 @@ export async function flash(opts: FlashOptions): Promise<FlashResult> {
 
   // Files are written under a temporary name beside the target and renamed after verification.
   const writePath = isDevice ? opts.target : join(dirname(opts.target), `.${basename(opts.target)}.partial-${process.pid}`);
+  if (!isDevice) removeStalePartials(opts.target);
   const src = openSync(opts.image, 'r');
   let dst = -1;
   const t0 = Date.now();
@@ -559,4 +561,21 @@ function locateMismatch(
     start,
     'The bmap belongs to another version of the image: make it again, or flash without --bmap.',
   );
+}
+
+/** A flash into a file that was killed (kill -9, power cut) left `.NAME.partial-PID`: removed by the next flash
+ *  into the same file, once that pid is gone. */
+function removeStalePartials(target: string): void {
+  const dir = dirname(target);
+  const prefix = `.${basename(target)}.partial-`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return; // the directory's problems are reported when the file is opened
+  }
+  for (const name of names) {
+    const pid = name.startsWith(prefix) ? Number(name.slice(prefix.length)) : NaN;
+    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && !processAlive(pid)) rmSync(join(dir, name), { force: true });
+  }
 }

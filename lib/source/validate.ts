@@ -3,12 +3,9 @@
 // group descriptors, block bitmaps, the root directory), through lib/image's own readers and their checks.
 // Invariants: reads only; a failure is a CorruptImageError naming the image as the user gave it (`name`), never a
 // cache temp file; the walk is bounded (every directory is visited once: a loop is reported, not followed).
-import { CorruptImageError } from '../errors.ts';
 import { SliceIO, type BlockIO } from '../image/io.ts';
 import { readMbr, type Mbr } from '../image/mbr.ts';
 import { FatFs } from '../image/fat/index.ts';
-import { parseBootSector } from '../image/fat/bpb.ts';
-import { FatTable } from '../image/fat/table.ts';
 import { Ext4Fs } from '../image/ext4/index.ts';
 
 /** MBR partition types that hold a FAT filesystem. */
@@ -31,30 +28,11 @@ function isExt(io: BlockIO): boolean {
   return io.size >= 2048 && io.read(1024 + 0x38, 2).readUInt16LE(0) === 0xef53;
 }
 
-/** Every directory once (a directory met again is a loop), every file's chain walked to its end. */
+/** Every directory once (a directory met again is a loop), every file's chain walked to its end: FatFs.checkTree,
+ *  the walk inspect, build and netboot also use. */
 function checkFat(io: BlockIO): void {
   const fs = FatFs.open(io);
-  const table = new FatTable(io, parseBootSector(io));
-  const seen = new Map<number, string>();
-  const walk = (path: string): void => {
-    for (const e of fs.readdir(path)) {
-      if (e.name === '.' || e.name === '..') continue;
-      const child = `${path === '/' ? '' : path}/${e.name}`;
-      if (e.isDirectory) {
-        const before = seen.get(e.firstCluster);
-        if (e.firstCluster < 2 || before !== undefined) {
-          throw new CorruptImageError(`${io.name}: FAT directory ${child} loops back to ${before ?? '/'} (cluster ${e.firstCluster})`);
-        }
-        seen.set(e.firstCluster, child);
-        walk(child);
-      } else if (e.size > 0) {
-        let n = 0;
-        for (const _ of table.chain(e.firstCluster, 0, Math.ceil(e.size / fs.clusterSize))) n++;
-        if (n * fs.clusterSize < e.size) throw new CorruptImageError(`${io.name}: FAT file ${child} is ${e.size} bytes but its cluster chain holds only ${n} clusters`);
-      }
-    }
-  };
-  walk('/');
+  fs.checkTree();
   fs.usedRanges();
 }
 

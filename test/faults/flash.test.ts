@@ -122,7 +122,7 @@ test('flash to the system disk (the one holding /): refused, exit 3, even with -
 
 // ---- kill -9 and disk full --------------------------------------------------------------------------------
 
-test('flash killed with SIGKILL mid-write: nothing under the target name (only a temporary one); the next flash completes', async () => {
+test('flash killed with SIGKILL mid-write: nothing under the target name (only a temporary one); the next flash completes and removes it', async () => {
   const target = join(dir, 'killed', 'out.img');
   mkdirSync(join(dir, 'killed'), { recursive: true });
   const k = await cliKilled(dir, ['flash', img, target, '--yes'], { when: /write: [1-9]/ });
@@ -132,6 +132,7 @@ test('flash killed with SIGKILL mid-write: nothing under the target name (only a
   const r = cli(dir, ['flash', img, target, '--yes']);
   assert.is(r.code, 0, r.stderr);
   execFileSync('cmp', [img, target]);
+  assert.equal(leftovers(join(dir, 'killed')).filter((l) => /partial/.test(l)), [], 'the killed run\'s temporary file is gone');
 });
 
 test('flash to a full disk: ENOSPC names the file and what to do; no partial file left', () => {

@@ -118,7 +118,7 @@ test('lock --help shows examples', () => {
 });
 
 const refusals: [string, (t: string) => string, RegExp][] = [
-  ['an HTML page where YAML is expected', (t) => t.replace(/manifest: .*#.*\n/, `manifest: ${'BASE'}/docs/v3.13/manifests/calico.yaml\n`), /^calico\/calico\.yaml: http:\/\/127\.0\.0\.1:\d+\/docs\/v3\.13\/manifests\/calico\.yaml: an HTML page where YAML was expected \(profile key kubernetes\.calico\.manifest\)$/],
+  ['an HTML page where YAML is expected', (t) => t.replace(/manifest: .*#.*\n/, `manifest: ${'BASE'}/docs/v3.13/manifests/calico.yaml\n`), /^calico\/calico\.yaml: http:\/\/127\.0\.0\.1:\d+\/docs\/v3\.13\/manifests\/calico\.yaml: (an HTML page where YAML was expected|the server answered with an HTML page, not the file .*) \(profile key kubernetes\.calico\.manifest\)$/],
   ['a 404', (t) => t.replace('/metallb/metallb.yaml', '/metallb/v0.9.3/metallb.yaml'), /^metallb\/metallb\.yaml: http:\/\/127\.0\.0\.1:\d+\/metallb\/v0\.9\.3\/metallb\.yaml: HTTP 404.*\(profile key kubernetes\.metallb\.manifests\[1\]\)$/],
   ['a checksum mismatch', (t) => t.replace('/k8s/v{version}', '/badsum/v{version}'), /^kubeadm: http:\/\/127\.0\.0\.1:\d+\/badsum\/v1\.17\.17\/kubeadm: checksum mismatch: expected 0{64}.*\(profile key kubernetes\.binaries\.baseUrl\)$/],
   ['an image with no arm64 variant', (t) => t.replace('enabled: false', 'enabled: true'), /^image 127\.0\.0\.1:\d+\/ingress\/nginx-ingress-controller:0\.30\.0: http:\/\/127\.0\.0\.1:\d+\/v2\/ingress\/nginx-ingress-controller\/manifests\/0\.30\.0: no variant for linux\/arm64: the image is linux\/amd64 only \(profile key kubernetes\.ingressNginx\.manifests\[0\]\)$/],
