@@ -5,6 +5,7 @@
 import { parseAllDocuments } from 'yaml';
 import type { Profile } from '../cluster/profile.ts';
 import { kubeadmImages } from '../cluster/kubeadm-images.ts';
+import { editManifestImages, manifestImageEdits } from '../cluster/addons.ts';
 import type { LockRequest, Role } from './lockfile.ts';
 import { splitMember, type FileRequest } from './files.ts';
 import { formatImageRef, parseImageRef } from './reference.ts';
@@ -50,6 +51,14 @@ export function profileRequests(p: Profile): ProfileRequests {
     ...images.map((i) => ({ id: i.id, key: i.key, input: i.id, kind: 'image' as const, roles: i.roles })),
   ];
   return { files, images, all };
+}
+
+/** The images a locked add-on manifest makes a node run: its `image:` values after pi-image's own edits
+ *  (addons.ts), each with the profile key to change (the edit's key for an edited one, else the manifest's). */
+export function addonManifestImages(p: Profile, manifestKey: string, text: string): { id: string; key: string }[] {
+  const edits = manifestImageEdits(p, manifestKey);
+  const keys = new Map(edits.map((e) => [formatImageRef(parseImageRef(e.to)), e.key]));
+  return manifestImages(editManifestImages(text, edits)).map((id) => ({ id, key: keys.get(id) ?? manifestKey }));
 }
 
 /** Every `image:` value in a manifest's YAML documents, normalised, in order of first appearance. */
