@@ -10,11 +10,11 @@
 // The base image is the test lookalike (small), so the rest of the build is short and the bundle's share visible.
 // Runs the compiled CLI (bench/.tmp/bundle-dist; --tsx for the sources).
 // Usage: npx tsx bench/bundle.ts [--runs N] [--mib N] [--tsx]
-import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { newestTs } from './lib/newest-ts.ts';
+import { cliEntry, now, timed as timedRun } from './lib/timed-cli.ts';
 import { makeUbuntuLookalike } from '../test/helpers/lookalike.ts';
 import { startLockWorld, lockProfile } from '../test/helpers/lock-fixtures.ts';
 import { decodeLock } from '../lib/lock/lockfile.ts';
@@ -27,37 +27,10 @@ const args = process.argv.slice(2);
 const runs = Number(args[args.indexOf('--runs') + 1]) || 5;
 const mib = Number(args[args.indexOf('--mib') + 1]) || 64;
 const useTsx = args.includes('--tsx');
-const now = (): number => Number(process.hrtime.bigint()) / 1e9;
+/** Every command with the same timestamp, so the builds write the same bytes each round. */
+const timed = (cmd: string, argv: string[]) => timedRun(cmd, argv, { SOURCE_DATE_EPOCH: '1577836800' });
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const spread = (xs: number[], d = 2): string => `${Math.min(...xs).toFixed(d)}-${Math.max(...xs).toFixed(d)}`;
-
-/** Run under /usr/bin/time, asynchronously (the lock world's servers live in this process). */
-function timed(cmd: string, argv: string[]): Promise<{ secs: number; rssMB: number; stdout: string }> {
-  const t0 = now();
-  return new Promise((resolve, reject) => {
-    const p = spawn('/usr/bin/time', ['-f', '%M', cmd, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: '1', SOURCE_DATE_EPOCH: '1577836800' } });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    p.on('close', (code) => {
-      if (code !== 0) reject(new Error(`${cmd} ${argv.join(' ')} failed (${code}):\n${err.slice(-3000)}`));
-      else resolve({ secs: now() - t0, rssMB: Number(err.trim().split('\n').pop()) / 1024, stdout: out });
-    });
-  });
-}
-
-function cliEntry(): string[] {
-  if (useTsx) return ['--import', 'tsx', join(ROOT, 'bin', 'pi-image.ts')];
-  const out = join(ROOT, 'bench', '.tmp', 'bundle-dist');
-  const stamp = join(out, '.built');
-  if (!existsSync(stamp) || Math.max(newestTs(join(ROOT, 'lib')), newestTs(join(ROOT, 'bin'))) > statSync(stamp).mtimeMs) {
-    rmSync(out, { recursive: true, force: true });
-    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', out], { stdio: 'inherit' });
-    writeFileSync(stamp, '');
-  }
-  return [join(out, 'bin', 'pi-image.js')];
-}
 
 mkdirSync(join(ROOT, 'bench', '.tmp'), { recursive: true });
 const work = mkdtempSync(join(ROOT, 'bench', '.tmp', 'bundle-'));
@@ -74,7 +47,7 @@ for (const d of [withDir, withoutDir]) {
 const cache = join(work, 'cache');
 const secrets = join(work, 'secrets');
 console.log(`world ready in ${(now() - t0).toFixed(1)} s`);
-const cli = cliEntry();
+const cli = cliEntry('bundle-dist', useTsx);
 const build = (dir: string, out: string, extra: string[] = []) =>
   timed(process.execPath, [...cli, 'build', '--all', '--profile', join(dir, 'pi-image.yaml'), '--cache', cache, '--secrets', secrets, '--out', out, '--json', ...extra]);
 try {
