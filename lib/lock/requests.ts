@@ -40,6 +40,9 @@ export function profileRequests(p: Profile): ProfileRequests {
     if (k.calico.enabled) file('calico/' + base(k.calico.manifest.includes('#') ? k.calico.manifest.split('#')[1]! : k.calico.manifest), 'kubernetes.calico.manifest', k.calico.manifest, 'manifest', MASTER, k.calico.sha256);
     if (k.metallb.enabled) k.metallb.manifests.forEach((u, i) => file(`metallb/${base(u)}`, `kubernetes.metallb.manifests[${i}]`, u, 'manifest', MASTER));
     if (k.ingressNginx.enabled) k.ingressNginx.manifests.forEach((u, i) => file(`ingress-nginx/${base(u)}`, `kubernetes.ingressNginx.manifests[${i}]`, u, 'manifest', MASTER));
+    // The image the ingress manifests are edited to (addons.ts) is a request of its own, so changing the key makes
+    // the lock stale by name; the manifests' reading finds the same image again.
+    if (k.ingressNginx.enabled && k.ingressNginx.image) images.push({ id: formatImageRef(parseImageRef(k.ingressNginx.image)), key: 'kubernetes.ingressNginx.image', roles: BOTH });
     for (const img of kubeadmImages(k.version, k.imageRepository)) images.push({ id: formatImageRef(parseImageRef(img.ref)), key: 'kubernetes.imageRepository', roles: img.controlPlane ? MASTER : BOTH });
   }
   const g = p.glusterfs;

@@ -4,13 +4,15 @@
 // pointed at an arm64 variant the lock passes and pins that image, not the amd64 one.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeUbuntuLookalike, tempDir } from '../helpers/lookalike.ts';
 import { startLockWorld, lockProfile, type LockWorld } from '../helpers/lock-fixtures.ts';
 import { makeOciLayout, pushImage } from '../helpers/registry.ts';
 import { makeLock, readLock } from '../../lib/lock/lock.ts';
 import { LockRefusal } from '../../lib/lock/errors.ts';
+import { staleReason } from '../../lib/lock/lockfile.ts';
+import { profileRequests } from '../../lib/lock/requests.ts';
 import { editManifestImages, manifestImageEdits } from '../../lib/cluster/addons.ts';
 import { parseProfile } from '../../lib/cluster/profile.ts';
 import { INGRESS_NGINX_ARM64_IMAGE } from '../../lib/cluster/schema.ts';
@@ -81,6 +83,9 @@ test('kubernetes.ingressNginx.image at an arm64 variant: the lock passes and pin
   assert.is(got!.digest, arm64Digest);
   assert.not.ok(ids.some((i) => /\/nginx-ingress-controller:0\.30\.0$/.test(i)), 'the amd64 image is not locked');
   assert.ok(lock.roles.worker.images.includes(ref) && lock.roles.master.images.includes(ref));
+  // Another image under the key makes the lock stale, naming it.
+  const moved = parseProfile(readFileSync(profile, 'utf8').replace(ref, ref.replace(':0.30.0', ':0.30.1')));
+  assert.match(staleReason(lock, profileRequests(moved).all, 'linux/arm64') ?? '', /ingressNginx\.image|nginx-ingress-controller-arm64:0\.30\.1/);
 });
 
 test('a wrong kubernetes.ingressNginx.image is refused naming that key', async () => {
