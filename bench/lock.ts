@@ -6,11 +6,11 @@
 // ratios, median and spread (target >= 0.9x curl's speed), and the peak RSS of the lock's process tree (target
 // <= 150 MB). Runs the compiled CLI (bench/.tmp/lock-dist; --tsx for the sources).
 // Usage: npx tsx bench/lock.ts [--runs N] [--mib N] [--tsx]
-import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { newestTs } from './lib/newest-ts.ts';
+import { cliEntry, now, timed } from './lib/timed-cli.ts';
 import { makeUbuntuLookalike } from '../test/helpers/lookalike.ts';
 import { startLockWorld, lockProfile } from '../test/helpers/lock-fixtures.ts';
 import { decodeLock } from '../lib/lock/lockfile.ts';
@@ -21,36 +21,7 @@ const args = process.argv.slice(2);
 const runs = Number(args[args.indexOf('--runs') + 1]) || 3;
 const mib = Number(args[args.indexOf('--mib') + 1]) || 350;
 const useTsx = args.includes('--tsx');
-const now = (): number => Number(process.hrtime.bigint()) / 1e9;
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-/** Run under /usr/bin/time, asynchronously (the token endpoint and file server live in this process). */
-function timed(cmd: string, argv: string[]): Promise<{ secs: number; rssMB: number; stdout: string }> {
-  const t0 = now();
-  return new Promise((resolve, reject) => {
-    const p = spawn('/usr/bin/time', ['-f', '%M', cmd, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: '1' } });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    p.on('close', (code) => {
-      if (code !== 0) reject(new Error(`${cmd} ${argv.join(' ')} failed (${code}):\n${err.slice(-3000)}`));
-      else resolve({ secs: now() - t0, rssMB: Number(err.trim().split('\n').pop()) / 1024, stdout: out });
-    });
-  });
-}
-
-function cliEntry(): string[] {
-  if (useTsx) return ['--import', 'tsx', join(ROOT, 'bin', 'pi-image.ts')];
-  const out = join(ROOT, 'bench', '.tmp', 'lock-dist');
-  const stamp = join(out, '.built');
-  if (!existsSync(stamp) || Math.max(newestTs(join(ROOT, 'lib')), newestTs(join(ROOT, 'bin'))) > statSync(stamp).mtimeMs) {
-    rmSync(out, { recursive: true, force: true });
-    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', out], { stdio: 'inherit' });
-    writeFileSync(stamp, '');
-  }
-  return [join(out, 'bin', 'pi-image.js')];
-}
 
 mkdirSync(join(ROOT, 'bench', '.tmp'), { recursive: true });
 const work = mkdtempSync(join(ROOT, 'bench', '.tmp', 'lock-'));
@@ -61,7 +32,7 @@ mkdirSync(join(work, 'p'));
 const profile = join(work, 'p', 'pi-image.yaml');
 writeFileSync(profile, lockProfile(world, look.img));
 console.log(`world ready in ${(now() - t0).toFixed(1)} s`);
-const cli = cliEntry();
+const cli = cliEntry('lock-dist', useTsx);
 try {
   // A first lock tells what is there to fetch, and leaves a cache holding the base image to seed each round with.
   const seed = join(work, 'seed-cache');

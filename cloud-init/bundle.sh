@@ -4,12 +4,15 @@
 #                           past the root's final size (or to the disk's end), grow the root to ROOT_SECTORS,
 #                           extract it to $BUNDLE, check every sha256 against its index, then delete partition 2
 #                           so the brick step makes the brick partition where it always does.
+#                           A netbooted node (no SSD partition 2) has the same tar as a file in its NFS root,
+#                           $BUNDLE_TAR: extracted from there, checked, then removed.
 #   bundle.sh verify        re-check every item's sha256 (a missing or damaged item stops with its name).
 #   bundle.sh fetch URL OUT copy the item first boot would have downloaded from URL (sha256 re-checked) to OUT.
 #                           Exit 4: this node has no bundle (downloads come from the network); 3: not in it.
 #   bundle.sh images        load every image archive into the runtime (docker load / ctr -n k8s.io images
 #                           import), each sha256 re-checked first, and remove the loaded archive.
-# Environment (tests): PI_IMAGE_DISK (a disk image file instead of the root's disk), PI_IMAGE_ENV, PI_IMAGE_BUNDLE.
+# Environment (tests): PI_IMAGE_DISK (a disk image file instead of the root's disk), PI_IMAGE_ENV, PI_IMAGE_BUNDLE,
+# PI_IMAGE_BUNDLE_TAR.
 set -euo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 CMD=${1:?usage: bundle.sh unpack|verify|fetch URL OUT|images}
@@ -17,6 +20,7 @@ CMD=${1:?usage: bundle.sh unpack|verify|fetch URL OUT|images}
 [ -f "${PI_IMAGE_ENV:-/etc/pi-image/cluster.env}" ] && . "${PI_IMAGE_ENV:-/etc/pi-image/cluster.env}"
 BUNDLE=${PI_IMAGE_BUNDLE:-/var/lib/pi-image/bundle}
 INDEX=$BUNDLE/pi-image-bundle/index.tsv
+BUNDLE_TAR=${PI_IMAGE_BUNDLE_TAR:-/var/lib/pi-image/bundle.tar}
 
 log() { echo "pi-image[bundle]: $*"; logger -t pi-image "[bundle] $*" 2>/dev/null || true; }
 die() { log "FAILED: $*"; exit 1; }
@@ -65,6 +69,13 @@ place_all() {
 
 case $CMD in
 unpack)
+  if [ -f "$BUNDLE_TAR" ]; then # the file form (netboot): the source is the tar in the root, not partition 2
+    log "extracting the bundle from $BUNDLE_TAR to $BUNDLE"
+    rm -rf "$BUNDLE.partial"; mkdir -p "$BUNDLE.partial"
+    tar -x -C "$BUNDLE.partial" -f "$BUNDLE_TAR" || die "reading the bundle tar $BUNDLE_TAR"
+    rm -rf "$BUNDLE"; mv "$BUNDLE.partial" "$BUNDLE"
+    verify_all; place_all; rm -f "$BUNDLE_TAR"; exit 0
+  fi
   disk=$(root_disk)
   if [ "$(sfdisk --part-type "$disk" 2 2>/dev/null || true)" != da ]; then
     [ -f "$INDEX" ] && { verify_all; exit 0; }

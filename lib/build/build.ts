@@ -22,11 +22,7 @@ import { GrowingFileIO, type GrowingFile } from '../image/growing-io.ts';
 import type { BootStyle } from './sd-image.ts';
 import { renderManifest, type Manifest, type ManifestNode, type ManifestImage } from './manifest.ts';
 import { readLock } from '../lock/lock.ts';
-import { checkFresh, ensureLocked } from '../lock/fetch.ts';
-import { imageArchive, type ImageArchive } from '../lock/image-archive.ts';
-import { planBundle, type BundlePlan } from '../lock/bundle.ts';
-import { BlobStore } from '../lock/store.ts';
-import type { Lock } from '../lock/lockfile.ts';
+import { prepareBundles } from '../lock/prepare.ts';
 
 export interface BuildOptions {
   /** Node names, or 'all'. */
@@ -126,7 +122,7 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
   // there) and carried per role on the SSD images.
   const locked = readLock(loaded.profilePath);
   if (!locked && opts.offline) throw new InputError(`--offline needs a lock: no pi-image.lock beside ${loaded.profilePath}`, 'run `pi-image lock` first');
-  const bundles = locked ? await prepareBundles(locked.lock, locked.path, profile, opts, onProgress) : undefined;
+  const bundles = locked ? await prepareBundles(locked.lock, locked.path, profile, { cacheDir: opts.cacheDir, offline: opts.offline, onProgress }) : undefined;
   // Resolve the base image. When it has to be decompressed with xz, the lanes start on the growing file at once
   // and build while xz writes it (reads wait for the bytes); the result is kept only if the decompression ends well.
   const src = opts.image ?? profile.image;
@@ -274,24 +270,4 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
     staging.discard();
     throw err;
   }
-}
-
-/** Check the lock, fetch what the cache lacks, make the image archives and each role's bundle plan. */
-async function prepareBundles(
-  lock: Lock,
-  lockPath: string,
-  profile: Parameters<typeof checkFresh>[2],
-  opts: BuildOptions,
-  onProgress: OnProgress,
-): Promise<Record<'master' | 'worker', BundlePlan>> {
-  checkFresh(lock, lockPath, profile);
-  await ensureLocked(lock, { cacheDir: opts.cacheDir, offline: opts.offline, onProgress });
-  const store = new BlobStore(opts.cacheDir);
-  const archives = new Map<string, ImageArchive>();
-  let n = 0;
-  for (const img of lock.images) {
-    onProgress({ phase: 'image archives', done: n++, total: lock.images.length, unit: 'items', detail: img.id });
-    archives.set(img.id, await imageArchive(img, store));
-  }
-  return { master: planBundle(lock, 'master', store, archives), worker: planBundle(lock, 'worker', store, archives) };
 }

@@ -1,5 +1,7 @@
 // Add-on configuration the master applies on first boot, as plain objects: the MetalLB address pool, the
-// GlusterFS topology for Heketi, Heketi's own config and the GlusterFS StorageClass.
+// GlusterFS topology for Heketi, Heketi's own config and the GlusterFS StorageClass; and pi-image's edits to the
+// add-on manifests' images (the ingress-nginx controller for the base image's platform), a pure text edit that the
+// lock reads before it resolves the manifests' images.
 import type { Profile } from './profile.ts';
 import type { Secrets } from './secrets.ts';
 
@@ -8,6 +10,36 @@ type Obj = Record<string, unknown>;
 export function masterAddress(p: Profile): string {
   const m = p.nodes.find((n) => n.role === 'master') ?? p.nodes[0]!;
   return m.address === 'dhcp' ? m.name : m.address.ip;
+}
+
+/** An image pi-image puts in place of the one a manifest names, with the profile key that says so. */
+export interface ManifestImageEdit {
+  /** Which `image:` values it replaces (the reference as written in the manifest). */
+  matches: (ref: string) => boolean;
+  to: string;
+  key: string;
+}
+
+/** The ingress-nginx controller, as its manifests name it (quay.io/…/nginx-ingress-controller[-amd64], or the later
+ *  registry.k8s.io/ingress-nginx/controller). */
+const INGRESS_CONTROLLER = /(^|\/)(nginx-ingress-controller(-amd64)?|ingress-nginx\/controller)(:[^@\s]*)?(@sha256:[0-9a-f]{64})?$/;
+
+/** pi-image's image edits for the manifest a profile key names (e.g. `kubernetes.ingressNginx.manifests[0]`). */
+export function manifestImageEdits(p: Profile, manifestKey: string): ManifestImageEdit[] {
+  const to = p.kubernetes.ingressNginx.image;
+  if (manifestKey.startsWith('kubernetes.ingressNginx.manifests[') && to) {
+    return [{ matches: (ref) => INGRESS_CONTROLLER.test(ref) && ref !== to, to, key: 'kubernetes.ingressNginx.image' }];
+  }
+  return [];
+}
+
+/** A manifest's text with each `image:` value an edit matches replaced (quotes and comments kept); pure. */
+export function editManifestImages(text: string, edits: ManifestImageEdit[]): string {
+  if (edits.length === 0) return text;
+  return text.replace(/^(\s*(?:-\s+)?image:\s*)(["']?)([^"'\s#]+)\2/gm, (line, head: string, q: string, ref: string) => {
+    const e = edits.find((x) => x.matches(ref));
+    return e ? `${head}${q}${e.to}${q}` : line;
+  });
 }
 
 /** MetalLB layer-2 pool: a ConfigMap (MetalLB ≤ 0.12) or IPAddressPool + L2Advertisement (≥ 0.13). */

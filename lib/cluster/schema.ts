@@ -17,6 +17,9 @@ export const SSH_KEY = /^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk
 const SIZE = /^\d+(\.\d+)?\s*(B|KiB|MiB|GiB|TiB|K|M|G|T|KB|MB|GB|TB)?$/;
 const QUIRK = /^[0-9a-f]{4}:[0-9a-f]{4}:[a-z]+$/;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+const IMAGE_REF = /^[a-z0-9][a-z0-9._:/@-]*$/;
+/** ingress-nginx 0.30.0's arm64 controller (the default manifests name the amd64 one). */
+export const INGRESS_NGINX_ARM64_IMAGE = 'quay.io/kubernetes-ingress-controller/nginx-ingress-controller-arm64:0.30.0';
 const SERIAL = /^[0-9a-f]{8}$/;
 const IFACE = /^[a-zA-Z0-9_.-]{1,15}$/;
 const ABS_PATH = /^\/[A-Za-z0-9._+@/-]*$/;
@@ -199,6 +202,9 @@ export const ProfileSchema = z.strictObject({
       ingressNginx: z
         .strictObject({
           enabled: z.boolean().default(true),
+          // The controller image the manifests' controller is changed to (addons.ts); null keeps the manifests' own.
+          // 0.30.0's mandatory.yaml names the amd64 image; arm64 was the separate `-arm64` image.
+          image: str(IMAGE_REF, 'must be an image reference like quay.io/kubernetes-ingress-controller/nginx-ingress-controller-arm64:0.30.0, or null').nullable().default(INGRESS_NGINX_ARM64_IMAGE),
           manifests: z
             .array(url)
             .default([
@@ -242,7 +248,7 @@ export const ProfileSchema = z.strictObject({
           }),
         )
         .default([]),
-      images: z.array(str(/^[a-z0-9][a-z0-9._:/@-]*$/, 'must be an image reference like docker.io/library/busybox:1.36')).default([]),
+      images: z.array(str(IMAGE_REF, 'must be an image reference like docker.io/library/busybox:1.36')).default([]),
     })
     .prefault({}),
   /** Extra files written on every node (cloud-init write_files). */

@@ -12,7 +12,7 @@ import { InputError } from '../errors.ts';
 import { LOCK_FILE, ROLES, decodeLock, encodeLock, packageId, requestsDigest, type Lock, type LockFile, type LockImage, type LockRequest, type PackageResolver, type Role } from './lockfile.ts';
 import { BlobStore } from './store.ts';
 import { lockFile } from './files.ts';
-import { profileRequests, manifestImages } from './requests.ts';
+import { profileRequests, addonManifestImages } from './requests.ts';
 import { RegistryClient, formatPlatform } from './registry.ts';
 import { parseImageRef } from './reference.ts';
 import { platformOfImage, type ImagePlatform } from './platform.ts';
@@ -89,7 +89,7 @@ export async function makeLock(opts: LockOptions = {}): Promise<LockResult> {
     f.roles.forEach((r) => roles[r].files.push(entry.id));
     if (entry.kind === 'manifest') {
       // Add-on pods run on every node (DaemonSets, and Deployments scheduled anywhere): their images go to all roles.
-      for (const id of manifestImages(readFileSync(store.path(entry.sha256), 'utf8'))) want(id, entry.key, ROLES);
+      for (const { id, key } of addonManifestImages(profile, entry.key, readFileSync(store.path(entry.sha256), 'utf8'))) want(id, key, ROLES);
     }
   }
   for (const i of req.images) want(i.id, i.key, i.roles);

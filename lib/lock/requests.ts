@@ -5,6 +5,7 @@
 import { parseAllDocuments } from 'yaml';
 import type { Profile } from '../cluster/profile.ts';
 import { kubeadmImages } from '../cluster/kubeadm-images.ts';
+import { editManifestImages, manifestImageEdits } from '../cluster/addons.ts';
 import type { LockRequest, Role } from './lockfile.ts';
 import { splitMember, type FileRequest } from './files.ts';
 import { formatImageRef, parseImageRef } from './reference.ts';
@@ -39,6 +40,9 @@ export function profileRequests(p: Profile): ProfileRequests {
     if (k.calico.enabled) file('calico/' + base(k.calico.manifest.includes('#') ? k.calico.manifest.split('#')[1]! : k.calico.manifest), 'kubernetes.calico.manifest', k.calico.manifest, 'manifest', MASTER, k.calico.sha256);
     if (k.metallb.enabled) k.metallb.manifests.forEach((u, i) => file(`metallb/${base(u)}`, `kubernetes.metallb.manifests[${i}]`, u, 'manifest', MASTER));
     if (k.ingressNginx.enabled) k.ingressNginx.manifests.forEach((u, i) => file(`ingress-nginx/${base(u)}`, `kubernetes.ingressNginx.manifests[${i}]`, u, 'manifest', MASTER));
+    // The image the ingress manifests are edited to (addons.ts) is a request of its own, so changing the key makes
+    // the lock stale by name; the manifests' reading finds the same image again.
+    if (k.ingressNginx.enabled && k.ingressNginx.image) images.push({ id: formatImageRef(parseImageRef(k.ingressNginx.image)), key: 'kubernetes.ingressNginx.image', roles: BOTH });
     for (const img of kubeadmImages(k.version, k.imageRepository)) images.push({ id: formatImageRef(parseImageRef(img.ref)), key: 'kubernetes.imageRepository', roles: img.controlPlane ? MASTER : BOTH });
   }
   const g = p.glusterfs;
@@ -50,6 +54,14 @@ export function profileRequests(p: Profile): ProfileRequests {
     ...images.map((i) => ({ id: i.id, key: i.key, input: i.id, kind: 'image' as const, roles: i.roles })),
   ];
   return { files, images, all };
+}
+
+/** The images a locked add-on manifest makes a node run: its `image:` values after pi-image's own edits
+ *  (addons.ts), each with the profile key to change (the edit's key for an edited one, else the manifest's). */
+export function addonManifestImages(p: Profile, manifestKey: string, text: string): { id: string; key: string }[] {
+  const edits = manifestImageEdits(p, manifestKey);
+  const keys = new Map(edits.map((e) => [formatImageRef(parseImageRef(e.to)), e.key]));
+  return manifestImages(editManifestImages(text, edits)).map((id) => ({ id, key: keys.get(id) ?? manifestKey }));
 }
 
 /** Every `image:` value in a manifest's YAML documents, normalised, in order of first appearance. */

@@ -16,10 +16,17 @@ import { InputError, atPath } from '../errors.ts';
 /** A file to put into the exported root: replaces an image file (keeping its owner/mode/times unless given) or adds
  *  a new one (default root:root 0644, parents created 0755). */
 export interface FileOverride {
-  data: Buffer | string;
+  /** The content, or (for a large file such as the bundle) its size and its chunks, read as they are written. */
+  data: Buffer | string | StreamedData;
   mode?: number;
   uid?: number;
   gid?: number;
+}
+
+/** A file's bytes produced in order; a chunk may be a reused buffer, used before the next is asked for. */
+export interface StreamedData {
+  size: number;
+  chunks: () => Iterable<Buffer>;
 }
 
 export interface ExportOptions {
@@ -46,6 +53,8 @@ interface Entry {
   stat: Ext4Stat;
   /** For overrides. */
   data?: Buffer;
+  /** For a streamed override. */
+  chunks?: () => Iterable<Buffer>;
 }
 
 /** The image walk with overrides merged in: replaced files carry `data`; added files come after the walk, each
@@ -92,10 +101,24 @@ function synthStat(mode: number, uid: number, gid: number, size: number, mtime: 
 }
 
 function overrideEntry(path: string, o: FileOverride, base: Ext4Stat | undefined, mtime: Date): Entry {
-  const data = Buffer.isBuffer(o.data) ? o.data : Buffer.from(o.data);
+  const streamed = typeof o.data === 'object' && !Buffer.isBuffer(o.data) ? o.data : undefined;
+  const data = streamed ? undefined : Buffer.isBuffer(o.data) ? o.data : Buffer.from(o.data as string);
   const perm = o.mode ?? (base ? base.mode & 0o7777 : 0o644);
-  const st = synthStat(0o100000 | perm, o.uid ?? base?.uid ?? 0, o.gid ?? base?.gid ?? 0, data.length, base?.mtime ?? mtime);
-  return { path, stat: st, data };
+  const st = synthStat(0o100000 | perm, o.uid ?? base?.uid ?? 0, o.gid ?? base?.gid ?? 0, streamed?.size ?? data!.length, base?.mtime ?? mtime);
+  return { path, stat: st, data, chunks: streamed?.chunks };
+}
+
+/** A file entry's bytes: the override's, else the image's. `copy`: each chunk its own buffer (a stream keeps them). */
+function* bodyOf(fs: Ext4Fs, e: Entry, copy: boolean): Iterable<Buffer> {
+  if (e.data) yield e.data;
+  else if (e.chunks) {
+    let n = 0;
+    for (const c of e.chunks()) {
+      n += c.length;
+      yield copy ? Buffer.from(c) : c;
+    }
+    if (n !== e.stat.size) throw new Error(`${e.path}: ${n} bytes written where ${e.stat.size} were announced`);
+  } else yield* fs.readChunks(e.stat.ino);
 }
 
 function newResult(): ExportResult {
@@ -107,7 +130,7 @@ class Links {
   private first = new Map<number, string>();
   /** The earlier path this entry should link to, or undefined (and remember it). */
   check(e: Entry): string | undefined {
-    if (e.data || e.stat.ino === 0 || e.stat.links < 2 || e.stat.type === 'dir') return undefined;
+    if (e.data || e.chunks || e.stat.ino === 0 || e.stat.links < 2 || e.stat.type === 'dir') return undefined;
     const prev = this.first.get(e.stat.ino);
     if (prev !== undefined) return prev;
     this.first.set(e.stat.ino, e.path);
@@ -180,7 +203,7 @@ export async function exportTar(fs: Ext4Fs, out: string, opts: ExportOptions = {
           header.size = st.size;
           res.files++;
           res.bytes += st.size;
-          await addEntry(pack, header, e.data ?? fs.readChunks(st.ino));
+          await addEntry(pack, header, bodyOf(fs, e, true));
           progress?.({ phase: 'export', done: res.bytes, detail: 'tar' });
           break;
         }
@@ -257,7 +280,7 @@ export async function exportDir(fs: Ext4Fs, out: string, opts: ExportOptions = {
           const fd = openSync(dst, 'w', 0o600);
           try {
             let pos = 0;
-            for (const c of e.data ? [e.data] : fs.readChunks(st.ino)) {
+            for (const c of bodyOf(fs, e, false)) {
               writeSync(fd, c, 0, c.length, pos);
               pos += c.length;
             }

@@ -2,6 +2,8 @@
 // config.txt for direct kernel boot, an NFS-root cmdline, vmlinux, initrd + overlay; files common to all boards
 // written once and hard-linked), per node an NFS root (directory or tar) with its seed in /boot/firmware, plus the
 // dnsmasq config, exports lines and EEPROM settings. Takes plain inputs; the CLI maps the profile onto them.
+// A node with a bundle (its role's share of pi-image.lock) gets the very tar build writes on SSD partition 2 as a
+// file of its NFS root, NETBOOT_BUNDLE_PATH, streamed in with the rest of the root (docs/netboot.md says why there).
 import { mkdirSync, openSync, writeSync, closeSync, linkSync, copyFileSync, rmSync, renameSync, existsSync, readdirSync, statSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
 import { FileIO, type BlockIO } from '../image/io.ts';
@@ -15,6 +17,10 @@ import { processAlive } from '../pid.ts';
 import { exportDir, exportTar, type FileOverride, type ExportResult } from './export-root.ts';
 import { makeOverlay, alignPadding, type OverlayFile } from './initramfs.ts';
 import { boardDirName, dnsmasqConfig, eepromSettings, exportsLines, parseIPv4 } from './server.ts';
+import { bundleChunks, type BundlePlan } from '../lock/bundle.ts';
+
+/** Where a netbooted node's bundle tar sits in its NFS root; cloud-init/bundle.sh reads it from there. */
+export const NETBOOT_BUNDLE_PATH = '/var/lib/pi-image/bundle.tar';
 
 export interface NetbootNode {
   name: string;
@@ -26,6 +32,8 @@ export interface NetbootNode {
   seed: Record<string, string | Buffer>;
   /** Extra kernel command line flags (cgroups, quirks). */
   extraCmdline?: string[];
+  /** The node's role share of the lock (lib/lock/bundle.ts): put into the NFS root at NETBOOT_BUNDLE_PATH. */
+  bundle?: BundlePlan;
 }
 
 export interface NetbootOptions {
@@ -55,6 +63,8 @@ export interface NetbootNodeResult {
   tarFile?: string;
   cmdline: string;
   export: ExportResult;
+  /** The bundle carried in the NFS root: its path there and its size. */
+  bundle?: { path: string; size: number; items: number };
 }
 
 export interface NetbootResult {
@@ -280,6 +290,8 @@ export async function netboot(o: NetbootOptions): Promise<NetbootResult> {
         for (const [name, data] of Object.entries(node.seed)) {
           overrides[`/boot/firmware/${name}`] = { data, mode: name === 'user-data' ? 0o600 : 0o644, uid: 0, gid: 0 };
         }
+        const bundle = node.bundle;
+        if (bundle) overrides[NETBOOT_BUNDLE_PATH] = { data: { size: bundle.size, chunks: () => bundleChunks(bundle) }, mode: 0o644, uid: 0, gid: 0 };
         mkdirSync(nfsRoot, { recursive: true });
         const progress: OnProgress = (e) => o.onProgress?.({ ...e, phase: `${node.name}: nfs root` });
         let exp: ExportResult;
@@ -295,7 +307,10 @@ export async function netboot(o: NetbootOptions): Promise<NetbootResult> {
           exp = await exportDir(ext, nfsTmp, { overrides, mtime, onProgress: progress }).catch(named);
         }
         commits.push([nfsTmp, tarFile ?? nfsPath]);
-        results.push({ name: node.name, tftpDir: boardDir, nfsPath, tarFile, cmdline, export: exp });
+        results.push({
+          name: node.name, tftpDir: boardDir, nfsPath, tarFile, cmdline, export: exp,
+          ...(bundle ? { bundle: { path: NETBOOT_BUNDLE_PATH, size: bundle.size, items: bundle.items.length } } : {}),
+        });
       }
       for (const [tmp, final] of commits) {
         rmSync(final, { recursive: true, force: true });

@@ -5,6 +5,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { writeFileSync, renameSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runCommand, UsageError, type GlobalOptions } from '../output.ts';
+import { InputError } from '../../errors.ts';
 import { secretsCreated } from '../secrets-note.ts';
 import type { NetbootNode } from '../../netboot/index.ts';
 
@@ -20,6 +21,8 @@ interface NetbootArgs extends GlobalOptions {
   by: 'serial' | 'mac';
   format: 'dir' | 'tar';
   prefix: number;
+  cache?: string;
+  offline?: boolean;
 }
 
 export const command: CommandModule<GlobalOptions, NetbootArgs> = {
@@ -38,19 +41,27 @@ export const command: CommandModule<GlobalOptions, NetbootArgs> = {
       .option('by', { choices: ['serial', 'mac'] as const, default: 'serial' as const, describe: 'Name board directories by serial (TFTP_PREFIX=0) or MAC (2)' })
       .option('format', { choices: ['dir', 'tar'] as const, default: 'dir' as const, describe: 'NFS root as a directory (needs root for owners/devices) or a tar' })
       .option('prefix', { type: 'number', default: 24, describe: 'LAN prefix length for proxy DHCP and exports' })
+      .option('cache', { type: 'string', describe: 'Cache directory (the lock\'s artifacts)' })
+      .option('offline', { type: 'boolean', default: false, describe: 'Take everything in pi-image.lock from the cache alone' })
       .example('$0 netboot --all --image ubuntu.img --server 192.168.1.10 --tftp-root /srv/tftp --nfs-root /srv/nfs', 'every node, boards found by serial')
-      .example('$0 netboot node2 --image ubuntu.img --server 192.168.1.10 --tftp-root /srv/tftp --nfs-root /srv/nfs --by mac --format tar', 'one node by MAC, its root as a tar to unpack as root') as unknown as Argv<NetbootArgs>,
+      .example('$0 netboot node2 --image ubuntu.img --server 192.168.1.10 --tftp-root /srv/tftp --nfs-root /srv/nfs --by mac --format tar', 'one node by MAC, its root as a tar to unpack as root')
+      .example('$0 lock && $0 netboot --all --offline --image ubuntu.img --server 192.168.1.10 --tftp-root /srv/tftp --nfs-root /srv/nfs', 'with pi-image.lock beside the profile: each NFS root carries its role\'s bundle') as unknown as Argv<NetbootArgs>,
   handler: (argv) =>
     runCommand(argv, async (out) => {
       if (argv.all && argv.nodes?.length) throw new UsageError('give node names or --all, not both');
       if (!argv.all && !argv.nodes?.length) throw new UsageError('name the nodes to netboot, or pass --all');
-      const [{ loadProfile }, { loadOrCreateSecrets }, { findNode }, { nodePlan }, { netboot }] = await Promise.all([
+      const [{ loadProfile }, { loadOrCreateSecrets }, { findNode }, { nodePlan }, { netboot }, { readLock }, { prepareBundles }] = await Promise.all([
         import('../../cluster/profile.ts'), import('../../cluster/secrets.ts'), import('../../cloud-init/seed.ts'),
-        import('../../cluster/plan.ts'), import('../../netboot/index.ts'),
+        import('../../cluster/plan.ts'), import('../../netboot/index.ts'), import('../../lock/lock.ts'), import('../../lock/prepare.ts'),
       ]);
       const { profile, profilePath } = await loadProfile(argv.profile);
       const names = argv.all ? profile.nodes.map((n) => n.name) : argv.nodes!;
       for (const n of names) findNode(profile, n);
+      // The lock beside the profile, as build uses it: refused when stale, fetched into the cache (or offline,
+      // required there), and each node's NFS root carries its role's bundle.
+      const locked = readLock(profilePath);
+      if (!locked && argv.offline) throw new InputError(`--offline needs a lock: no pi-image.lock beside ${profilePath}`, 'run `pi-image lock` first');
+      const bundles = locked && (await prepareBundles(locked.lock, locked.path, profile, { cacheDir: argv.cache, offline: argv.offline, onProgress: out.progress }));
       const secrets = await loadOrCreateSecrets(profile, { dir: argv.secrets, profilePath, onCreated: (dir) => secretsCreated(out, dir) });
       const nodes: NetbootNode[] = names.map((name) => {
         const n = profile.nodes.find((x) => x.name === name)!;
@@ -64,13 +75,14 @@ export const command: CommandModule<GlobalOptions, NetbootArgs> = {
           address: n.address === 'dhcp' ? undefined : n.address.ip,
           seed: { 'user-data': seed['user-data'], 'meta-data': seed['meta-data'], 'network-config': seed['network-config'] },
           extraCmdline: plan.kernelArgs,
+          bundle: bundles?.[plan.role],
         };
       });
       const res = await netboot({
         image: resolve(argv.image), server: argv.server, tftpRoot: argv.tftpRoot, nfsRoot: argv.nfsRoot,
         nodes, by: argv.by, format: argv.format, prefix: argv.prefix, onProgress: out.progress,
       });
-      for (const n of res.nodes) out.step(`${n.name}: ${n.tftpDir}, NFS root ${n.tarFile ?? n.nfsPath}`);
+      for (const n of res.nodes) out.step(`${n.name}: ${n.tftpDir}, NFS root ${n.tarFile ?? n.nfsPath}${n.bundle ? `, bundle ${n.bundle.size} bytes` : ''}`);
       // Server files beside the NFS roots (not inside the TFTP root, which boards can read).
       const nfsRoot = resolve(argv.nfsRoot);
       mkdirSync(nfsRoot, { recursive: true });
@@ -85,7 +97,7 @@ export const command: CommandModule<GlobalOptions, NetbootArgs> = {
       for (const n of res.nodes) for (const d of n.export.skippedDevices) out.warn(`${n.name}: device node ${d} not created (needs root)`);
       out.result(
         {
-          nodes: res.nodes.map((n) => ({ name: n.name, tftpDir: n.tftpDir, nfsPath: n.nfsPath, tarFile: n.tarFile, cmdline: n.cmdline })),
+          nodes: res.nodes.map((n) => ({ name: n.name, tftpDir: n.tftpDir, nfsPath: n.nfsPath, tarFile: n.tarFile, cmdline: n.cmdline, ...(n.bundle ? { bundle: n.bundle } : {}) })),
           dnsmasqConf: dnsmasqFile, exportsFile, exports: res.exports, eeprom: res.eeprom,
         },
         [
