@@ -252,10 +252,37 @@ packages)
   [ "${GLUSTER:-0}" = 1 ] && pkgs="$pkgs glusterfs-server glusterfs-client lvm2 thin-provisioning-tools"
   # Heketi turns each brick partition into an LVM volume group with thin pools and formats the bricks mkfs.xfs.
   [ "${HEKETI:-0}" = 1 ] && pkgs="$pkgs xfsprogs"
-  # shellcheck disable=SC2086
-  log "installing $pkgs ${EXTRA_PACKAGES:-}"
-  # shellcheck disable=SC2086
-  apt_install $pkgs ${EXTRA_PACKAGES:-}
+  pkgs="$pkgs ${EXTRA_PACKAGES:-}"
+  # The bundle's local repository (pi-image.lock's .debs for this role): installed from it with no network and no
+  # true clock; what the lock does not hold (or the image already has) is left to the network as before.
+  debs=${PI_IMAGE_BUNDLE:-/var/lib/pi-image/bundle}/pi-image-bundle/debs
+  net=""
+  if [ -s "$debs/Packages" ]; then
+    bash "${PI_IMAGE_BUNDLE_SH:-/usr/local/lib/pi-image/bundle.sh}" verify-debs || die "the bundle's .debs (see the line above); run pi-image build again"
+    local_pkgs=""
+    for p in $pkgs; do
+      if grep -qx "Package: $p" "$debs/Packages"; then local_pkgs="$local_pkgs $p"
+      elif [ "$(dpkg-query -W -f '${Status}' "$p" 2>/dev/null || true)" = "install ok installed" ]; then :
+      else net="$net $p"; fi
+    done
+    if [ -n "$local_pkgs" ]; then
+      log "installing from the bundle (no network):$local_pkgs"
+      # shellcheck source=/dev/null
+      . "${PI_IMAGE_OFFLINE_APT:-/usr/local/lib/pi-image/offline-apt.sh}"
+      wait_dpkg_lock
+      t0=$(date +%s)
+      # shellcheck disable=SC2086
+      offline_apt_install "$debs" $local_pkgs || die "installing$local_pkgs from the bundle's .debs ($debs)"
+      log "installed from the bundle in $(( $(date +%s) - t0 ))s: $(grep -c '^Package: ' "$debs/Packages") .debs available, temporary apt source removed"
+    fi
+  else
+    net=$pkgs
+  fi
+  if [ -n "${net// /}" ]; then
+    log "installing from the network:$net"
+    # shellcheck disable=SC2086
+    apt_install $net
+  fi
   ;;
 runtime)
   if [ "$RUNTIME" = containerd ]; then
