@@ -279,7 +279,7 @@ packages)
     net=$pkgs
   fi
   if [ -n "${net// /}" ]; then
-    log "installing from the network:$net"
+    log "installing$net (from the network)"
     # shellcheck disable=SC2086
     apt_install $net
   fi
