@@ -276,7 +276,7 @@ packages)
       log "installed from the bundle in $(( $(date +%s) - t0 ))s: $(grep -c '^Package: ' "$debs/Packages") .debs available, temporary apt source removed"
     fi
   else
-    net=$pkgs
+    net=" $pkgs"
   fi
   if [ -n "${net// /}" ]; then
     log "installing$net (from the network)"
