@@ -7,6 +7,7 @@
 #                           A netbooted node (no SSD partition 2) has the same tar as a file in its NFS root,
 #                           $BUNDLE_TAR: extracted from there, checked, then removed.
 #   bundle.sh verify        re-check every item's sha256 (a missing or damaged item stops with its name).
+#   bundle.sh verify-debs   the same for the local apt repository only (.debs, Packages, SHA256SUMS).
 #   bundle.sh fetch URL OUT copy the item first boot would have downloaded from URL (sha256 re-checked) to OUT.
 #                           Exit 4: this node has no bundle (downloads come from the network); 3: not in it.
 #   bundle.sh images        load every image archive into the runtime (docker load / ctr -n k8s.io images
@@ -15,7 +16,7 @@
 # PI_IMAGE_BUNDLE_TAR.
 set -euo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-CMD=${1:?usage: bundle.sh unpack|verify|fetch URL OUT|images}
+CMD=${1:?usage: bundle.sh unpack|verify|verify-debs|fetch URL OUT|images}
 # shellcheck source=/dev/null
 [ -f "${PI_IMAGE_ENV:-/etc/pi-image/cluster.env}" ] && . "${PI_IMAGE_ENV:-/etc/pi-image/cluster.env}"
 BUNDLE=${PI_IMAGE_BUNDLE:-/var/lib/pi-image/bundle}
@@ -120,6 +121,15 @@ unpack)
   ;;
 verify)
   verify_all
+  ;;
+verify-debs)
+  [ -f "$INDEX" ] || die "bundle index missing: $INDEX"
+  n=0; bytes=0
+  while IFS=$'\t' read -r kind sum size name source; do
+    case $kind in deb|apt) ;; *) continue ;; esac
+    check_item "$sum" "$name" "$source"; n=$((n + 1)); [ "$kind" = apt ] || bytes=$((bytes + size))
+  done < "$INDEX"
+  log "$n apt items checked (sha256), $bytes bytes of .debs"
   ;;
 fetch)
   url=${2:?url}; out=${3:?out}

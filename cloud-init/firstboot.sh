@@ -255,10 +255,37 @@ packages)
   [ "${GLUSTER:-0}" = 1 ] && pkgs="$pkgs glusterfs-server glusterfs-client lvm2 thin-provisioning-tools"
   # Heketi turns each brick partition into an LVM volume group with thin pools and formats the bricks mkfs.xfs.
   [ "${HEKETI:-0}" = 1 ] && pkgs="$pkgs xfsprogs"
-  # shellcheck disable=SC2086
-  log "installing $pkgs ${EXTRA_PACKAGES:-}"
-  # shellcheck disable=SC2086
-  apt_install $pkgs ${EXTRA_PACKAGES:-}
+  pkgs="$pkgs ${EXTRA_PACKAGES:-}"
+  # The bundle's local repository (pi-image.lock's .debs for this role): installed from it with no network and no
+  # true clock; what the lock does not hold (or the image already has) is left to the network as before.
+  debs=${PI_IMAGE_BUNDLE:-/var/lib/pi-image/bundle}/pi-image-bundle/debs
+  net=""
+  if [ -s "$debs/Packages" ]; then
+    bash "${PI_IMAGE_BUNDLE_SH:-/usr/local/lib/pi-image/bundle.sh}" verify-debs || die "the bundle's .debs (see the line above); run pi-image build again"
+    local_pkgs=""
+    for p in $pkgs; do
+      if grep -qx "Package: $p" "$debs/Packages"; then local_pkgs="$local_pkgs $p"
+      elif [ "$(dpkg-query -W -f '${Status}' "$p" 2>/dev/null || true)" = "install ok installed" ]; then :
+      else net="$net $p"; fi
+    done
+    if [ -n "$local_pkgs" ]; then
+      log "installing from the bundle (no network):$local_pkgs"
+      # shellcheck source=/dev/null
+      . "${PI_IMAGE_OFFLINE_APT:-/usr/local/lib/pi-image/offline-apt.sh}"
+      wait_dpkg_lock
+      t0=$(date +%s)
+      # shellcheck disable=SC2086
+      offline_apt_install "$debs" $local_pkgs || die "installing$local_pkgs from the bundle's .debs ($debs)"
+      log "installed from the bundle in $(( $(date +%s) - t0 ))s: $(grep -c '^Package: ' "$debs/Packages") .debs available, temporary apt source removed"
+    fi
+  else
+    net=" $pkgs"
+  fi
+  if [ -n "${net// /}" ]; then
+    log "installing$net (from the network)"
+    # shellcheck disable=SC2086
+    apt_install $net
+  fi
   ;;
 runtime)
   if [ "$RUNTIME" = containerd ]; then
@@ -347,7 +374,16 @@ addons)
   fi
   if [ "${INGRESS:-0}" = 1 ]; then
     log "ingress-nginx"
-    i=0; for u in $INGRESS_URLS; do i=$((i+1)); fetch "$u" "$tmp/ingress-$i.yaml" ""; kubectl_retry apply -f "$tmp/ingress-$i.yaml"; done
+    i=0; for u in $INGRESS_URLS; do
+      i=$((i+1)); fetch "$u" "$tmp/ingress-$i.yaml" ""
+      # The image edit the lock saw (kubernetes.ingressNginx.image, lib/cluster/addons.ts): the controller's image
+      # lines name the platform's image (0.30.0's manifest names the amd64 one), so the bundled image is the one run.
+      if [ -n "${INGRESS_IMAGE:-}" ]; then
+        sed -E -i "s,^([[:space:]]*(-[[:space:]]+)?image:[[:space:]]*)([\"']?)([^\"'[:space:]]*/)?(nginx-ingress-controller(-amd64)?|ingress-nginx/controller)(:[^@\"'[:space:]]*)?(@sha256:[0-9a-f]{64})?\\3,\\1\\3${INGRESS_IMAGE}\\3," "$tmp/ingress-$i.yaml"
+        log "ingress-nginx controller image: ${INGRESS_IMAGE}"
+      fi
+      kubectl_retry apply -f "$tmp/ingress-$i.yaml"
+    done
   fi
   rm -rf "$tmp"
   ;;

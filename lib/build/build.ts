@@ -185,7 +185,8 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
     const cores = Math.max(1, opts.jobs ?? Math.min(MAX_LANES, availableParallelism()));
     const laneCount = Math.max(1, Math.min(cores, wanted.length));
     const specs: NodeSpec[] = wanted.map((name) => {
-      const plan = nodePlan(profile, name, secrets);
+      const role = profile.nodes.find((n) => n.name === name)?.role as 'master' | 'worker' | undefined;
+      const plan = nodePlan(profile, name, secrets, { bundledPackages: !!role && !!bundles?.[role].items.some((i) => i.kind === 'deb') });
       return {
         node: name,
         role: plan.role,

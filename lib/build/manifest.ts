@@ -31,7 +31,7 @@ export interface ManifestBundle {
   partition: number;
   /** Bytes of the tar. */
   size: number;
-  items: { kind: 'file' | 'image' | 'deb'; name: string; size: number; sha256: string; source: string }[];
+  items: { kind: 'file' | 'image' | 'deb' | 'apt'; name: string; size: number; sha256: string; source: string }[];
 }
 
 export interface Manifest {

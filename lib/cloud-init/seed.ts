@@ -44,30 +44,45 @@ export function findNode(p: Profile, nodeName: string): ResolvedNode {
   return node;
 }
 
+/** What the build knows about the node's bundle that the profile alone does not say. */
+export interface SeedOptions {
+  /** The node's bundle carries .debs (the lock pinned OS packages for its role). */
+  bundledPackages?: boolean;
+}
+
 /** The steps `firstboot.sh` runs on this node, in order. */
-export function firstbootSteps(p: Profile, node: ResolvedNode): string[] {
+export function firstbootSteps(p: Profile, node: ResolvedNode, o: SeedOptions = {}): string[] {
   const k8s = p.kubernetes.enabled;
   const g = p.glusterfs.enabled;
   const master = node.role === 'master';
   // base first: it enables what a reboot needs before any step that can fail.
   const steps: string[] = ['base'];
   // Then the bundle: it frees SSD partition 2 for the brick; a node built without a lock skips it in a line.
-  const carried = p.bundle.files.length > 0 || p.bundle.images.length > 0;
+  const carried = p.bundle.files.length > 0 || p.bundle.images.length > 0 || o.bundledPackages === true;
   if (k8s || carried) steps.push('bundle');
   if (p.ssd.brick) steps.push('brick');
-  // Everything after `clock` needs a true time (TLS downloads, apt's Release dates, certificates): firstboot.sh
-  // puts it off when NTP has not synchronised in time.
-  if (k8s || g || p.apt.packages.length > 0) steps.push('clock', 'packages');
-  if (k8s) steps.push('runtime', 'images', 'kubernetes');
-  else if (p.bundle.images.length > 0) steps.push('images');
-  if (g) steps.push('gluster');
-  if (k8s) steps.push(master ? 'master' : 'join');
-  if (k8s && master) steps.push('addons');
-  if (g && p.glusterfs.heketi.enabled && master && k8s) steps.push('heketi');
+  const packages = k8s || g || p.apt.packages.length > 0;
+  const local: string[] = [];
+  const later: string[] = [];
+  // Packages from the bundle (and the runtime and images that need only them) install with no network and need no
+  // true clock: they come before `clock`. From the network they need it (apt's Release dates, TLS): after it.
+  const before = o.bundledPackages === true && packages ? local : later;
+  if (packages) before.push('packages');
+  if (k8s) before.push('runtime', 'images');
+  else if (p.bundle.images.length > 0) (packages ? before : local).push('images');
+  if (k8s) later.push('kubernetes');
+  if (g) later.push('gluster');
+  if (k8s) later.push(master ? 'master' : 'join');
+  if (k8s && master) later.push('addons');
+  if (g && p.glusterfs.heketi.enabled && master && k8s) later.push('heketi');
+  // Everything after `clock` needs a true time: firstboot.sh puts it off when NTP has not synchronised in time.
+  steps.push(...local);
+  if (packages && later.length > 0) steps.push('clock');
+  steps.push(...later);
   return steps;
 }
 
-function clusterEnv(p: Profile, node: ResolvedNode, tokenId: string): string {
+function clusterEnv(p: Profile, node: ResolvedNode, tokenId: string, steps: string[]): string {
   const k = p.kubernetes;
   const g = p.glusterfs;
   const [maj, min] = k.version.split('.');
@@ -77,7 +92,7 @@ function clusterEnv(p: Profile, node: ResolvedNode, tokenId: string): string {
     {
       NODE_NAME: node.name,
       ROLE: node.role,
-      STEPS: firstbootSteps(p, node).join(' '),
+      STEPS: steps.join(' '),
       CLOCK_WAIT: p.ntp.waitSeconds,
       BRICK: p.ssd.brick,
       BRICK_DEVICE: p.ssd.brickDevice,
@@ -108,6 +123,7 @@ function clusterEnv(p: Profile, node: ResolvedNode, tokenId: string): string {
       METALLB_URLS: k.metallb.manifests.join(' '),
       INGRESS: master && k.ingressNginx.enabled,
       INGRESS_URLS: k.ingressNginx.manifests.join(' '),
+      INGRESS_IMAGE: k.ingressNginx.image ?? '',
       GLUSTER: g.enabled,
       HEKETI: heketi,
       HEKETI_URL: g.heketi.download.url,
@@ -129,7 +145,7 @@ function hostsFile(p: Profile): string {
   return lines.join('\n') + '\n';
 }
 
-function writeFiles(p: Profile, node: ResolvedNode, s: Secrets): WriteFile[] {
+function writeFiles(p: Profile, node: ResolvedNode, s: Secrets, steps: string[]): WriteFile[] {
   const k = p.kubernetes;
   const g = p.glusterfs;
   const master = node.role === 'master';
@@ -137,9 +153,10 @@ function writeFiles(p: Profile, node: ResolvedNode, s: Secrets): WriteFile[] {
   const files: WriteFile[] = [
     { path: '/etc/hosts', content: hostsFile(p), permissions: '0644' },
     // The token's id (its first six characters) is public: `kubeadm token delete` names the token by it.
-    { path: '/etc/pi-image/cluster.env', content: clusterEnv(p, node, s.token.split('.')[0]!), permissions: '0644' },
+    { path: '/etc/pi-image/cluster.env', content: clusterEnv(p, node, s.token.split('.')[0]!, steps), permissions: '0644' },
     { path: SCRIPT, content: template('firstboot.sh'), permissions: '0755' },
     { path: '/usr/local/lib/pi-image/bundle.sh', content: template('bundle.sh'), permissions: '0755' },
+    { path: '/usr/local/lib/pi-image/offline-apt.sh', content: template('offline-apt.sh'), permissions: '0644' },
     { path: '/usr/local/sbin/pi-image-update-vmlinux', content: template('update-vmlinux.sh'), permissions: '0755' },
     { path: '/etc/apt/apt.conf.d/99-pi-image-vmlinux', content: template('99-pi-image-vmlinux'), permissions: '0644' },
     { path: '/etc/modules-load.d/pi-image.conf', content: `# pi-image: Kubernetes networking and GlusterFS thin pools\n${MODULES.join('\n')}\n`, permissions: '0644' },
@@ -153,7 +170,7 @@ function writeFiles(p: Profile, node: ResolvedNode, s: Secrets): WriteFile[] {
     files.push({ path: '/etc/systemd/system/kubelet.service', content: template('kubelet.service'), permissions: '0644' });
     files.push({ path: '/etc/systemd/system/kubelet.service.d/10-kubeadm.conf', content: template('10-kubeadm.conf'), permissions: '0644' });
   }
-  if (firstbootSteps(p, node).includes('clock')) {
+  if (steps.includes('clock')) {
     files.push({ path: '/etc/systemd/system/pi-image-resume.service', content: template('pi-image-resume.service'), permissions: '0644' });
   }
   if (k.enabled && master) {
@@ -191,7 +208,7 @@ function writeFiles(p: Profile, node: ResolvedNode, s: Secrets): WriteFile[] {
   return files;
 }
 
-function cloudConfig(p: Profile, node: ResolvedNode, files: WriteFile[]): Record<string, unknown> {
+function cloudConfig(p: Profile, node: ResolvedNode, files: WriteFile[], steps: string[]): Record<string, unknown> {
   const users: unknown[] = p.users.length === 0
     ? ['default']
     : p.users.map((u) => ({
@@ -230,7 +247,7 @@ function cloudConfig(p: Profile, node: ResolvedNode, files: WriteFile[]): Record
   cfg.resize_rootfs = true;
   cfg.write_files = files.map((f) => ({ path: f.path, content: f.content, permissions: f.permissions, owner: f.owner ?? 'root:root' }));
   cfg.runcmd = [
-    ...firstbootSteps(p, node).map((s) => [SCRIPT, s]),
+    ...steps.map((s) => [SCRIPT, s]),
     ...p.runcmd,
     [SCRIPT, 'scrub'],
   ];
@@ -274,13 +291,14 @@ function userData(cfg: Record<string, unknown>, header: string): string {
 }
 
 /** One node's seed files. */
-export function renderSeed(p: Profile, nodeName: string, secrets: Secrets): Seed {
+export function renderSeed(p: Profile, nodeName: string, secrets: Secrets, o: SeedOptions = {}): Seed {
   const node = findNode(p, nodeName);
-  const files = writeFiles(p, node, secrets);
+  const steps = firstbootSteps(p, node, o);
+  const files = writeFiles(p, node, secrets, steps);
   const header = `pi-image: ${node.name} (${node.role}) of cluster ${p.cluster.name}. Secrets in this file are removed after first boot.`;
   const scrubbedFiles = files.filter((f) => !f.secret);
-  const scrubbed = userData(cloudConfig(p, node, scrubbedFiles), `pi-image: ${node.name} of cluster ${p.cluster.name}, secrets removed after first boot.`);
-  const full = userData(cloudConfig(p, node, [...files, { path: '/etc/pi-image/user-data.scrubbed', content: scrubbed, permissions: '0644' }]), header);
+  const scrubbed = userData(cloudConfig(p, node, scrubbedFiles, steps), `pi-image: ${node.name} of cluster ${p.cluster.name}, secrets removed after first boot.`);
+  const full = userData(cloudConfig(p, node, [...files, { path: '/etc/pi-image/user-data.scrubbed', content: scrubbed, permissions: '0644' }], steps), header);
   const network = `# pi-image: network of ${node.name}\n${yaml11(networkConfig(node))}`;
   const digest = createHash('sha256').update(full).update('\0').update(network).digest('hex').slice(0, 12);
   const instanceId = `pi-image-${p.cluster.name}-${node.name}-${digest}`;

@@ -1,6 +1,6 @@
 // Everything the build needs for one node, as data: disk signatures, root PARTUUID, kernel command-line
 // additions, the SSD root partition size and the seed files. The build only writes these bytes.
-import { renderSeed, type Seed } from '../cloud-init/seed.ts';
+import { renderSeed, type Seed, type SeedOptions } from '../cloud-init/seed.ts';
 import { diskSignature, mbrPartuuid, sdDiskSignature } from './disk.ts';
 import type { Profile } from './profile.ts';
 import type { Secrets } from './secrets.ts';
@@ -43,10 +43,10 @@ export function kernelArgs(profile: Profile): string[] {
   return args;
 }
 
-export function nodePlan(profile: Profile, nodeName: string, secrets: Secrets): NodePlan {
+export function nodePlan(profile: Profile, nodeName: string, secrets: Secrets, o: SeedOptions = {}): NodePlan {
   const node = findNode(profile, nodeName);
   const ssd = diskSignature(profile.cluster.name, node.name);
-  const seed: Seed = renderSeed(profile, node.name, secrets);
+  const seed: Seed = renderSeed(profile, node.name, secrets, o);
   const rootPartuuid = `PARTUUID=${mbrPartuuid(ssd, 1)}`;
   const args = kernelArgs(profile);
   const cmdline = [`root=${rootPartuuid}`, 'rootfstype=ext4', 'rootwait', ...args];

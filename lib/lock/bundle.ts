@@ -2,23 +2,26 @@
 // SSD image (type 0xda, right after the root). First boot reads it with tar straight from the block device.
 // Layout: pi-image-bundle/index.tsv first (kind, sha256, size, member, source: the URL the profile names, so the
 // first-boot script finds a download in the bundle by the URL it would have fetched), then files/<id>, images/
-// <ref>.tar (image-archive.ts) and debs/<file>. The tar is produced synchronously in chunks (ustarHeader is a pure
+// <ref>.tar (image-archive.ts) and debs/: the role's .debs under the names apt's archive cache gives them, with
+// the local repository's SHA256SUMS and Packages (bundle-repo.ts) after them (kind apt). The tar is produced synchronously in chunks (ustarHeader is a pure
 // encoder), so the SSD writer streams it into the image with constant memory.
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { Lock, Role } from './lockfile.ts';
 import { packageId } from './lockfile.ts';
 import type { BlobStore } from './store.ts';
 import type { ImageArchive } from './image-archive.ts';
+import { bundleDebName, bundlePackagesFile, bundleSha256Sums } from './apt/bundle-repo.ts';
 
 export const BUNDLE_DIR = 'pi-image-bundle';
 export const BUNDLE_PARTITION_TYPE = 0xda;
 
 export interface BundleItem {
-  kind: 'file' | 'image' | 'deb';
+  kind: 'file' | 'image' | 'deb' | 'apt';
   /** Member name in the bundle tar. */
   name: string;
-  /** Where the bytes are on this machine. */
+  /** Where the bytes are on this machine (or `data`: the bytes themselves, for the small index files). */
   path: string;
+  data?: Buffer;
   size: number;
   sha256: string;
   /** What it stands for: the profile's URL (URL#member for a member), the image reference, or the package id. */
@@ -54,8 +57,15 @@ export function planBundle(lock: Lock, role: Role, store: BlobStore, archives: M
     if (!a) throw new Error(`planBundle: no archive made for ${i.id}`);
     items.push({ kind: 'image', name: `${BUNDLE_DIR}/images/${safe(i.id)}.tar`, path: a.path, size: a.size, sha256: a.sha256, source: i.id });
   }
-  for (const p of lock.packages.filter((x) => r.packages.includes(packageId(x)))) {
-    items.push({ kind: 'deb', name: `${BUNDLE_DIR}/debs/${safe(p.filename.split('/').pop()!)}`, path: store.path(p.sha256), size: p.size, sha256: p.sha256, source: packageId(p) });
+  const debs = lock.packages.filter((x) => r.packages.includes(packageId(x))).map((p) => ({ ...p, control: p.control ?? {} }));
+  for (const p of debs) {
+    items.push({ kind: 'deb', name: `${BUNDLE_DIR}/debs/${bundleDebName(p)}`, path: store.path(p.sha256), size: p.size, sha256: p.sha256, source: packageId(p) });
+  }
+  if (debs.length) {
+    for (const [file, text] of [['SHA256SUMS', bundleSha256Sums(debs)], ['Packages', bundlePackagesFile(debs)]] as const) {
+      const data = Buffer.from(text);
+      items.push({ kind: 'apt', name: `${BUNDLE_DIR}/debs/${file}`, path: '', data, size: data.length, sha256: createHash('sha256').update(data).digest('hex'), source: `apt ${file}` });
+    }
   }
   const index = ['# pi-image bundle index: kind sha256 size member source', ...items.map((i) => [i.kind, i.sha256, i.size, i.name, i.source].join('\t'))].join('\n') + '\n';
   const indexBytes = Buffer.byteLength(index);
@@ -111,6 +121,11 @@ export function* bundleChunks(plan: BundlePlan, mtime = 0): Generator<Buffer> {
   const buf = Buffer.allocUnsafe(CHUNK);
   for (const it of plan.items) {
     yield ustarHeader(it.name, it.size, mtime);
+    if (it.data) {
+      yield it.data;
+      if (pad512(it.size)) yield Buffer.alloc(pad512(it.size));
+      continue;
+    }
     const fd = openSync(it.path, 'r');
     try {
       let off = 0;

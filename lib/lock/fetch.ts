@@ -10,11 +10,14 @@ import { staleReason, type Lock } from './lockfile.ts';
 import { RegistryClient } from './registry.ts';
 import { parseImageRef, registryBase } from './reference.ts';
 import { profileRequests } from './requests.ts';
+import { packageNamesByRole, packageRequests } from './apt-packages.ts';
 import { BlobStore } from './store.ts';
 
 /** Refuse a lock that no longer matches the profile, naming the entry. */
 export function checkFresh(lock: Lock, lockPath: string, profile: Profile): void {
-  const why = staleReason(lock, profileRequests(profile).all.concat(lock.requests.filter((r) => r.kind === 'package')));
+  // A lock made with the apt resolver (it has package requests) is checked against the profile's package list too.
+  const apt = lock.requests.some((r) => r.kind === 'package') || profile.apt.packages.length > 0;
+  const why = staleReason(lock, profileRequests(profile).all.concat(apt ? packageRequests(packageNamesByRole(profile)) : []));
   if (why) throw new InputError(`${lockPath} is stale: ${why}`, 'run `pi-image lock` and review the diff');
 }
 
@@ -76,7 +79,7 @@ export async function ensureLocked(lock: Lock, opts: EnsureOptions = {}): Promis
   for (const p of lock.packages) {
     if (!store.has(p.sha256)) {
       if (opts.offline) throw new LockRefusal(`package ${p.package}`, p.url, 'apt.packages', 'not in the cache and --offline was given', 'run `pi-image build` once without --offline');
-      await ensureFile({ id: `package ${p.package}`, key: 'apt.packages', kind: 'archive', url: p.url, sha256: p.sha256, size: p.size, sum: 'published' }, { store, architecture: arch, retries: opts.retries, backoffMs: opts.backoffMs, onProgress: opts.onProgress });
+      await ensureFile({ id: `package ${p.package}`, key: 'apt.packages', kind: 'data', url: p.url, sha256: p.sha256, size: p.size, sum: 'published' }, { store, architecture: arch, retries: opts.retries, backoffMs: opts.backoffMs, onProgress: opts.onProgress });
       fetched += p.size;
     }
   }

@@ -17,6 +17,7 @@ import { RegistryClient, formatPlatform } from './registry.ts';
 import { parseImageRef } from './reference.ts';
 import { platformOfImage, type ImagePlatform } from './platform.ts';
 import { ensureLocked } from './fetch.ts';
+import { aptResolver, packageNamesByRole, packageRequests } from './apt-packages.ts';
 
 export interface LockOptions {
   profile?: string;
@@ -27,8 +28,10 @@ export interface LockOptions {
   onProgress?: OnProgress;
   /** Resolves the apt packages (lib/lock/apt/); without one the lock has no packages. */
   packages?: PackageResolver;
-  /** Package names per role, for the resolver (firstboot's list plus apt.packages). */
+  /** Package names per role, for the resolver (default: firstboot's list plus apt.packages, packageNamesByRole). */
   packageNames?: (p: Profile) => Record<Role, string[]>;
+  /** Resolve the OS packages with the apt resolver over the base image (aptResolver) when `packages` is not given. */
+  apt?: boolean;
   retries?: number;
   backoffMs?: number;
   /** Also fetch every layer (and package) into the cache now, as `build` would. */
@@ -110,10 +113,11 @@ export async function makeLock(opts: LockOptions = {}): Promise<LockResult> {
   }
 
   let packages: Lock['packages'] = [];
-  if (opts.packages && opts.packageNames) {
-    const names = opts.packageNames(profile);
-    for (const r of ROLES) for (const name of names[r]) requests.push({ id: `package:${name}`, key: 'apt.packages', input: name, kind: 'package', roles: [r] });
-    const res = await opts.packages({ roles: names, architecture: platform.architecture });
+  const resolver = opts.packages ?? (opts.apt ? aptResolver({ image: opts.image ?? profile.image, profile, cacheDir: opts.cacheDir, mirror: opts.mirror, onProgress: opts.onProgress }) : undefined);
+  const names = resolver ? (opts.packageNames ?? packageNamesByRole)(profile) : undefined;
+  if (resolver && names && ROLES.some((r) => names[r].length > 0)) {
+    requests.push(...packageRequests(names));
+    const res = await resolver({ roles: names, architecture: platform.architecture });
     packages = res.packages;
     const known = new Set(packages.map(packageId));
     for (const r of ROLES) {

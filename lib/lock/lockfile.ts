@@ -69,7 +69,15 @@ export interface LockPackage {
   url: string;
   sha256: string;
   size: number;
+  /**
+   * The relationship fields of its Packages stanza (Depends, Pre-Depends, Provides, …; absent ones omitted): what
+   * the bundle's local Packages index needs so apt can install it on the node with no network.
+   */
+  control?: Record<string, string>;
 }
+
+/** The Packages fields a lock entry may carry, in the order they are written. */
+export const CONTROL_FIELDS = ['Essential', 'Multi-Arch', 'Pre-Depends', 'Depends', 'Provides', 'Conflicts', 'Breaks', 'Replaces'];
 
 /** The id of a package entry in roles lists. */
 export const packageId = (p: Pick<LockPackage, 'package' | 'version' | 'architecture'>): string => `${p.package}_${p.version}_${p.architecture}`;
@@ -166,7 +174,9 @@ function imageKeys(i: LockImage): LockImage {
   };
 }
 function packageKeys(p: LockPackage): LockPackage {
-  return { package: p.package, version: p.version, architecture: p.architecture, filename: p.filename, url: p.url, sha256: p.sha256, size: p.size };
+  const c = p.control ?? {};
+  const control = Object.fromEntries(CONTROL_FIELDS.filter((k) => c[k] !== undefined).map((k) => [k, c[k]!]));
+  return { package: p.package, version: p.version, architecture: p.architecture, filename: p.filename, url: p.url, sha256: p.sha256, size: p.size, ...(Object.keys(control).length ? { control } : {}) };
 }
 
 const HEADER = [
@@ -260,8 +270,16 @@ export function decodeLock(text: string, source = LOCK_FILE): Lock {
       url: str(p, 'url', w),
       sha256: str(p, 'sha256', w, HEX64),
       size: num(p, 'size', w),
+      ...(p.control !== undefined ? { control: controlOf(p.control, `${w}.control`) } : {}),
     };
   });
+  function controlOf(v: unknown, where: string): Record<string, string> {
+    if (!v || typeof v !== 'object' || Array.isArray(v)) bad(`${where} must be a map of Packages fields`);
+    for (const [k, x] of Object.entries(v as object)) {
+      if (!CONTROL_FIELDS.includes(k) || typeof x !== 'string' || x.includes('\n')) bad(`${where}.${k} is not one of ${CONTROL_FIELDS.join(', ')} with a one-line value`);
+    }
+    return v as Record<string, string>;
+  }
   const rolesRaw = (raw!.roles ?? {}) as Record<string, Record<string, unknown>>;
   const ids = { files: new Set(files.map((f) => f.id)), images: new Set(images.map((m) => m.id)), packages: new Set(packages.map(packageId)) };
   const roles = Object.fromEntries(

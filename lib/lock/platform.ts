@@ -71,8 +71,13 @@ export function platformOfRoot(fs: Ext4Fs, name: string): ImagePlatform {
 
 /** The platform of a base disk image: its root is the given MBR partition (default: the last Linux one). */
 export function platformOfImage(io: BlockIO, rootIndex?: number): ImagePlatform {
+  return platformOfRoot(rootFsOfImage(io, rootIndex), io.name);
+}
+
+/** The root filesystem of a base disk image: the given MBR partition (default: the last Linux one). */
+export function rootFsOfImage(io: BlockIO, rootIndex?: number): Ext4Fs {
   const parts = readMbr(io).partitions;
   const root = rootIndex !== undefined ? parts.find((p) => p.index === rootIndex) : [...parts].reverse().find((p) => p.type === 0x83);
-  if (!root) throw new InputError(`${io.name}: no Linux root partition to read the platform from`);
-  return platformOfRoot(Ext4Fs.open(partitionIO(io, root)), io.name);
+  if (!root) throw new InputError(`${io.name}: no Linux root partition to read the platform, dpkg's status or apt's sources from`);
+  return Ext4Fs.open(partitionIO(io, root));
 }

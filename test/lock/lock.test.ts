@@ -94,7 +94,7 @@ test('lock run twice, once through the CLI, writes byte-identical files', async 
   const before = readFileSync(join(dirname(profile), 'pi-image.lock'));
   // Spawned, not execFileSync: the token endpoint runs in this process and must keep answering.
   const out = await new Promise<string>((resolve, reject) => {
-    const p = spawn(process.execPath, [join(ROOT, 'bin', 'pi-image.js'), 'lock', '--profile', profile, '--cache', cache, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [join(ROOT, 'bin', 'pi-image.js'), 'lock', '--profile', profile, '--cache', cache, '--no-apt', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let o = '';
     let e = '';
     p.stdout.on('data', (d) => (o += d));

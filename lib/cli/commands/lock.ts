@@ -10,6 +10,7 @@ interface LockArgs extends GlobalOptions {
   cache?: string;
   mirror?: string;
   fetch?: boolean;
+  apt?: boolean;
 }
 
 export const command: CommandModule<GlobalOptions, LockArgs> = {
@@ -22,21 +23,22 @@ export const command: CommandModule<GlobalOptions, LockArgs> = {
       .option('cache', { type: 'string', describe: 'Cache directory (the same as build uses)' })
       .option('mirror', { type: 'string', describe: 'Download base images from this mirror instead' })
       .option('fetch', { type: 'boolean', default: false, describe: 'Also fetch every image layer into the cache now (then `build --offline` needs no network)' })
+      .option('apt', { type: 'boolean', default: true, describe: "Pin the nodes' OS packages (.debs) against the base image's own apt sources and keyring; --no-apt leaves them to first boot's network install" })
       .example('$0 lock', 'pi-image.lock beside ./pi-image.yaml')
       .example('$0 lock --fetch && $0 build --all --offline', 'everything into the cache, then build without network')
       .example('$0 lock --profile clusters/lab.yaml --json', 'clusters/pi-image.lock, JSON lines for CI')
       .example('git diff pi-image.lock', 'review what changed before committing it'),
   handler: (argv) =>
     runCommand(argv, async (out) => {
-      const { makeLock } = await import('../../lock/lock.ts');
-      const r = await makeLock({ profile: argv.profile, image: argv.image, cacheDir: argv.cache, mirror: argv.mirror, fetch: argv.fetch, onProgress: out.progress });
+      const [{ makeLock }, { packageId }] = await Promise.all([import('../../lock/lock.ts'), import('../../lock/lockfile.ts')]);
+      const r = await makeLock({ profile: argv.profile, image: argv.image, cacheDir: argv.cache, mirror: argv.mirror, fetch: argv.fetch, apt: argv.apt, onProgress: out.progress });
       const l = r.lock;
       const bytes = (ids: string[], kind: 'files' | 'images') =>
         kind === 'files'
           ? l.files.filter((f) => ids.includes(f.id)).reduce((s, f) => s + f.size, 0)
           : l.images.filter((i) => ids.includes(i.id)).reduce((s, i) => s + i.size + i.config.size + i.layers.reduce((a, b) => a + b.size, 0), 0);
       const roles = Object.fromEntries(
-        (['master', 'worker'] as const).map((role) => [role, { files: l.roles[role].files.length, images: l.roles[role].images.length, packages: l.roles[role].packages.length, bytes: bytes(l.roles[role].files, 'files') + bytes(l.roles[role].images, 'images') }]),
+        (['master', 'worker'] as const).map((role) => [role, { files: l.roles[role].files.length, images: l.roles[role].images.length, packages: l.roles[role].packages.length, bytes: bytes(l.roles[role].files, 'files') + bytes(l.roles[role].images, 'images') + l.packages.filter((p) => l.roles[role].packages.includes(packageId(p))).reduce((s, p) => s + p.size, 0) }]),
       );
       const path = relative(process.cwd(), r.path) || r.path;
       out.result(

@@ -9,8 +9,12 @@
 import { InputError } from '../../errors.ts';
 import { writeStanzas } from './deb822.ts';
 import type { AptLockEntry } from './types.ts';
+import { CONTROL_FIELDS } from '../lockfile.ts';
 
-const ORDER = ['Essential', 'Multi-Arch', 'Pre-Depends', 'Depends', 'Provides', 'Conflicts', 'Breaks', 'Replaces'];
+const ORDER = CONTROL_FIELDS;
+
+/** What the repository needs of an entry (an AptLockEntry, or a lock's package entry). */
+export type BundleEntry = Pick<AptLockEntry, 'package' | 'version' | 'architecture' | 'filename' | 'sha256' | 'size' | 'control'>;
 
 /** apt's QuoteString: `%xx` for the listed characters, `%`, blanks and anything not printable ASCII. */
 function quote(s: string, bad: string): string {
@@ -36,7 +40,7 @@ export function bundleDebName(e: Pick<AptLockEntry, 'package' | 'version' | 'arc
 const safeFilename = bundleDebName;
 
 /** The `Packages` text of the bundle's repository. */
-export function bundlePackagesFile(entries: AptLockEntry[]): string {
+export function bundlePackagesFile(entries: BundleEntry[]): string {
   return writeStanzas(
     entries.map((e) => [
       ['Package', e.package],
@@ -52,6 +56,6 @@ export function bundlePackagesFile(entries: AptLockEntry[]): string {
 }
 
 /** `sha256sum -c` input for the bundle: one `<sha256>  <filename>` line per .deb. */
-export function bundleSha256Sums(entries: AptLockEntry[]): string {
+export function bundleSha256Sums(entries: BundleEntry[]): string {
   return entries.map((e) => `${e.sha256}  ${safeFilename(e)}\n`).join('');
 }

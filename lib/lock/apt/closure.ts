@@ -148,6 +148,7 @@ export function installClosure(u: Universe, installed: InstalledPackage[], reque
       install(c, [name]);
       continue;
     }
+    if (have) continue; // installed, and the archive has no version of it: apt says "already the newest version"
     const provs = u.providersOf(name).map((x) => x.pv);
     if (instProvides.has(name) || selProvides.has(name)) continue; // a provider is installed or already chosen
     const names = [...new Set(provs.map((p) => p.package))].sort();
