@@ -1,19 +1,10 @@
 // The types the apt resolver hands to the lockfile: one AptLockEntry per .deb a role installs at first boot.
 // Invariants: every entry's sha256 comes from a Packages index whose own sha256 was in an InRelease whose
 // signature verified with a key from the base image; entries are sorted by package, version, architecture.
+import type { LockPackage } from '../lockfile.ts';
 
-/** One .deb pinned in the lock. */
-export interface AptLockEntry {
-  package: string;
-  version: string;
-  /** The .deb's architecture: the image's (arm64) or `all`. */
-  architecture: string;
-  /** Path of the .deb in the archive (Packages' Filename), also its path inside the bundle's local repository. */
-  filename: string;
-  /** Where it was found: the archive's base URI + filename. */
-  url: string;
-  sha256: string;
-  size: number;
+/** One .deb pinned in the lock: the lock's package entry (lib/lock/lockfile.ts), with where it came from. */
+export interface AptLockEntry extends LockPackage {
   /** The archive suite it came from (eoan-updates, …). */
   suite: string;
   /** The roles (master, worker) whose closure holds it, sorted. */
