@@ -2,6 +2,7 @@
 // follow. Values that reach user-data, shell scripts or kubeadm config are constrained here (names, addresses,
 // URLs, hashes) so nothing a user writes can change the meaning of what we render.
 import { z } from 'zod';
+import { IMAGE_REPOSITORY } from './kubeadm-images.ts';
 
 /** RFC 1123 label: letters, digits, hyphens; no leading/trailing hyphen; at most 63 characters. */
 export const RFC1123_LABEL = /^(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
@@ -174,7 +175,7 @@ export const ProfileSchema = z.strictObject({
         })
         .prefault({}),
       /** Where kubeadm's control-plane images come from (k8s.gcr.io is frozen); a mirror's host/path works too. */
-      imageRepository: str(/^[a-z0-9.-]+(:\d{1,5})?(\/[a-z0-9._-]+)*$/, 'must be a registry host[/path] like registry.k8s.io').default('registry.k8s.io'),
+      imageRepository: str(/^[a-z0-9.-]+(:\d{1,5})?(\/[a-z0-9._-]+)*$/, 'must be a registry host[/path] like registry.k8s.io').default(IMAGE_REPOSITORY),
       /** pkgs.k8s.io repository; `{minor}` is replaced by v<major>.<minor>. */
       aptRepo: url.default('https://pkgs.k8s.io/core:/stable:/{minor}/deb/'),
       calico: z
