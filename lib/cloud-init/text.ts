@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { PACKAGE_ROOT } from '../cluster/profile.ts';
+import { PACKAGE_ROOT } from '../paths.ts';
 
 /** YAML 1.1 text: `yes`, `off`, `0755`, dates and the like come out quoted, so PyYAML reads strings as strings. */
 export function yaml11(value: unknown): string {

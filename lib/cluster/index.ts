@@ -3,4 +3,4 @@ export { loadProfile, parseProfile, resolveProfilePath, profileDigest, parseSize
 export { loadOrCreateSecrets, secretsDir, discoveryHashOf, type Secrets, type SecretsOptions } from './secrets.ts';
 export { diskSignature, sdDiskSignature, mbrPartuuid } from './disk.ts';
 export { nodePlan, type NodePlan } from './plan.ts';
-export { renderSeed, type Seed } from '../cloud-init/seed.ts';
+export { renderSeed, type Seed } from './seed.ts';

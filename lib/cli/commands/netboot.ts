@@ -51,7 +51,7 @@ export const command: CommandModule<GlobalOptions, NetbootArgs> = {
       if (argv.all && argv.nodes?.length) throw new UsageError('give node names or --all, not both');
       if (!argv.all && !argv.nodes?.length) throw new UsageError('name the nodes to netboot, or pass --all');
       const [{ loadProfile }, { loadOrCreateSecrets }, { findNode }, { nodePlan }, { netboot }, { readLock }, { prepareBundles }] = await Promise.all([
-        import('../../cluster/profile.ts'), import('../../cluster/secrets.ts'), import('../../cloud-init/seed.ts'),
+        import('../../cluster/profile.ts'), import('../../cluster/secrets.ts'), import('../../cluster/seed.ts'),
         import('../../cluster/plan.ts'), import('../../netboot/index.ts'), import('../../lock/lock.ts'), import('../../lock/prepare.ts'),
       ]);
       const { profile, profilePath } = await loadProfile(argv.profile);

@@ -32,7 +32,7 @@ export const command: CommandModule<GlobalOptions, SeedArgs> = {
       if (argv.all && argv.nodes?.length) throw new UsageError('give node names or --all, not both');
       if (!argv.all && !argv.nodes?.length) throw new UsageError('name the nodes to write seeds for, or pass --all');
       const [{ loadProfile }, { loadOrCreateSecrets }, { findNode, renderSeed }] = await Promise.all([
-        import('../../cluster/profile.ts'), import('../../cluster/secrets.ts'), import('../../cloud-init/seed.ts'),
+        import('../../cluster/profile.ts'), import('../../cluster/secrets.ts'), import('../../cluster/seed.ts'),
       ]);
       const { profile, profilePath, digest } = await loadProfile(argv.profile);
       const names = argv.all ? profile.nodes.map((n) => n.name) : argv.nodes!;

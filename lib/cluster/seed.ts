@@ -1,15 +1,18 @@
-// Render one node's NoCloud seed: user-data (#cloud-config), meta-data and network-config. Deterministic: the
-// same profile and secrets give the same bytes. User values reach the node only as YAML scalars (quoted by the
-// YAML 1.1 writer) or as single-quoted shell words in /etc/pi-image/cluster.env; every runcmd entry pi-image
-// writes is a fixed argv list. The CA key, the Heketi and MetalLB secrets go only into the master's seed.
+// One node's NoCloud seed: user-data (#cloud-config), meta-data and network-config, composed from the profile,
+// the secrets, kubeadm and the add-ons (the cluster layer owns seeds; lib/cloud-init/ only formats text).
+// Invariants:
+// - Deterministic: the same profile and secrets give the same bytes.
+// - User values reach the node only as YAML scalars (quoted by the YAML 1.1 writer) or as single-quoted shell
+//   words in /etc/pi-image/cluster.env; every runcmd entry pi-image writes is a fixed argv list.
+// - The CA key, the Heketi and MetalLB secrets go only into the master's seed.
 import { createHash } from 'node:crypto';
 import { InputError } from '../errors.ts';
-import type { Profile, ResolvedNode } from '../cluster/profile.ts';
-import type { Secrets } from '../cluster/secrets.ts';
-import { kubeadmInitConfig, kubeadmJoinConfig } from '../cluster/kubeadm.ts';
-import { glusterTopology, heketiConfig, masterAddress, metallbConfig, storageClass } from '../cluster/addons.ts';
-import { envFile, template, yaml11, yamlDocs } from './text.ts';
-import { networkConfig } from './network.ts';
+import type { Profile, ResolvedNode } from './profile.ts';
+import type { Secrets } from './secrets.ts';
+import { kubeadmInitConfig, kubeadmJoinConfig } from './kubeadm.ts';
+import { glusterTopology, heketiConfig, masterAddress, metallbConfig, storageClass } from './addons.ts';
+import { envFile, template, yaml11, yamlDocs } from '../cloud-init/text.ts';
+import { networkConfig } from '../cloud-init/network.ts';
 
 export interface Seed {
   'user-data': string;
