@@ -19,6 +19,7 @@ import { writeSsdImages, type SsdChecksums } from './ssd-image.ts';
 import type { ManifestImage, ManifestNode, ManifestFile } from './manifest.ts';
 import type { ProgressEvent } from '../progress.ts';
 import type { BundlePlan } from '../lock/bundle.ts';
+import { BuildError } from '../errors.ts';
 
 /** One node of a lane: what differs between nodes. */
 export interface NodeSpec {
@@ -103,7 +104,7 @@ async function compressFile(path: string, format: 'xz' | 'gz', mode = 0o644): Pr
     xz.stderr.on('data', (d) => (err += d));
     const done = new Promise<number>((resolve) => xz.on('close', (code) => resolve(code ?? 1)));
     await pipeline(xz.stdout, count, sink);
-    if ((await done) !== 0) throw new Error(`xz failed on ${path}: ${err.trim()}`);
+    if ((await done) !== 0) throw new BuildError(`xz failed on ${path}: ${err.trim()}`);
   }
   chmodSync(tmp, mode);
   renameSync(tmp, target);

@@ -275,7 +275,7 @@ export const HOLD_APT = [
  * that partition is smaller than `sectors`. Only numbers are interpolated.
  */
 export function growRootScript(sectors: number): string {
-  if (!Number.isSafeInteger(sectors) || sectors <= 0) throw new Error(`growRootScript: bad sector count ${sectors}`);
+  if (!Number.isSafeInteger(sectors) || sectors <= 0) throw new InputError(`the root size of ${sectors} sectors is not a positive whole number of sectors`, 'check ssd.rootSize in the profile');
   return [
     'src=$(findmnt -no SOURCE /) || exit 0',
     'name=$(basename "$src"); disk=$(lsblk -no PKNAME "$src" | head -n1); [ -n "$disk" ] || exit 0',

@@ -7,22 +7,12 @@
 // a provider of it (by name order); only candidates are ever chosen, as apt does; dependencies are followed
 // depth first in field order; Recommends, Suggests, Conflicts and Breaks are not looked at. An unmet dependency
 // throws naming the chain from the requested package down to it.
-import { PiImageError } from '../../errors.ts';
+import { UnsatisfiableError } from '../../errors.ts';
+export { UnsatisfiableError };
 import { formatAtom, formatGroup, meetsConstraint, parseDepends, provideMeets, type DepAtom, type DepGroup } from './depends.ts';
 import type { InstalledPackage } from './status.ts';
 import { versionOf, type PackageVersion, type Universe } from './universe.ts';
 import { compareVersions } from './version.ts';
-
-/** A requested package (or one it needs) cannot be installed. */
-export class UnsatisfiableError extends PiImageError {
-  readonly chain: string[];
-  readonly reason: string;
-  constructor(chain: string[], reason: string, context?: string) {
-    super('UNSATISFIABLE', `${context ? `${context}: ` : ''}${chain.join(' -> ')}: ${reason}`, 'Add the missing package to an apt source of the image, fix apt.mirror, or drop the package from apt.packages.');
-    this.chain = chain;
-    this.reason = reason;
-  }
-}
 
 /** Sort key of the output: package, then version (dpkg order), then architecture. */
 export function compareEntries(a: { package: string; version: string; architecture: string }, b: typeof a): number {
