@@ -12,14 +12,13 @@ import { existsSync, readFileSync, renameSync, writeFileSync, copyFileSync, trun
 import { spawnSync } from 'node:child_process';
 import { dataExtents } from '../image/extents.ts';
 import { FileIO, type BlockIO } from '../image/io.ts';
-import { writeMbr, partitionIO, partUuid, type MbrPartition } from '../image/mbr.ts';
+import { writeMbr, partitionIO, partUuid, SECTOR, type MbrPartition } from '../image/mbr.ts';
 import { Ext4Fs } from '../image/ext4/index.ts';
 import { ImageDigester, type ImageDigest, type KnownRange } from '../image/digest.ts';
 import { InputError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
 import { bundleChunks, BUNDLE_PARTITION_TYPE, type BundlePlan } from '../lock/bundle.ts';
 
-export const SECTOR = 512;
 /** Partitions start at 1 MiB, like the Ubuntu images and every modern partitioner. */
 export const FIRST_LBA = 2048;
 const CHUNK = 1 << 20; // fits the CPU cache between the read and the writes and hashes
