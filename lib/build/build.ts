@@ -2,7 +2,7 @@
 // manifest. Decompresses once (the source cache), copies only used blocks, runs nodes in parallel, and writes
 // everything under out/.staging-* until it is complete.
 import { availableParallelism } from 'node:os';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { FileIO } from '../image/io.ts';
 import { readMbr, type MbrPartition } from '../image/mbr.ts';
@@ -20,7 +20,7 @@ import { loadSsdChecksums, saveSsdChecksums } from './ssd-image.ts';
 import type { LaneJob, LaneResult, NodeSpec } from './node-job.ts';
 import { GrowingFileIO, type GrowingFile } from '../image/growing-io.ts';
 import type { BootStyle } from './sd-image.ts';
-import { renderManifest, type Manifest, type ManifestNode, type ManifestImage } from './manifest.ts';
+import { readManifest, renderManifest, type Manifest, type ManifestNode, type ManifestImage } from './manifest.ts';
 import { readLock } from '../lock/lock.ts';
 import { prepareBundles } from '../lock/prepare.ts';
 
@@ -74,14 +74,6 @@ function pickPartition(parts: MbrPartition[], index: number, what: string, image
   const p = parts.find((x) => x.index === index);
   if (!p) throw new CorruptImageError(`${image}: no partition ${index} (${what}); the catalog entry says it should be there`);
   return p;
-}
-
-function readManifest(path: string): Manifest | undefined {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as Manifest;
-  } catch {
-    return undefined;
-  }
 }
 
 /** An error about the base image names what the user gave (path, URL, catalog id), not the cache file it was
