@@ -6,7 +6,6 @@ import type { Argv } from 'yargs';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError, UsageError } from '../errors.ts';
-import { readManifest } from '../build/manifest.ts';
 
 export interface NodeSelectionArgs {
   nodes?: string[];
@@ -39,7 +38,8 @@ export function profileNodes(profile: { nodes: { name: string }[] }, selection: 
 }
 
 /** Where a built node's image and its block map are, as out/manifest.json says (file names relative to `outDir`). */
-export function builtImage(outDir: string, node: string, kind: 'sd' | 'ssd'): { image: string; bmap: string } {
+export async function builtImage(outDir: string, node: string, kind: 'sd' | 'ssd'): Promise<{ image: string; bmap: string }> {
+  const { readManifest } = await import('../build/manifest.ts'); // when run: --help loads no pipeline code
   const manifestPath = join(outDir, 'manifest.json');
   const manifest = readManifest(manifestPath);
   if (!manifest) throw new InputError(`${node}: neither an image file nor a node built in ${outDir}/ (no ${manifestPath})`, `Build it first: pi-image build ${node}`);

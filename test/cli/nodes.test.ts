@@ -53,7 +53,7 @@ test('build, seed and netboot give the same usage line and exit 2 for both and f
   }
 });
 
-test('flash <node> writes the images out/manifest.json names, with their block maps', () => {
+test('flash <node> writes the images out/manifest.json names, with their block maps', async () => {
   // A build output whose files are not at out/<node>/sd.img: only the manifest says where they are.
   const out = join(work, 'out');
   mkdirSync(join(out, 'n1'), { recursive: true });
@@ -64,7 +64,7 @@ test('flash <node> writes the images out/manifest.json names, with their block m
   const file = (f: string) => ({ file: f, size: readFileSync(join(out, f)).length, sha256: createHash('sha256').update(readFileSync(join(out, f))).digest('hex') });
   const entry = { ...file('n1/boot-card.img'), bmap: file('n1/boot-card.img.map'), diskId: '0x00000001', partUuids: ['00000001-01'], mappedBytes: 0 };
   writeFileSync(join(out, 'manifest.json'), JSON.stringify({ manifestVersion: 1, nodes: { node1: { role: 'master', instanceId: 'i', sd: entry, ssd: entry, rootPartUuid: 'x', cmdline: '' } } }));
-  assert.equal(builtImage(out, 'node1', 'sd'), { image: img, bmap: `${img}.map` });
+  assert.equal(await builtImage(out, 'node1', 'sd'), { image: img, bmap: `${img}.map` });
   const target = join(work, 'card.img');
   const r = cli(['flash', 'node1', '--sd', target, '--yes', '--out', out, '--json']);
   assert.is(r.status, 0, r.stderr);

@@ -122,7 +122,7 @@ export const command: CommandModule<GlobalOptions, FlashArgs> = {
       const results: FlashResult[] = [];
       for (const [kind, target] of [['sd', argv.sd], ['ssd', argv.ssd]] as const) {
         if (!target) continue;
-        const { image, bmap } = builtImage(argv.out, argv.source, kind);
+        const { image, bmap } = await builtImage(argv.out, argv.source, kind);
         results.push(await one(argv, out, image, target, `${argv.source} ${kind}`, isFile(bmap) ? bmap : undefined));
       }
       out.result({ results }, `Flashed ${argv.source}: ${results.map((r) => `${r.image} → ${r.target}`).join(', ')}.`);
