@@ -1,10 +1,15 @@
-// A node's bundle: its role's share of the lock as one plain ustar archive, written raw as partition 2 of its
-// SSD image (type 0xda, right after the root). First boot reads it with tar straight from the block device.
-// Layout: pi-image-bundle/index.tsv first (kind, sha256, size, member, source: the URL the profile names, so the
-// first-boot script finds a download in the bundle by the URL it would have fetched), then files/<id>, images/
-// <ref>.tar (image-archive.ts) and debs/: the role's .debs under the names apt's archive cache gives them, with
-// the local repository's SHA256SUMS and Packages (bundle-repo.ts) after them (kind apt). The tar is produced synchronously in chunks (ustarHeader is a pure
-// encoder), so the SSD writer streams it into the image with constant memory.
+// A node's bundle: its role's share of the lock as one plain ustar archive, written raw as partition 2 of its SSD
+// image (type 0xda, right after the root). First boot reads it with tar straight from the block device.
+//
+// Layout of the archive, in this order:
+// - pi-image-bundle/index.tsv: kind, sha256, size, member, source. Source is the URL the profile names, so the
+//   first-boot script finds a download in the bundle by the URL it would have fetched.
+// - files/<id>, then images/<ref>.tar (image-archive.ts).
+// - debs/: the role's .debs under the names apt's archive cache gives them, then the local repository's
+//   SHA256SUMS and Packages (bundle-repo.ts; kind apt).
+//
+// Invariants: the tar is produced synchronously in chunks (ustarHeader is a pure encoder), so the SSD writer
+// streams it into the image with constant memory.
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { Lock, Role } from './lockfile.ts';
 import { packageId } from './lockfile.ts';

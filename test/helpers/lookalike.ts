@@ -1,5 +1,5 @@
 // Test helper: builds, with the real tools (sfdisk, mkfs.vfat, mcopy, mkfs.ext4 -d), a small disk image laid out
-// like Ubuntu 19.10.1 raspi (facts §2): MBR, p1 FAT32 `system-boot` from LBA 2048 with the real boot text files and
+// like Ubuntu 19.10.1 raspi: MBR, p1 FAT32 `system-boot` from LBA 2048 with the real boot text files and
 // fake firmware/kernel binaries, p2 ext4 `writable` with the real root text files plus some bulk. Also 20.04-style
 // (cmdline.txt) and 22.04-style (kernel=vmlinuz, no usercfg.txt) variants; initrd.img is a real gzip'd newc cpio.
 // Nothing binary is committed: every fixture is made at test time, deterministically (same options → same bytes).
