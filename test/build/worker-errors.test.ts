@@ -1,5 +1,6 @@
 // Errors that cross the build's worker-thread boundary arrive as their own class, with their code, hint and
-// fields (lib/errors.ts serializeError/reviveError, lib/build/pool.ts): callers test `instanceof`, not strings.
+// fields (lib/errors.ts serializeError/reviveError; the build's lanes, lib/build/pool.ts, and flash's hash workers,
+// lib/flash/hash-workers.ts): callers test `instanceof`, not strings.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rmSync, writeFileSync, truncateSync } from 'node:fs';
@@ -8,6 +9,7 @@ import { runLanes } from '../../lib/build/pool.ts';
 import type { LaneJob } from '../../lib/build/node-job.ts';
 import { CorruptImageError, InputError, LockRefusal, PiImageError, UsageError, reviveError, serializeError, ERROR_CLASSES } from '../../lib/errors.ts';
 import { DownloadError } from '../../lib/source/download.ts';
+import { hashRangesParallel } from '../../lib/flash/hash-workers.ts';
 import { tempDir } from '../helpers/lookalike.ts';
 
 let work: string;
@@ -47,6 +49,20 @@ test('a damaged boot partition found inside a lane arrives as CorruptImageError 
     assert.ok(e.offset! >= 2048 * 512, `the offset ${e.offset} lies in partition 1`);
     assert.match(e.message, /^node1: /, 'the lane is named in front');
     assert.match(e.stack ?? '', /CorruptImageError|at /, 'the worker\'s stack is kept');
+  }
+});
+
+test('a file that ends early under flash\'s hash workers arrives as CorruptImageError with the byte offset', async () => {
+  const short = join(work, 'short.img');
+  writeFileSync(short, Buffer.alloc(10_000, 1));
+  try {
+    await hashRangesParallel(short, [{ start: 0, length: 4096 }, { start: 8192, length: 4096 }], { workers: 2 });
+    assert.unreachable('the read past the end should fail');
+  } catch (err) {
+    assert.instance(err, CorruptImageError, `got ${(err as Error)?.constructor?.name}: ${(err as Error).message}`);
+    assert.is((err as CorruptImageError).code, 'CORRUPT');
+    assert.is((err as CorruptImageError).offset, 10_000);
+    assert.match((err as Error).message, /short\.img: ends early \(at byte offset 10000\)/);
   }
 });
 
