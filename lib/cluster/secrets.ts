@@ -153,8 +153,8 @@ export function newToken(): string {
   return `${randomString(6, a)}.${randomString(16, a)}`;
 }
 
-/** OpenSSH `ssh-rsa` public key line from an RSA public key. */
-function sshRsaPublic(pem: string, comment: string): string {
+/** OpenSSH `ssh-rsa` public key line from an RSA public key (RFC 4253 §6.6). */
+export function sshRsaPublic(pem: string, comment: string): string {
   const jwk = createPublicKey(pem).export({ format: 'jwk' }) as { n: string; e: string };
   const str = (b: Buffer) => {
     const len = Buffer.alloc(4);

@@ -9,6 +9,7 @@ import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'n
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { selfSignedCa } from '../../lib/cluster/x509.ts';
+import { sshRsaPublic } from '../../lib/cluster/secrets.ts';
 
 /** A deterministic stream of bytes: sha256(seed ‖ counter) blocks. */
 function seededBytes(seed: string): (n: number) => Buffer {
@@ -102,18 +103,6 @@ export function seededRsaKey(seed: string, bits: number): KeyObject {
   return createPrivateKey({ key: jwk, format: 'jwk' });
 }
 
-/** OpenSSH `ssh-rsa` public key line (RFC 4253 §6.6). */
-function sshRsaPublic(key: KeyObject, comment: string): string {
-  const jwk = createPublicKey(key).export({ format: 'jwk' }) as { n: string; e: string };
-  const str = (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, 0].map((_, i) => (b.length >>> (24 - 8 * i)) & 0xff)), b]);
-  const mpint = (s: string) => {
-    let b = Buffer.from(s, 'base64url');
-    if (b[0]! & 0x80) b = Buffer.concat([Buffer.from([0]), b]);
-    return str(b);
-  };
-  return `ssh-rsa ${Buffer.concat([str(Buffer.from('ssh-rsa')), mpint(jwk.e), mpint(jwk.n)]).toString('base64')} ${comment}`;
-}
-
 /** Write a secrets directory for `clusterName` into `dir`: the same bytes for the same seed, on every run. */
 export function writeFixedSecrets(dir: string, clusterName: string, seed = 'pi-image reference secrets'): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -128,5 +117,5 @@ export function writeFixedSecrets(dir: string, clusterName: string, seed = 'pi-i
   put('metallb-memberlist-key', seededBytes(`${seed}/metallb`)(128).toString('base64') + '\n');
   const ssh = seededRsaKey(`${seed}/ssh`, 3072);
   put('heketi-ssh-key', ssh.export({ type: 'pkcs1', format: 'pem' }) as string);
-  put('heketi-ssh-key.pub', sshRsaPublic(ssh, `heketi@${clusterName}`) + '\n');
+  put('heketi-ssh-key.pub', sshRsaPublic(createPublicKey(ssh).export({ type: 'spki', format: 'pem' }) as string, `heketi@${clusterName}`) + '\n');
 }
