@@ -8,7 +8,7 @@ import { FileIO } from '../image/io.ts';
 import { readMbr, type MbrPartition } from '../image/mbr.ts';
 import { resolveImage, classifySource, cacheDir, type ResolvedImage } from '../source/index.ts';
 import type { BootSpec } from '../source/catalog.ts';
-import { loadProfile, loadOrCreateSecrets, nodePlan } from '../cluster/index.ts';
+import { loadProfile, loadOrCreateSecrets, nodePlan, selectNodes } from '../cluster/index.ts';
 import { renewToken } from '../cluster/secrets.ts';
 import { loginWarning } from '../cluster/login.ts';
 import { InputError, CorruptImageError } from '../errors.ts';
@@ -100,11 +100,8 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
   const loaded = await loadProfile(opts.profile);
   const profile = loaded.profile;
   const names = profile.nodes.map((n) => n.name);
-  const wanted = opts.nodes === 'all' ? names : opts.nodes;
+  const wanted = selectNodes(profile, opts.nodes, `profile ${loaded.profilePath}`);
   if (wanted.length === 0) throw new InputError('no node named', `name nodes (${names.join(', ')}) or pass --all`);
-  for (const n of wanted) {
-    if (!names.includes(n)) throw new InputError(`no node "${n}" in profile ${loaded.profilePath}`, `nodes there: ${names.join(', ')}`);
-  }
   const notice = opts.onNotice ?? (() => {});
   const noLogin = loginWarning(profile);
   if (noLogin) notice('warning', noLogin);

@@ -1,7 +1,7 @@
 // Which nodes a command works on: `<node…>` or `--all`, for build, seed and netboot alike (the same options, the
 // same usage errors), and the manifest of a build for flash (what was built where, never worked out by hand).
-// Invariants: node names and --all together, or neither, is a UsageError (exit 2); a name the profile lacks is an
-// InputError naming the profile's nodes.
+// Invariants: node names and --all together, or neither, is a UsageError (exit 2). A name the profile lacks is
+// cluster/profile.ts selectNodes' InputError (the library's build checks names the same way).
 import type { Argv } from 'yargs';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,16 +25,6 @@ export function selectedNodes(argv: NodeSelectionArgs, verb: string): string[] |
   if (argv.all) return 'all';
   if (!argv.nodes?.length) throw new UsageError(`name the nodes to ${verb} (e.g. node1), or pass --all`);
   return argv.nodes;
-}
-
-/** The selection as names of the profile's nodes, in the order given (--all: the profile's order). */
-export function profileNodes(profile: { nodes: { name: string }[] }, selection: string[] | 'all', profilePath: string): string[] {
-  const names = profile.nodes.map((n) => n.name);
-  if (selection === 'all') return names;
-  for (const n of selection) {
-    if (!names.includes(n)) throw new InputError(`no node named "${n}" in profile ${profilePath}`, `nodes there: ${names.join(', ')}`);
-  }
-  return selection;
 }
 
 /** Where a built node's image and its block map are, as out/manifest.json says (file names relative to `outDir`). */

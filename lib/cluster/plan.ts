@@ -1,9 +1,9 @@
 // Everything the build needs for one node, as data: disk signatures, root PARTUUID, kernel command-line
 // additions, the SSD root partition size and the seed files. The build only writes these bytes.
-import { findNode, renderSeed, type Seed, type SeedOptions } from './seed.ts';
+import { renderSeed, type Seed, type SeedOptions } from './seed.ts';
 import { diskSignature, sdDiskSignature } from './disk.ts';
 import { partUuid } from '../image/mbr.ts';
-import type { Profile } from './profile.ts';
+import { findNode, type Profile } from './profile.ts';
 import type { Secrets } from './secrets.ts';
 import { K8S_CGROUP_ARGS } from '../pi/cmdline.ts';
 

@@ -7,7 +7,7 @@
 // - The CA key, the Heketi and MetalLB secrets go only into the master's seed.
 import { createHash } from 'node:crypto';
 import { InputError } from '../errors.ts';
-import type { Profile, ResolvedNode } from './profile.ts';
+import { findNode, type Profile, type ResolvedNode } from './profile.ts';
 import type { Secrets } from './secrets.ts';
 import { kubeadmInitConfig, kubeadmJoinConfig } from './kubeadm.ts';
 import { glusterTopology, heketiConfig, masterAddress, metallbConfig, storageClass } from './addons.ts';
@@ -39,12 +39,6 @@ interface WriteFile {
   owner?: string;
   /** Holds a secret: left out of the scrubbed seed. Not written to YAML. */
   secret?: boolean;
-}
-
-export function findNode(p: Profile, nodeName: string): ResolvedNode {
-  const node = p.nodes.find((n) => n.name === nodeName);
-  if (!node) throw new InputError(`no node named "${nodeName}" in the profile (nodes: ${p.nodes.map((n) => n.name).join(', ')})`);
-  return node;
 }
 
 /** What the build knows about the node's bundle that the profile alone does not say. */

@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PACKAGE_ROOT } from '../../lib/paths.ts';
-import { selectedNodes, profileNodes, builtImage } from '../../lib/cli/nodes.ts';
+import { selectedNodes, builtImage } from '../../lib/cli/nodes.ts';
+import { selectNodes } from '../../lib/cluster/profile.ts';
 import { InputError, UsageError } from '../../lib/errors.ts';
 import { fakeBytes, tempDir } from '../helpers/lookalike.ts';
 
@@ -28,16 +29,16 @@ test('selectedNodes: names, --all, and the same usage error for both and for nei
   assert.throws(() => selectedNodes({}, 'netboot'), (e: unknown) => e instanceof UsageError && /name the nodes to netboot \(e\.g\. node1\), or pass --all/.test(e.message));
 });
 
-test('profileNodes: --all is the profile order; an unknown name lists the nodes there', () => {
-  const p = { nodes: [{ name: 'a' }, { name: 'b' }] };
-  assert.equal(profileNodes(p, 'all', 'x.yaml'), ['a', 'b']);
-  assert.equal(profileNodes(p, ['b'], 'x.yaml'), ['b']);
+test('selectNodes (cluster/profile.ts): --all is the profile order; an unknown name lists the nodes there', () => {
+  const p = { nodes: [{ name: 'a' }, { name: 'b' }] } as Parameters<typeof selectNodes>[0];
+  assert.equal(selectNodes(p, 'all', 'profile x.yaml'), ['a', 'b']);
+  assert.equal(selectNodes(p, ['b'], 'profile x.yaml'), ['b']);
   try {
-    profileNodes(p, ['c'], 'x.yaml');
+    selectNodes(p, ['c'], 'profile x.yaml');
     assert.unreachable();
   } catch (e) {
     assert.instance(e, InputError);
-    assert.match((e as Error).message, /no node named "c" in profile x\.yaml/);
+    assert.match((e as Error).message, /no node "c" in profile x\.yaml/);
     assert.match((e as InputError).hint ?? '', /a, b/);
   }
 });

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { runCommand, type GlobalOptions } from '../output.ts';
 import { InputError } from '../../errors.ts';
 import { secretsCreated } from '../secrets-note.ts';
-import { nodeOptions, profileNodes, selectedNodes } from '../nodes.ts';
+import { nodeOptions, selectedNodes } from '../nodes.ts';
 import type { NetbootNode } from '../../netboot/index.ts';
 
 interface NetbootArgs extends GlobalOptions {
@@ -48,12 +48,12 @@ export const command: CommandModule<GlobalOptions, NetbootArgs> = {
   handler: (argv) =>
     runCommand(argv, async (out) => {
       const selection = selectedNodes(argv, 'netboot');
-      const [{ loadProfile }, { loadOrCreateSecrets }, { nodePlan }, { netboot }, { readLock }, { prepareBundles }] = await Promise.all([
+      const [{ loadProfile, selectNodes }, { loadOrCreateSecrets }, { nodePlan }, { netboot }, { readLock }, { prepareBundles }] = await Promise.all([
         import('../../cluster/profile.ts'), import('../../cluster/secrets.ts'),
         import('../../cluster/plan.ts'), import('../../netboot/index.ts'), import('../../lock/lock.ts'), import('../../lock/prepare.ts'),
       ]);
       const { profile, profilePath } = await loadProfile(argv.profile);
-      const names = profileNodes(profile, selection, profilePath);
+      const names = selectNodes(profile, selection, `profile ${profilePath}`);
       // The lock beside the profile, as build uses it: refused when stale, fetched into the cache (or offline,
       // required there), and each node's NFS root carries its role's bundle.
       const locked = readLock(profilePath);

@@ -6,7 +6,7 @@ import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runCommand, type GlobalOptions } from '../output.ts';
 import { secretsCreated } from '../secrets-note.ts';
-import { nodeOptions, profileNodes, selectedNodes } from '../nodes.ts';
+import { nodeOptions, selectedNodes } from '../nodes.ts';
 
 interface SeedArgs extends GlobalOptions {
   nodes?: string[];
@@ -29,11 +29,11 @@ export const command: CommandModule<GlobalOptions, SeedArgs> = {
   handler: (argv) =>
     runCommand(argv, async (out) => {
       const selection = selectedNodes(argv, 'write seeds for');
-      const [{ loadProfile }, { loadOrCreateSecrets }, { renderSeed }] = await Promise.all([
+      const [{ loadProfile, selectNodes }, { loadOrCreateSecrets }, { renderSeed }] = await Promise.all([
         import('../../cluster/profile.ts'), import('../../cluster/secrets.ts'), import('../../cluster/seed.ts'),
       ]);
       const { profile, profilePath, digest } = await loadProfile(argv.profile);
-      const names = profileNodes(profile, selection, profilePath);
+      const names = selectNodes(profile, selection, `profile ${profilePath}`);
       const secrets = await loadOrCreateSecrets(profile, { dir: argv.secrets, profilePath, onCreated: (dir) => secretsCreated(out, dir) });
       const root = resolve(argv.out);
       const written: { node: string; dir: string; instanceId: string }[] = [];
