@@ -2,11 +2,13 @@
 // Depends and Pre-Depends with their version constraints, `|` alternatives, virtual packages through Provides,
 // minus what the image already has at a satisfying version. No I/O of its own (visited stanzas are read back
 // through the Universe).
-// Invariants: a dependency already met by what is installed or already chosen is left alone (so an installed
-// alternative wins); otherwise the first alternative whose candidate (highest version) meets it is chosen, then
-// a provider of it (by name order); only candidates are ever chosen, as apt does; dependencies are followed
-// depth first in field order; Recommends, Suggests, Conflicts and Breaks are not looked at. An unmet dependency
-// throws naming the chain from the requested package down to it.
+// Invariants:
+// - A dependency already met by what is installed or already chosen is left alone (an installed alternative wins).
+// - Otherwise the first alternative whose candidate (highest version) meets it is chosen, then a provider of it
+//   (by name order). Only candidates are ever chosen, as apt does.
+// - Dependencies are followed depth first in field order; Recommends, Suggests, Conflicts and Breaks are not
+//   looked at.
+// - An unmet dependency throws UnsatisfiableError naming the chain from the requested package down to it.
 import { UnsatisfiableError } from '../../errors.ts';
 export { UnsatisfiableError };
 import { formatAtom, formatGroup, meetsConstraint, parseDepends, provideMeets, type DepAtom, type DepGroup } from './depends.ts';
