@@ -10,11 +10,13 @@
 //   looked at.
 // - An unmet dependency throws UnsatisfiableError naming the chain from the requested package down to it.
 import { UnsatisfiableError } from '../../errors.ts';
-export { UnsatisfiableError };
 import { formatAtom, formatGroup, meetsConstraint, parseDepends, provideMeets, type DepAtom, type DepGroup } from './depends.ts';
 import type { InstalledPackage } from './status.ts';
 import { versionOf, type PackageVersion, type Universe } from './universe.ts';
 import { compareVersions } from './version.ts';
+
+/** Defined with the other error classes in lib/errors.ts; exported here too, beside what throws it. */
+export { UnsatisfiableError };
 
 /** Sort key of the output: package, then version (dpkg order), then architecture. */
 export function compareEntries(a: { package: string; version: string; architecture: string }, b: typeof a): number {
