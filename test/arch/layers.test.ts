@@ -59,11 +59,13 @@ test('every entry of lib/ has a rank in the layer order', () => {
   assert.equal(unranked, [], `lib/ entries with no layer (add them to RANKS in test/arch/layers.test.ts): ${unranked.join(', ')}`);
 });
 
-test('the import scanner sees static, re-export and dynamic imports', () => {
+test('the import scanner sees static, type-only, re-export and dynamic imports', () => {
   const seen = imports(join(LIB, 'index.ts')).map((i) => i.spec);
   assert.ok(seen.some((s) => s.startsWith('./')), 'index.ts re-exports from its folders');
-  const cliIndex = imports(join(LIB, 'cli', 'commands', 'index.ts'));
-  assert.ok(cliIndex.length > 0, 'the CLI command table imports its commands');
+  const seed = imports(join(LIB, 'cli', 'commands', 'seed.ts')).map((i) => i.spec);
+  assert.ok(seed.includes('../../cluster/seed.ts'), `a dynamic import('…') is seen: ${seed.join(', ')}`);
+  const types = imports(join(LIB, 'cluster', 'plan.ts')).map((i) => i.spec);
+  assert.ok(types.includes('./secrets.ts'), `an \`import type\` is seen: ${types.join(', ')}`);
 });
 
 test('nothing in lib/ imports a higher layer, and siblings do not import each other', () => {
