@@ -3,7 +3,7 @@
 import { Worker } from 'node:worker_threads';
 import type { LaneJob, LaneResult } from './node-job.ts';
 import type { ProgressEvent } from '../progress.ts';
-import { BuildError, ERROR_CLASSES, reviveError, type SerializedError } from '../errors.ts';
+import { BuildError, ERROR_CLASSES, reviveError, serializeError, type SerializedError } from '../errors.ts';
 import { GptDiskError } from '../image/gpt.ts';
 import { NoSpaceError } from '../image/fat/errors.ts';
 import { DownloadError } from '../source/download.ts';
@@ -42,7 +42,8 @@ function runInWorker(job: LaneJob, onProgress: (e: ProgressEvent) => void, worke
         finish(() => reject(err));
       }
     });
-    worker.on('error', (err) => finish(() => reject(err)));
+    // An exception the lane did not catch arrives structured-cloned (own fields kept, class lost): rebuilt too.
+    worker.on('error', (err) => finish(() => reject(reviveError(serializeError(err), LANE_ERRORS, `${label}: `))));
     worker.on('exit', (code) => finish(() => reject(new BuildError(`${label}: build worker exited with code ${code}`))));
     worker.postMessage(job);
   });
