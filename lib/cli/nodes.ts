@@ -27,15 +27,27 @@ export function selectedNodes(argv: NodeSelectionArgs, verb: string): string[] |
   return argv.nodes;
 }
 
-/** Where a built node's image and its block map are, as out/manifest.json says (file names relative to `outDir`). */
-export async function builtImage(outDir: string, node: string, kind: 'sd' | 'ssd'): Promise<{ image: string; bmap: string }> {
+/** A built node's images and their block maps, as out/manifest.json names them (relative to `outDir`). */
+export type BuiltNode = Record<'sd' | 'ssd', { image: string; bmap: string }>;
+
+/**
+ * Where `node`'s images are, from out/manifest.json; an InputError when `outDir` holds no build of it, naming the
+ * source the user gave (`node`: it may have meant a file that is not there).
+ */
+export async function builtNode(outDir: string, node: string): Promise<BuiltNode> {
   const { readManifest } = await import('../build/manifest.ts'); // when run: --help loads no pipeline code
   const manifestPath = join(outDir, 'manifest.json');
   const manifest = readManifest(manifestPath);
   if (!manifest) throw new InputError(`${node}: neither an image file nor a node built in ${outDir}/ (no ${manifestPath})`, `Build it first: pi-image build ${node}`);
   const entry = manifest.nodes[node];
-  if (!entry) throw new InputError(`${node}: not in ${manifestPath} (built there: ${Object.keys(manifest.nodes).join(', ') || 'none'})`, `Build it first: pi-image build ${node}`);
-  const image = join(outDir, entry[kind].file);
-  if (!existsSync(image)) throw new InputError(`${image}: not found, though ${manifestPath} lists it`, `Build the node again: pi-image build ${node}`);
-  return { image, bmap: join(outDir, entry[kind].bmap.file) };
+  if (!entry) throw new InputError(`${node}: neither an image file nor a node in ${manifestPath} (built there: ${Object.keys(manifest.nodes).join(', ') || 'none'})`, `Build it first: pi-image build ${node}`);
+  const at = (kind: 'sd' | 'ssd') => ({ image: join(outDir, entry[kind].file), bmap: join(outDir, entry[kind].bmap.file) });
+  return { sd: at('sd'), ssd: at('ssd') };
+}
+
+/** One image of a built node; an InputError when the manifest lists it but it is gone. */
+export function builtImage(built: BuiltNode, node: string, kind: 'sd' | 'ssd'): { image: string; bmap: string } {
+  const { image, bmap } = built[kind];
+  if (!existsSync(image)) throw new InputError(`${image}: not found, though the build's manifest.json lists it`, `Build the node again: pi-image build ${node}`);
+  return { image, bmap };
 }

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PACKAGE_ROOT } from '../../lib/paths.ts';
-import { selectedNodes, builtImage } from '../../lib/cli/nodes.ts';
+import { selectedNodes, builtImage, builtNode } from '../../lib/cli/nodes.ts';
 import { selectNodes } from '../../lib/cluster/profile.ts';
 import { InputError, UsageError } from '../../lib/errors.ts';
 import { fakeBytes, tempDir } from '../helpers/lookalike.ts';
@@ -65,7 +65,7 @@ test('flash <node> writes the images out/manifest.json names, with their block m
   const file = (f: string) => ({ file: f, size: readFileSync(join(out, f)).length, sha256: createHash('sha256').update(readFileSync(join(out, f))).digest('hex') });
   const entry = { ...file('n1/boot-card.img'), bmap: file('n1/boot-card.img.map'), diskId: '0x00000001', partUuids: ['00000001-01'], mappedBytes: 0 };
   writeFileSync(join(out, 'manifest.json'), JSON.stringify({ manifestVersion: 1, nodes: { node1: { role: 'master', instanceId: 'i', sd: entry, ssd: entry, rootPartUuid: 'x', cmdline: '' } } }));
-  assert.equal(await builtImage(out, 'node1', 'sd'), { image: img, bmap: `${img}.map` });
+  assert.equal(builtImage(await builtNode(out, 'node1'), 'node1', 'sd'), { image: img, bmap: `${img}.map` });
   const target = join(work, 'card.img');
   const r = cli(['flash', 'node1', '--sd', target, '--yes', '--out', out, '--json']);
   assert.is(r.status, 0, r.stderr);
@@ -74,7 +74,10 @@ test('flash <node> writes the images out/manifest.json names, with their block m
   assert.is(flashed.bmap.source, 'file', `the manifest's block map was used: ${JSON.stringify(flashed.bmap)}`);
   const missing = cli(['flash', 'node2', '--sd', target, '--yes', '--out', out]);
   assert.is(missing.status, 1);
-  assert.match(missing.stderr, /node2: not in .*manifest\.json \(built there: node1\)/);
+  assert.match(missing.stderr, /node2: neither an image file nor a node in .*manifest\.json \(built there: node1\)/);
+  const typo = cli(['flash', 'missing.img', target, '--yes', '--out', out]);
+  assert.is(typo.status, 1, 'a missing image with a target is an input error, not a usage error');
+  assert.match(typo.stderr, /missing\.img: neither an image file nor a node/);
 });
 
 test.run();

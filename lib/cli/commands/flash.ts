@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline/promises';
 import type { ConfirmRequest, FlashResult } from '../../flash/flash.ts';
 import { runCommand, formatBytes, UsageError, type GlobalOptions, type Output } from '../output.ts';
 import { InputError, fsError } from '../../errors.ts';
-import { builtImage } from '../nodes.ts';
+import { builtImage, builtNode } from '../nodes.ts';
 
 interface FlashArgs extends GlobalOptions {
   source: string;
@@ -116,13 +116,14 @@ export const command: CommandModule<GlobalOptions, FlashArgs> = {
         out.result({ results: [r] }, `Flashed ${argv.source} to ${argv.target}.`);
         return;
       }
+      const built = await builtNode(argv.out, argv.source);
       if (argv.target) throw new UsageError(`with a node, say where each image goes: --sd DEVICE and/or --ssd DEVICE`);
       if (!argv.sd && !argv.ssd) throw new UsageError('give --sd DEVICE and/or --ssd DEVICE');
       if (argv.bmap) throw new UsageError('--bmap goes with an image file; a node uses its own .bmap files');
       const results: FlashResult[] = [];
       for (const [kind, target] of [['sd', argv.sd], ['ssd', argv.ssd]] as const) {
         if (!target) continue;
-        const { image, bmap } = await builtImage(argv.out, argv.source, kind);
+        const { image, bmap } = builtImage(built, argv.source, kind);
         results.push(await one(argv, out, image, target, `${argv.source} ${kind}`, isFile(bmap) ? bmap : undefined));
       }
       out.result({ results }, `Flashed ${argv.source}: ${results.map((r) => `${r.image} → ${r.target}`).join(', ')}.`);
