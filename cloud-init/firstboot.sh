@@ -250,12 +250,8 @@ clock)
   log "clock synchronised by NTP: $(date -u +%FT%TZ)"
   ;;
 packages)
-  pkgs="curl ca-certificates gnupg"
-  [ "${KUBERNETES:-0}" = 1 ] && pkgs="$pkgs $RUNTIME conntrack socat ebtables ethtool ipset"
-  [ "${GLUSTER:-0}" = 1 ] && pkgs="$pkgs glusterfs-server glusterfs-client lvm2 thin-provisioning-tools"
-  # Heketi turns each brick partition into an LVM volume group with thin pools and formats the bricks mkfs.xfs.
-  [ "${HEKETI:-0}" = 1 ] && pkgs="$pkgs xfsprogs"
-  pkgs="$pkgs ${EXTRA_PACKAGES:-}"
+  # The node's list, written by pi-image from the profile (lib/cluster/packages.ts, the same list the lock resolves).
+  pkgs=${PACKAGES:-}
   # The bundle's local repository (pi-image.lock's .debs for this role): installed from it with no network and no
   # true clock; what the lock does not hold (or the image already has) is left to the network as before.
   debs=${PI_IMAGE_BUNDLE:-/var/lib/pi-image/bundle}/pi-image-bundle/debs

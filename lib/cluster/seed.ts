@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { InputError } from '../errors.ts';
 import { findNode, type Profile, type ResolvedNode } from './profile.ts';
 import type { Secrets } from './secrets.ts';
+import { aptPackagesFor } from './packages.ts';
 import { kubeadmInitConfig, kubeadmJoinConfig } from './kubeadm.ts';
 import { glusterTopology, heketiConfig, masterAddress, metallbConfig, storageClass } from './addons.ts';
 import { envFile, template, yaml11, yamlDocs } from '../cloud-init/text.ts';
@@ -130,7 +131,7 @@ function clusterEnv(p: Profile, node: ResolvedNode, tokenId: string, steps: stri
       MASTER_IP: masterAddress(p),
       NODE_IPS: p.nodes.map((n) => (n.address === 'dhcp' ? n.name : n.address.ip)).join(' '),
       ADMIN_USERS: p.users.filter((u) => u.sudo).map((u) => u.name).join(' '),
-      EXTRA_PACKAGES: p.apt.packages.join(' '),
+      PACKAGES: aptPackagesFor(p, node.role).join(' '),
     },
     `pi-image: configuration of ${node.name} in cluster ${p.cluster.name}, read by ${SCRIPT}`,
   );

@@ -7,7 +7,8 @@ import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PACKAGE_ROOT } from '../../lib/cluster/profile.ts';
+import { PACKAGE_ROOT, parseProfile } from '../../lib/cluster/profile.ts';
+import { aptPackagesFor } from '../../lib/cluster/packages.ts';
 import { tempDir } from '../helpers/cluster.ts';
 
 const t = tempDir('pi-image-firstboot-steps-');
@@ -76,7 +77,7 @@ test('clock: never synchronised → says so, puts the later steps off and starts
 });
 
 test('packages: waits on the dpkg lock, bounded, naming its holder', async () => {
-  const nd = node(`${STEPS}`);
+  const nd = node(`${STEPS}PACKAGES='curl ca-certificates gnupg'\n`);
   mkdirSync(nd.vars.PI_IMAGE_STATE, { recursive: true });
   writeFileSync(join(nd.vars.PI_IMAGE_STATE, 'clock'), '');
   const lock = join(nd.dir, 'lock-frontend');
@@ -96,9 +97,13 @@ test('packages: waits on the dpkg lock, bounded, naming its holder', async () =>
     assert.match(r.out, new RegExp(`FAILED: the dpkg lock is still held after 10s by pid ${holder.pid}`));
     assert.match(r.out, /re-run: sudo \/usr\/local\/lib\/pi-image\/firstboot\.sh packages/);
     assert.not.match(r.out, /apt failed/, 'apt-get never ran while the lock was held');
-    // Heketi formats bricks with mkfs.xfs: with Heketi on, xfsprogs is in the list (apt is not reached: the lock).
-    const h = spawnSync('bash', [script, 'packages'], { env: { ...process.env, ...nd.vars, PI_IMAGE_DPKG_LOCKS: lock, APT_LOCK_WAIT: '0', GLUSTER: '1', HEKETI: '1' }, encoding: 'utf8' });
-    assert.match(h.stdout, /installing curl ca-certificates gnupg glusterfs-server glusterfs-client lvm2 thin-provisioning-tools xfsprogs/);
+    // The step installs the list the seed wrote (lib/cluster/packages.ts): with Heketi on, xfsprogs is in it, as
+    // the seed renders it for the reference profile (apt is not reached: the lock).
+    const list = aptPackagesFor(parseProfile(readFileSync(join(PACKAGE_ROOT, 'profiles', 'yarpi4.yaml'), 'utf8')), 'master').join(' ');
+    assert.match(list, /\bglusterfs-server\b.*\bxfsprogs\b/);
+    writeFileSync(nd.vars.PI_IMAGE_ENV, `${STEPS}PACKAGES='${list}'\n`);
+    const h = spawnSync('bash', [script, 'packages'], { env: { ...process.env, ...nd.vars, PI_IMAGE_DPKG_LOCKS: lock, APT_LOCK_WAIT: '0' }, encoding: 'utf8' });
+    assert.match(h.stdout, new RegExp(`installing ${list.replace(/[.+]/g, '\\$&')}`));
   } finally {
     holder.kill();
   }

@@ -222,6 +222,8 @@ test('first boot on real hardware: clock step before what needs a true time, apt
     assert.match(env, name === 'node1' ? new RegExp(`^TOKEN_ID='${secrets.token.split('.')[0]}'$`, 'm') : /^TOKEN_ID=''$/m);
     assert.not.ok(env.includes(secrets.token));
     assert.match(env, /^TOKEN_TTL='48h'$/m);
+    // The packages step's list is the lock's (lib/cluster/packages.ts), not a second list in firstboot.sh.
+    assert.match(env, /^PACKAGES='curl ca-certificates gnupg docker\.io conntrack socat ebtables ethtool ipset glusterfs-server glusterfs-client lvm2 thin-provisioning-tools xfsprogs'$/m);
     assert.is(ud.bootcmd.length, 2);
     assert.match(ud.bootcmd[1][2], /systemctl mask --runtime --quiet apt-daily\.service apt-daily-upgrade\.service/);
     assert.match(ud.bootcmd[1][2], /^\[ ! -e \/var\/lib\/pi-image\/complete \] \|\| exit 0$/m, 'only until first boot is complete');
