@@ -85,7 +85,7 @@ export async function verifyImage(opts: { image: string; target: string; bmap?: 
   try {
     const imageSize = src.size;
     const blockSize = loaded.bmap?.blockSize ?? 4096;
-    const ranges = loaded.bmap?.ranges ?? scanAndHash(src.fd, opts.image, imageSize, blockSize);
+    const ranges = loaded.bmap?.ranges ?? scanAndHash(src, imageSize, blockSize);
     await verifyTarget(src, opts.target, opts.target, ranges, {
       blockSize, imageSize, checksumType: loaded.bmap?.checksumType ?? 'sha256', onProgress: opts.onProgress, where: loaded.path,
     });
