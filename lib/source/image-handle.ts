@@ -6,8 +6,7 @@
 //   throws when the decompression fails; `done` then rejects with the cause. The wait blocks the reading thread and
 //   the decoder is driven from the main one, so follow a growing image from a worker thread (as build's lanes do).
 // - `ref` is plain data (a SharedArrayBuffer at most): it crosses to worker threads, where openImage(ref) reads.
-import type { BlockIO } from '../image/io.ts';
-import { FileIO } from '../image/io.ts';
+import { FileIO, type BlockIO } from '../image/io.ts';
 import type { Mbr } from '../image/mbr.ts';
 import { GrowingFileIO, type GrowingFile } from '../image/growing-io.ts';
 import type { CatalogEntry } from './catalog.ts';

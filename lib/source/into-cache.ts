@@ -3,7 +3,7 @@
 // - written under a temporary name (.tmp-PID), checked (validateImage), then renamed with its record: the cache never
 //   holds an unchecked image; a failure removes the temporary file.
 // - with the system xz and a size known from the xz index the output is a growing file that readers may follow
-//   at once (ImageHandle); it is settled DONE after the rename, FAILED on any error.
+//   at once (image-handle.ts); it is settled DONE after the rename, FAILED on any error.
 // - errors name the source as the user gave it (`label`), progress its file name: never the cache's names.
 import { closeSync, openSync, rmSync, renameSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
