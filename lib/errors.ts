@@ -1,12 +1,43 @@
 // Typed errors shared by every layer: each names what was wrong and where, so the CLI can print one clear line.
+// Invariants:
+// - Every `code` is one of ErrorCode: callers test `instanceof` (or the code), never a free string.
+// - An error that crosses a worker thread is sent as plain data (serializeError) and rebuilt with its class,
+//   code, hint and fields on the other side (reviveError).
 import { accessSync, statSync, constants as fsConstants } from 'node:fs';
 import { dirname } from 'node:path';
 
+/** The Node fs error codes fsError() turns into a line of its own (see FS_FAULTS). */
+export type FsErrorCode =
+  | 'ENOSPC' | 'EDQUOT' | 'EFBIG' | 'EROFS' | 'EACCES' | 'EPERM' | 'ENOENT' | 'ENOTDIR' | 'EISDIR' | 'EEXIST'
+  | 'ENOTEMPTY' | 'ENAMETOOLONG' | 'EMFILE' | 'ENFILE' | 'EIO' | 'EBUSY' | 'ENXIO' | 'EXDEV';
+
+/** Every machine-readable tag a PiImageError carries (the CLI's `--json` error events show it). */
+export type ErrorCode =
+  | 'CORRUPT' // an image, partition table or filesystem is damaged (CorruptImageError)
+  | 'OUT_OF_BOUNDS' // a read or write past the end of its window (OutOfBoundsError)
+  | 'NOT_FOUND' // a path inside an image, or a catalog image no URL has (NotFoundError)
+  | 'SYMLINK_LOOP' // SymlinkLoopError
+  | 'INPUT' // a profile field, argument or catalog entry we cannot use (InputError)
+  | 'USAGE' // a command-line misuse; exit 2 (UsageError)
+  | 'VERIFY' // a checksum does not match (VerifyError)
+  | 'SAFETY' // flash refused a device; exit 3 (SafetyError)
+  | 'SOURCE' // the base image could not be read or decompressed (SourceError)
+  | 'BUILD' // a build lane failed outside the image code (BuildError)
+  | 'INTERRUPTED' // the user stopped the command (InterruptedError)
+  | 'DOWNLOAD' // an HTTP or network failure of one URL (source/download.ts DownloadError)
+  | 'NETWORK' // no URL of a catalog image could be reached at all
+  | 'IO' // a local write failed in a way fsError does not name
+  | 'GPT' // a GPT disk where an MBR one is needed (image/gpt.ts GptDiskError)
+  | 'NO_SPACE' // a FAT volume is full (image/fat/errors.ts NoSpaceError)
+  | 'LOCK_REFUSED' // lock/build refused an artifact (LockRefusal)
+  | 'UNSATISFIABLE' // an apt package cannot be installed (UnsatisfiableError)
+  | FsErrorCode;
+
 /** Base class: `code` is a stable machine-readable tag, `hint` tells the user what to do. */
 export class PiImageError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly hint?: string;
-  constructor(code: string, message: string, hint?: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, hint?: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
@@ -46,7 +77,7 @@ export class SymlinkLoopError extends PiImageError {
 
 /** The user gave input we cannot use (profile field, CLI argument, catalog entry). */
 export class InputError extends PiImageError {
-  constructor(message: string, hint?: string, code = 'INPUT') {
+  constructor(message: string, hint?: string, code: 'INPUT' | 'USAGE' = 'INPUT') {
     super(code, message, hint);
   }
 }
@@ -72,6 +103,104 @@ export class SafetyError extends PiImageError {
   }
 }
 
+/** The base image could not be read or decompressed (a truncated download, a failed xz). */
+export class SourceError extends PiImageError {
+  constructor(message: string, hint?: string) {
+    super('SOURCE', message, hint);
+  }
+}
+
+/** A build lane failed for a reason of its own (a worker that died, a compressor that failed). */
+export class BuildError extends PiImageError {
+  constructor(message: string, hint?: string) {
+    super('BUILD', message, hint);
+  }
+}
+
+/** The user stopped the command (Ctrl-C); what was done so far is kept where it can be resumed. */
+export class InterruptedError extends PiImageError {
+  constructor(message: string, hint?: string) {
+    super('INTERRUPTED', message, hint);
+  }
+}
+
+/** An artifact `lock` or `build` refuses: one line naming the artifact, its URL, why, and the profile key to change. */
+export class LockRefusal extends PiImageError {
+  readonly artifact: string;
+  readonly url: string;
+  readonly key: string;
+  constructor(artifact: string, url: string, key: string, why: string, hint?: string) {
+    super('LOCK_REFUSED', `${artifact}: ${url}: ${why} (profile key ${key})`, hint ?? `change ${key} in the profile, then run \`pi-image lock\` again`);
+    this.artifact = artifact;
+    this.url = url;
+    this.key = key;
+  }
+}
+
+/** A requested package (or one it needs) cannot be installed. */
+export class UnsatisfiableError extends PiImageError {
+  readonly chain: string[];
+  readonly reason: string;
+  constructor(chain: string[], reason: string, context?: string) {
+    super('UNSATISFIABLE', `${context ? `${context}: ` : ''}${chain.join(' -> ')}: ${reason}`, 'Add the missing package to an apt source of the image, fix apt.mirror, or drop the package from apt.packages.');
+    this.chain = chain;
+    this.reason = reason;
+  }
+}
+
+// ---- across a worker thread ------------------------------------------------------------------------------------
+// postMessage's structured clone keeps an Error's message and stack but not its class, code or fields: the sender
+// flattens it to plain data, the receiver rebuilds it from the class of the same name.
+
+/** An error as plain data, for postMessage. */
+export interface SerializedError {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: string;
+  hint?: string;
+  /** The class's own fields (offset, url, chain …): plain values only. */
+  fields: Record<string, unknown>;
+}
+
+type ErrorClass = abstract new (...args: never[]) => Error;
+
+/** The classes reviveError knows by name; a layer above adds those defined in lower layers (DownloadError …). */
+export const ERROR_CLASSES: ErrorClass[] = [
+  PiImageError, CorruptImageError, OutOfBoundsError, NotFoundError, SymlinkLoopError, InputError, UsageError,
+  VerifyError, SafetyError, SourceError, BuildError, InterruptedError, LockRefusal, UnsatisfiableError,
+];
+
+const plain = (v: unknown): boolean =>
+  v === null || ['string', 'number', 'boolean', 'undefined'].includes(typeof v) || (Array.isArray(v) && v.every(plain));
+
+export function serializeError(err: unknown): SerializedError {
+  if (!(err instanceof Error)) return { name: 'Error', message: String(err), fields: {} };
+  const fields: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(err)) if (!['name', 'message', 'stack', 'code', 'hint'].includes(k) && plain(v)) fields[k] = v;
+  const { code, hint } = err as { code?: unknown; hint?: unknown };
+  return {
+    name: err.name, message: err.message, stack: err.stack, fields,
+    code: typeof code === 'string' ? code : undefined, hint: typeof hint === 'string' ? hint : undefined,
+  };
+}
+
+/**
+ * The error `data` describes, as an instance of the class of its name (from `classes`), with its code, hint, fields
+ * and the worker's stack; `prefix` goes in front of the message (e.g. which nodes the lane built). An unknown
+ * name with a code gives a PiImageError, without one a plain Error.
+ */
+export function reviveError(data: SerializedError, classes: ErrorClass[] = ERROR_CLASSES, prefix = ''): Error {
+  const cls = classes.find((c) => c.name === data.name) ?? (data.code ? PiImageError : Error);
+  const err = Object.create(cls.prototype) as Error;
+  Object.defineProperty(err, 'message', { value: prefix + data.message, writable: true, configurable: true });
+  Object.defineProperty(err, 'stack', { value: data.stack, writable: true, configurable: true });
+  Object.assign(err, { name: data.name, ...data.fields });
+  if (data.code !== undefined) Object.assign(err, { code: data.code });
+  if (data.hint !== undefined) Object.assign(err, { hint: data.hint });
+  return err;
+}
+
 // ---- file-system errors ---------------------------------------------------------------------------------------
 // Node's fs errors say "ENOSPC: no space left on device, write" (no file when the call took an fd) or, for a
 // recursive mkdir on a read-only file system, ENOENT. fsError() is the one place that turns them into a line saying
@@ -88,7 +217,7 @@ interface ErrnoLike {
 const isErrno = (e: unknown): e is ErrnoLike =>
   e instanceof Error && !(e instanceof PiImageError) && typeof (e as { code?: unknown }).code === 'string' && /^E[A-Z0-9]+$/.test((e as unknown as { code: string }).code);
 
-const FS_FAULTS: Record<string, { what: string; hint: string }> = {
+const FS_FAULTS: Record<FsErrorCode, { what: string; hint: string }> = {
   ENOSPC: { what: 'no space left on the device', hint: 'Free some space on that file system, or write somewhere with more room.' },
   EDQUOT: { what: 'disk quota exceeded', hint: 'Free some space within your quota, or write somewhere else.' },
   EFBIG: { what: 'file too large for that file system', hint: 'Write to a file system that holds large files (not FAT32).' },
@@ -151,9 +280,9 @@ export function fsError(err: unknown, where?: string): unknown {
       if (isErrno(e) && (e.code === 'EROFS' || e.code === 'EACCES')) code = e.code;
     }
   }
-  const fault = FS_FAULTS[code];
+  const fault = (FS_FAULTS as Record<string, { what: string; hint: string } | undefined>)[code];
   if (!fault) return err;
   const verb = VERBS[err.syscall ?? ''] ?? err.syscall ?? 'use';
   const target = path ? ` ${path}${err.dest ? ` to ${err.dest}` : ''}` : '';
-  return new PiImageError(code, `cannot ${verb}${target}: ${fault.what} (${code})`, fault.hint, { cause: err });
+  return new PiImageError(code as FsErrorCode, `cannot ${verb}${target}: ${fault.what} (${code})`, fault.hint, { cause: err });
 }

@@ -28,7 +28,6 @@ export * from './cluster/index.ts';
 export { makeLock, readLock, lockPathFor, type LockOptions, type LockResult } from './lock/lock.ts';
 export { encodeLock, decodeLock, staleReason, type Lock, type LockFile, type LockImage, type LockPackage, type PackageResolver } from './lock/lockfile.ts';
 export { RegistryClient } from './lock/registry.ts';
-export { LockRefusal } from './lock/errors.ts';
 
 // The jobs.
 export { build, type BuildOptions, type BuildResult } from './build/build.ts';

@@ -17,12 +17,14 @@ declare -A need=(
   [script]=bsdutils [stty]=coreutils [npm]=npm [findmnt]=util-linux [mount]=mount
   [docker-registry]=docker-registry [skopeo]=skopeo
   [perl]=perl-base [fallocate]=util-linux [filefrag]=e2fsprogs [mkfs.xfs]=xfsprogs [mkfs.btrfs]=btrfs-progs
-  [stress-ng]=stress-ng
+  [stress-ng]=stress-ng [busybox]=busybox-static
 )
 missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done
+# The bundle boot runs a static busybox inside a container image; Debian's plain busybox package is dynamic.
+if command -v busybox >/dev/null 2>&1 && ldd "$(command -v busybox)" >/dev/null 2>&1; then missing+=(busybox-static); fi
 if [ ${#missing[@]} -gt 0 ]; then
   pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
   echo "installing Debian packages: $pkgs"

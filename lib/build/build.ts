@@ -2,11 +2,11 @@
 // manifest. Decompresses once (the source cache), copies only used blocks, runs nodes in parallel, and writes
 // everything under out/.staging-* until it is complete.
 import { availableParallelism } from 'node:os';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { resolveImage, cacheDir, type RecordedPartition } from '../source/index.ts';
 import type { BootSpec } from '../source/catalog.ts';
-import { loadProfile, loadOrCreateSecrets, nodePlan } from '../cluster/index.ts';
+import { loadProfile, loadOrCreateSecrets, nodePlan, selectNodes } from '../cluster/index.ts';
 import { renewToken } from '../cluster/secrets.ts';
 import { loginWarning } from '../cluster/login.ts';
 import { InputError, CorruptImageError } from '../errors.ts';
@@ -17,7 +17,7 @@ import { runLanes } from './pool.ts';
 import { loadSsdChecksums, saveSsdChecksums } from './ssd-image.ts';
 import type { LaneJob, LaneResult, NodeSpec } from './node-job.ts';
 import type { BootStyle } from './sd-image.ts';
-import { renderManifest, type Manifest, type ManifestNode, type ManifestImage } from './manifest.ts';
+import { readManifest, renderManifest, type Manifest, type ManifestNode, type ManifestImage } from './manifest.ts';
 import { readLock } from '../lock/lock.ts';
 import { prepareBundles } from '../lock/prepare.ts';
 
@@ -73,14 +73,6 @@ function pickPartition(parts: RecordedPartition[], index: number, what: string, 
   return p;
 }
 
-function readManifest(path: string): Manifest | undefined {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as Manifest;
-  } catch {
-    return undefined;
-  }
-}
-
 /** An error about the base image names what the user gave (path, URL, catalog id), not the cache file it was
  *  copied or decoded into (`<cache>/images/<sha>.img`, or its `.tmp-PID` while it is being written). */
 function nameSource(err: unknown, cacheDirectory: string, src: string): unknown {
@@ -105,11 +97,8 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
   const loaded = await loadProfile(opts.profile);
   const profile = loaded.profile;
   const names = profile.nodes.map((n) => n.name);
-  const wanted = opts.nodes === 'all' ? names : opts.nodes;
+  const wanted = selectNodes(profile, opts.nodes, `profile ${loaded.profilePath}`);
   if (wanted.length === 0) throw new InputError('no node named', `name nodes (${names.join(', ')}) or pass --all`);
-  for (const n of wanted) {
-    if (!names.includes(n)) throw new InputError(`no node "${n}" in profile ${loaded.profilePath}`, `nodes there: ${names.join(', ')}`);
-  }
   const notice = opts.onNotice ?? (() => {});
   const noLogin = loginWarning(profile);
   if (noLogin) notice('warning', noLogin);

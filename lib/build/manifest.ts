@@ -1,5 +1,7 @@
 // out/manifest.json: what was built from what — profile digest, base image, and per node every file with its size,
 // sha256, disk ids and PARTUUIDs. Deterministic: no times, no absolute paths, keys in a fixed order.
+// File names are relative to the output directory: flash and CI read where each image is from here.
+import { readFileSync } from 'node:fs';
 
 export interface ManifestFile {
   file: string;
@@ -42,6 +44,15 @@ export interface Manifest {
   /** The base image: its id, and the sha256 of the file as published (what the release's SHA256SUMS lists). */
   image: { id: string; sha256: string };
   nodes: Record<string, ManifestNode>;
+}
+
+/** The manifest at `path`, or undefined when there is none (or it is not JSON). */
+export function readManifest(path: string): Manifest | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Manifest;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The manifest's text; the builder lists nodes sorted by name. */

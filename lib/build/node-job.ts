@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { FileIO, type BlockIO } from '../image/io.ts';
 import { openImage, type ImageRef } from '../source/image-handle.ts';
-import type { MbrPartition } from '../image/mbr.ts';
+import { diskIdText, partUuid, type MbrPartition } from '../image/mbr.ts';
 import { renderBmap } from '../image/bmap.ts';
 import { digestImage, type ImageDigest } from '../image/digest.ts';
 import { writeSdImage, prepareKernel, type BootStyle, type PreparedKernel } from './sd-image.ts';
@@ -19,6 +19,7 @@ import { writeSsdImages, type SsdChecksums } from './ssd-image.ts';
 import type { ManifestImage, ManifestNode, ManifestFile } from './manifest.ts';
 import type { ProgressEvent } from '../progress.ts';
 import type { BundlePlan } from '../lock/bundle.ts';
+import { BuildError } from '../errors.ts';
 
 /** One node of a lane: what differs between nodes. */
 export interface NodeSpec {
@@ -76,10 +77,6 @@ function yieldToDecompression(): void {
   }
 }
 
-function hex8(n: number): string {
-  return n.toString(16).padStart(8, '0');
-}
-
 async function compressFile(path: string, format: 'xz' | 'gz', mode = 0o644): Promise<ManifestFile & { format: 'xz' | 'gz' }> {
   const target = `${path}.${format}`;
   const tmp = `${target}.partial`;
@@ -102,7 +99,7 @@ async function compressFile(path: string, format: 'xz' | 'gz', mode = 0o644): Pr
     xz.stderr.on('data', (d) => (err += d));
     const done = new Promise<number>((resolve) => xz.on('close', (code) => resolve(code ?? 1)));
     await pipeline(xz.stdout, count, sink);
-    if ((await done) !== 0) throw new Error(`xz failed on ${path}: ${err.trim()}`);
+    if ((await done) !== 0) throw new BuildError(`xz failed on ${path}: ${err.trim()}`);
   }
   chmodSync(tmp, mode);
   renameSync(tmp, target);
@@ -122,8 +119,8 @@ function imageEntry(
     size: digest.size,
     sha256: digest.sha256,
     bmap: { file: bmapPath, size: Buffer.byteLength(bmapText), sha256: createHash('sha256').update(bmapText).digest('hex') },
-    diskId: `0x${hex8(signature)}`,
-    partUuids: [`${hex8(signature)}-01`],
+    diskId: diskIdText(signature),
+    partUuids: [partUuid(signature, 1)],
     mappedBytes: digest.mappedBlocks * digest.blockSize,
   };
 }
@@ -172,7 +169,7 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
         sdEntry.compressed = await compressFile(sd.path, job.compress, n.secret ? 0o600 : 0o644);
         ssdEntry.compressed = await compressFile(ssd.path, job.compress);
       }
-      if (n.bundle) ssdEntry.partUuids.push(`${hex8(n.ssdSignature)}-02`);
+      if (n.bundle) ssdEntry.partUuids.push(partUuid(n.ssdSignature, 2));
       const bundle = n.bundle && {
         partition: 2,
         size: n.bundle.size,

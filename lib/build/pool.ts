@@ -3,7 +3,13 @@
 import { Worker } from 'node:worker_threads';
 import type { LaneJob, LaneResult } from './node-job.ts';
 import type { ProgressEvent } from '../progress.ts';
-import { PiImageError } from '../errors.ts';
+import { BuildError, ERROR_CLASSES, reviveError, serializeError, type SerializedError } from '../errors.ts';
+import { GptDiskError } from '../image/gpt.ts';
+import { NoSpaceError } from '../image/fat/errors.ts';
+import { DownloadError } from '../source/download.ts';
+
+/** Every error class a lane can throw: the ones of lib/errors.ts and those the image and source layers define. */
+const LANE_ERRORS = [...ERROR_CLASSES, GptDiskError, NoSpaceError, DownloadError];
 
 // From the compiled tree the worker is plain JavaScript; from the sources it needs tsx, registered by a small
 // JavaScript entry in the worker's own thread.
@@ -28,18 +34,17 @@ function runInWorker(job: LaneJob, onProgress: (e: ProgressEvent) => void, worke
         void worker.terminate();
       }
     };
-    worker.on('message', (m: { type: string; event?: ProgressEvent; result?: LaneResult; error?: Record<string, string> }) => {
+    worker.on('message', (m: { type: string; event?: ProgressEvent; result?: LaneResult; error?: SerializedError }) => {
       if (m.type === 'progress' && m.event) onProgress(m.event);
       else if (m.type === 'done') finish(() => resolve(m.result!));
       else if (m.type === 'error') {
-        const e = m.error!;
-        const err = new PiImageError(e.code ?? 'BUILD', `${label}: ${e.message}`, e.hint);
-        err.stack = e.stack;
+        const err = reviveError(m.error!, LANE_ERRORS, `${label}: `);
         finish(() => reject(err));
       }
     });
-    worker.on('error', (err) => finish(() => reject(err)));
-    worker.on('exit', (code) => finish(() => reject(new Error(`${label}: build worker exited with code ${code}`))));
+    // An exception the lane did not catch arrives structured-cloned (own fields kept, class lost): rebuilt too.
+    worker.on('error', (err) => finish(() => reject(reviveError(serializeError(err), LANE_ERRORS, `${label}: `))));
+    worker.on('exit', (code) => finish(() => reject(new BuildError(`${label}: build worker exited with code ${code}`))));
     worker.postMessage(job);
   });
 }

@@ -1,13 +1,9 @@
 // The SD-card boot image of one node: an MBR with one FAT32 `system-boot` partition, a copy of the base image's
 // boot files (only allocated clusters), the kernel decompressed for direct boot, config.txt and the cmdline file
 // that config.txt really uses edited for root on the SSD, and the node's cloud-init seed.
-import { createGunzip } from 'node:zlib';
-import { createHash } from 'node:crypto';
-import { closeSync, createWriteStream, openSync, readSync, rmSync, statSync } from 'node:fs';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { FileIO, type BlockIO } from '../image/io.ts';
-import { writeMbr, partitionIO, partUuid, type MbrPartition } from '../image/mbr.ts';
+import { writeMbr, partitionIO, SECTOR, type MbrPartition } from '../image/mbr.ts';
 import { copyRanges } from '../image/sparse.ts';
 import { FatFs } from '../image/fat/index.ts';
 import {
@@ -15,12 +11,13 @@ import {
   editConfigForDirectBoot,
   editCmdline,
   isGzip,
+  extractKernel,
   decompressScript,
   decompressSumFile,
   DECOMPRESS_SCRIPT_NAME,
 } from '../pi/index.ts';
 import { CorruptImageError } from '../errors.ts';
-import { SECTOR, FIRST_LBA } from './ssd-image.ts';
+import { FIRST_LBA } from './ssd-image.ts';
 
 /** What the build needs to know of the release's boot partition: catalog data, not code. */
 export interface BootStyle {
@@ -54,35 +51,33 @@ export interface PreparedKernel {
 
 /**
  * Look at the kernel in the base image's boot partition once per lane, streaming: check it against the catalog's
- * compression, and gunzip a gzip kernel to `tmpPath` while hashing it (a kernel is tens of MB: never whole in
- * memory). The caller deletes the file.
+ * compression, and gunzip a gzip kernel to `tmpPath` (pi/kernel.ts extractKernel, which hashes the packed bytes on
+ * the way; a kernel is tens of MB: never whole in memory). The caller deletes the file.
  */
 export async function prepareKernel(base: BlockIO, bootPart: MbrPartition, boot: BootStyle, tmpPath: string): Promise<PreparedKernel> {
   const fat = FatFs.open(partitionIO(base, bootPart));
   if (!fat.exists(boot.kernel)) throw new CorruptImageError(`${base.name}: boot partition has no kernel ${boot.kernel}`);
-  // One read: the first chunk tells whether it is gzip; a gzip kernel's chunks are hashed on their way to gunzip.
-  const hash = createHash('sha256');
-  const chunks = fat.readFileChunks(boot.kernel)[Symbol.iterator]();
-  const first = chunks.next();
-  const head: Buffer = first.done ? Buffer.alloc(0) : first.value;
-  function* hashed(): Generator<Buffer> {
-    for (let c = first; !c.done; c = chunks.next()) {
-      hash.update(c.value);
-      yield c.value;
-    }
-  }
-  const gzip = isGzip(head);
+  // The first chunk tells whether it is gzip.
+  const first = fat.readFileChunks(boot.kernel)[Symbol.iterator]().next();
+  const gzip = !first.done && isGzip(first.value);
   if (boot.compression === 'gzip' && !gzip) {
     throw new CorruptImageError(`${base.name}: ${boot.kernel} is not gzip-compressed, as the catalog says it is`);
   }
   if (!gzip || boot.compression === 'none') return {};
+  const fd = openSync(tmpPath, 'w', 0o600);
   try {
-    await pipeline(Readable.from(hashed()), createGunzip(), createWriteStream(tmpPath, { mode: 0o600 }));
+    let at = 0;
+    const r = await extractKernel(fat.readFileChunks(boot.kernel), (c) => {
+      for (let w = 0; w < c.length; ) w += writeSync(fd, c, w, c.length - w, at + w);
+      at += c.length;
+    }, `${base.name}: ${boot.kernel}`);
+    closeSync(fd);
+    return { unpacked: { path: tmpPath, size: r.bytesOut, packedSumText: `${r.sha256In}\n` } };
   } catch (err) {
+    closeSync(fd);
     rmSync(tmpPath, { force: true });
-    throw new CorruptImageError(`${base.name}: ${boot.kernel} does not decompress: ${(err as Error).message}`);
+    throw err;
   }
-  return { unpacked: { path: tmpPath, size: statSync(tmpPath).size, packedSumText: `${hash.digest('hex')}\n` } };
 }
 
 /** A file's bytes in 1 MiB chunks, read synchronously (one buffer, reused: each chunk is consumed before the next). */
@@ -177,8 +172,4 @@ export function writeSdImage(opts: {
   } finally {
     out.close();
   }
-}
-
-export function sdPartUuid(sig: number): string {
-  return partUuid(sig, 1);
 }

@@ -1,25 +1,31 @@
-// The SSD OS image of one node: an MBR with the node's own disk signature and one partition, `writable`, at the
-// base image's root offset (and, with a lock, the node's bundle as a raw tar in p2), whose ext4 is copied from the base image block by block — only the blocks its bitmaps
-// mark used; the rest stays a hole. Where the file system has reflinks (XFS, btrfs, APFS) and the base is complete,
-// the image is a clone of the base trimmed to those same bytes instead, sharing the base's blocks.
-// The images are hashed while they are written (never read back). Every node's SSD image is the same apart from its
-// MBR, so several are written in one pass, the block-range checksums of the root are computed once per base image
-// and each node's whole-file sha256 once per disk signature (both kept beside the base image: loadSsdChecksums/
-// saveSsdChecksums; the bytes are a function of the base root, the signature and this file's layout, whose
-// version the saved file carries), so a warm build hashes only the MBR blocks.
-// The bitmaps are read as the copy reaches their groups, so the pass can follow a base image still being written.
+// The SSD OS image of one node: an MBR with the node's own disk signature, p1 `writable` at the base image's root
+// offset, and, with a lock, p2 holding the node's bundle as a raw tar.
+//
+// How the root is copied:
+// - Block by block from the base image's ext4: only the blocks its bitmaps mark used; the rest stays a hole.
+//   The bitmaps are read as the copy reaches their groups, so the pass can follow a base image still being
+//   decompressed.
+// - Where the file system has reflinks (XFS, btrfs, APFS) and the base is complete: a clone of the base, trimmed
+//   to those same bytes, sharing the base's blocks.
+//
+// Invariants:
+// - Every node's SSD image is the same apart from its MBR, so several are written in one pass.
+// - The images are hashed while they are written, never read back.
+// - The block-range checksums of the root are computed once per base image, each node's whole-file sha256 once
+//   per disk signature; both are kept beside the base image (loadSsdChecksums/saveSsdChecksums), so a warm build
+//   hashes only the MBR blocks. They are a function of the base root, the signature and this file's layout,
+//   whose version the saved file carries.
 import { existsSync, readFileSync, renameSync, writeFileSync, copyFileSync, truncateSync, rmSync, constants } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { dataExtents } from '../image/extents.ts';
 import { FileIO, type BlockIO } from '../image/io.ts';
-import { writeMbr, partitionIO, partUuid, type MbrPartition } from '../image/mbr.ts';
+import { writeMbr, partitionIO, partUuid, SECTOR, type MbrPartition } from '../image/mbr.ts';
 import { Ext4Fs } from '../image/ext4/index.ts';
 import { ImageDigester, type ImageDigest, type KnownRange } from '../image/digest.ts';
 import { InputError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
 import { bundleChunks, BUNDLE_PARTITION_TYPE, type BundlePlan } from '../lock/bundle.ts';
 
-export const SECTOR = 512;
 /** Partitions start at 1 MiB, like the Ubuntu images and every modern partitioner. */
 export const FIRST_LBA = 2048;
 const CHUNK = 1 << 20; // fits the CPU cache between the read and the writes and hashes

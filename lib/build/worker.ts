@@ -2,14 +2,14 @@
 import { parentPort } from 'node:worker_threads';
 import { runLane, type LaneJob } from './node-job.ts';
 import type { ProgressEvent } from '../progress.ts';
-import { fsError } from '../errors.ts';
+import { fsError, serializeError } from '../errors.ts';
 
 parentPort!.on('message', async (job: LaneJob) => {
   try {
     const result = await runLane(job, (e: ProgressEvent) => parentPort!.postMessage({ type: 'progress', event: e }));
     parentPort!.postMessage({ type: 'done', result });
   } catch (err) {
-    const e = fsError(err) as Error & { code?: string; hint?: string }; // here the fs error still has its path
-    parentPort!.postMessage({ type: 'error', error: { name: e.name, message: e.message, code: e.code, hint: e.hint, stack: e.stack } });
+    // fsError here, where the fs error still has its path; the pool rebuilds the error with its class.
+    parentPort!.postMessage({ type: 'error', error: serializeError(fsError(err)) });
   }
 });

@@ -1,8 +1,18 @@
 // network-config (netplan v2, passed through by cloud-init): a static address or DHCP on the node's interface,
-// matched by MAC when the profile gives one.
-import type { ResolvedNode } from '../cluster/profile.ts';
+// matched by MAC when one is given. Plain input: the cluster layer's ResolvedNode is one such value.
 
-export function networkConfig(node: ResolvedNode): Record<string, unknown> {
+/** What the network-config of one node is made from. */
+export interface NetworkInput {
+  /** Interface name, e.g. eth0 (the name set when `mac` matches). */
+  interface: string;
+  mac?: string;
+  address: 'dhcp' | { ip: string; prefix: number };
+  gateway?: string;
+  dns: string[];
+  search: string[];
+}
+
+export function networkConfig(node: NetworkInput): Record<string, unknown> {
   const eth: Record<string, unknown> = {};
   if (node.mac) {
     eth.match = { macaddress: node.mac };

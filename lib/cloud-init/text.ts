@@ -3,7 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { PACKAGE_ROOT } from '../cluster/profile.ts';
+import { PACKAGE_ROOT } from '../paths.ts';
+import { InputError } from '../errors.ts';
 
 /** YAML 1.1 text: `yes`, `off`, `0755`, dates and the like come out quoted, so PyYAML reads strings as strings. */
 export function yaml11(value: unknown): string {
@@ -17,7 +18,7 @@ export function yamlDocs(docs: unknown[]): string {
 
 /** POSIX shell single-quoting: the value comes back as exactly one word, nothing expanded. */
 export function shellQuote(s: string): string {
-  if (s.includes('\0')) throw new Error('NUL in a shell value');
+  if (s.includes('\0')) throw new InputError('a value for the first-boot environment holds a NUL byte', 'remove it from the profile');
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
@@ -25,7 +26,7 @@ export function shellQuote(s: string): string {
 export function envFile(vars: Record<string, string | number | boolean | undefined>, header: string): string {
   const lines = [`# ${header}`];
   for (const [k, v] of Object.entries(vars)) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`bad env name ${k}`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new InputError(`${JSON.stringify(k)} is not a shell variable name (letters, digits, _)`);
     if (v === undefined) continue;
     lines.push(`${k}=${shellQuote(typeof v === 'boolean' ? (v ? '1' : '0') : String(v))}`);
   }

@@ -1,7 +1,8 @@
-// Add-on configuration the master applies on first boot, as plain objects: the MetalLB address pool, the
-// GlusterFS topology for Heketi, Heketi's own config and the GlusterFS StorageClass; and pi-image's edits to the
-// add-on manifests' images (the ingress-nginx controller for the base image's platform), a pure text edit that the
-// lock reads before it resolves the manifests' images.
+// Add-on configuration the master applies on first boot, as plain objects:
+// - the MetalLB address pool;
+// - the GlusterFS topology for Heketi, Heketi's own config and the GlusterFS StorageClass.
+// Also pi-image's edits to the add-on manifests' images (the ingress-nginx controller for the base image's
+// platform): a pure text edit, which the lock reads before it resolves the manifests' images.
 import type { Profile } from './profile.ts';
 import type { Secrets } from './secrets.ts';
 

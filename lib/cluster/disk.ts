@@ -1,5 +1,6 @@
 // Per-node disk identity: MBR disk signatures derived from the cluster and node names, so `root=PARTUUID=…`
 // points at exactly this node's SSD even with several disks attached, and rebuilding gives the same ids.
+// The PARTUUID text itself is lib/image/mbr.ts's partUuid.
 import { createHash } from 'node:crypto';
 
 function signature(material: string): number {
@@ -17,9 +18,4 @@ export function diskSignature(clusterName: string, nodeName: string): number {
 /** The SD card's MBR disk signature (same scheme, ":sd"). */
 export function sdDiskSignature(clusterName: string, nodeName: string): number {
   return signature(`pi-image:${clusterName}:${nodeName}:sd`);
-}
-
-/** `PARTUUID=<8 hex>-<2 hex>` as the kernel reads it for MBR disks. */
-export function mbrPartuuid(sig: number, partition: number): string {
-  return `${sig.toString(16).padStart(8, '0')}-${partition.toString(16).padStart(2, '0')}`;
 }

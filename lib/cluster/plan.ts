@@ -1,10 +1,10 @@
 // Everything the build needs for one node, as data: disk signatures, root PARTUUID, kernel command-line
 // additions, the SSD root partition size and the seed files. The build only writes these bytes.
-import { renderSeed, type Seed, type SeedOptions } from '../cloud-init/seed.ts';
-import { diskSignature, mbrPartuuid, sdDiskSignature } from './disk.ts';
-import type { Profile } from './profile.ts';
+import { renderSeed, type Seed, type SeedOptions } from './seed.ts';
+import { diskSignature, sdDiskSignature } from './disk.ts';
+import { partUuid } from '../image/mbr.ts';
+import { findNode, type Profile } from './profile.ts';
 import type { Secrets } from './secrets.ts';
-import { findNode } from '../cloud-init/seed.ts';
 import { K8S_CGROUP_ARGS } from '../pi/cmdline.ts';
 
 export interface NodePlan {
@@ -47,7 +47,7 @@ export function nodePlan(profile: Profile, nodeName: string, secrets: Secrets, o
   const node = findNode(profile, nodeName);
   const ssd = diskSignature(profile.cluster.name, node.name);
   const seed: Seed = renderSeed(profile, node.name, secrets, o);
-  const rootPartuuid = `PARTUUID=${mbrPartuuid(ssd, 1)}`;
+  const rootPartuuid = `PARTUUID=${partUuid(ssd, 1)}`;
   const args = kernelArgs(profile);
   const cmdline = [`root=${rootPartuuid}`, 'rootfstype=ext4', 'rootwait', ...args];
   return {

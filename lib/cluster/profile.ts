@@ -63,6 +63,18 @@ export function resolveProfilePath(path?: string, cwd = process.cwd()): string {
   return existsSync(local) ? local : BUILTIN_PROFILE;
 }
 
+/** The profile's node `name`; an InputError naming the nodes there when it has none (`where`: which profile). */
+export function findNode(p: Pick<Profile, 'nodes'>, name: string, where = 'the profile'): ResolvedNode {
+  const node = p.nodes.find((n) => n.name === name);
+  if (!node) throw new InputError(`no node "${name}" in ${where}`, `nodes there: ${p.nodes.map((n) => n.name).join(', ')}`);
+  return node;
+}
+
+/** The node names `selection` picks ('all': every node, in the profile's order), each one checked by findNode. */
+export function selectNodes(p: Pick<Profile, 'nodes'>, selection: string[] | 'all', where?: string): string[] {
+  return selection === 'all' ? p.nodes.map((n) => n.name) : selection.map((n) => findNode(p, n, where).name);
+}
+
 /** Read, validate and normalise a profile file. Throws InputError naming file, line and field. */
 export async function loadProfile(path?: string): Promise<LoadedProfile> {
   const profilePath = resolveProfilePath(path);

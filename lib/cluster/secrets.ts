@@ -1,11 +1,12 @@
-// Cluster secrets, made once and reused: the Kubernetes CA (key by node:crypto, self-signed certificate encoded in
-// x509.ts, valid from CA_NOT_BEFORE so a node whose clock starts years behind accepts it), the kubeadm bootstrap
-// token, the discovery hash, the Heketi admin key and SSH key, and the MetalLB memberlist key.
-// They live in a state directory (0700, files 0600): `--secrets DIR` / $PI_IMAGE_SECRETS, else beside a user's
-// profile, else (the built-in profiles) the user's state directory, so two builds from two directories share one
-// CA. The caller is told when they are new, to say where and to keep them.
-// Nothing here prints them; the Secrets object hides them from
-// JSON.stringify and console.log.
+// Cluster secrets, made once and reused:
+// - the Kubernetes CA: key by node:crypto, self-signed certificate encoded in x509.ts, valid from CA_NOT_BEFORE so
+//   a node whose clock starts years behind accepts it;
+// - the kubeadm bootstrap token and the discovery hash;
+// - the Heketi admin key and SSH key, and the MetalLB memberlist key.
+// Where they live (a state directory, 0700, files 0600): `--secrets DIR` / $PI_IMAGE_SECRETS, else beside a
+// user's profile, else (the built-in profiles) the user's state directory, so two builds from two directories
+// share one CA. The caller is told when they are new, to say where and to keep them.
+// Invariants: nothing here prints them; the Secrets object hides them from JSON.stringify and console.log.
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes, randomInt, X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -152,8 +153,8 @@ export function newToken(): string {
   return `${randomString(6, a)}.${randomString(16, a)}`;
 }
 
-/** OpenSSH `ssh-rsa` public key line from an RSA public key. */
-function sshRsaPublic(pem: string, comment: string): string {
+/** OpenSSH `ssh-rsa` public key line from an RSA public key (RFC 4253 §6.6). */
+export function sshRsaPublic(pem: string, comment: string): string {
   const jwk = createPublicKey(pem).export({ format: 'jwk' }) as { n: string; e: string };
   const str = (b: Buffer) => {
     const len = Buffer.alloc(4);

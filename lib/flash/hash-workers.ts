@@ -5,6 +5,7 @@
 // it (see Watermark).
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
+import { reviveError, serializeError } from '../errors.ts';
 
 export interface HashTask {
   start: number;
@@ -38,7 +39,8 @@ const full = (f, b, want, off, name) => {
   if (f === fd) ready(off, off + want);
   for (let n = 0; n < want; ) {
     const got = readSync(f, b, n, want - n, off + n);
-    if (got === 0) throw new Error(name + ': ends early at byte ' + (off + n));
+    // Thrown as CorruptImageError's data (name, code, offset): the pool rebuilds it with its class (reviveError).
+    if (got === 0) throw Object.assign(new Error(name + ': ends early (at byte offset ' + (off + n) + ')'), { name: 'CorruptImageError', code: 'CORRUPT', offset: off + n });
     n += got;
   }
 };
@@ -105,7 +107,7 @@ async function runShares(path: string, other: string | undefined, tasks: HashTas
               if (m.progress) opts.onBytes?.(m.progress);
               if (m.index !== undefined) out[m.index] = m.digest ?? m.equal!;
             });
-            w.on('error', reject);
+            w.on('error', (e) => reject(reviveError(serializeError(e))));
             w.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`hash worker exited with code ${code}`))));
           }),
       ),

@@ -4,7 +4,7 @@
 // SharedArrayBuffer (GROWING → DONE or FAILED), readers poll the file size and sleep with Atomics.wait.
 import { fstatSync } from 'node:fs';
 import { FileIO, type BlockIO } from './io.ts';
-import { PiImageError } from '../errors.ts';
+import { PiImageError, SourceError } from '../errors.ts';
 
 export const GROWING = 0;
 export const DONE = 1;
@@ -32,7 +32,7 @@ export function settleGrowing(file: GrowingFile, outcome: typeof DONE | typeof F
 }
 
 function writerFailed(path: string): PiImageError {
-  return new PiImageError('SOURCE', `${path}: the base image could not be decompressed; nothing was built from it`);
+  return new SourceError(`${path}: the base image could not be decompressed; nothing was built from it`);
 }
 
 export class GrowingFileIO implements BlockIO {

@@ -170,5 +170,10 @@ export function partitionIO(io: BlockIO, p: MbrPartition): SliceIO {
 
 /** The PARTUUID Linux gives an MBR partition: disk signature and slot, lowercase hex ('5452574f-01'). */
 export function partUuid(diskSignature: number, index: number): string {
-  return `${(diskSignature >>> 0).toString(16).padStart(8, '0')}-${index.toString(16).padStart(2, '0')}`;
+  return `${diskIdText(diskSignature).slice(2)}-${index.toString(16).padStart(2, '0')}`;
+}
+
+/** The disk signature as sfdisk prints it: '0x' and 8 lowercase hex digits ('0x5452574f'). */
+export function diskIdText(diskSignature: number): string {
+  return `0x${(diskSignature >>> 0).toString(16).padStart(8, '0')}`;
 }

@@ -1,16 +1,22 @@
-// A node's bundle: its role's share of the lock as one plain ustar archive, written raw as partition 2 of its
-// SSD image (type 0xda, right after the root). First boot reads it with tar straight from the block device.
-// Layout: pi-image-bundle/index.tsv first (kind, sha256, size, member, source: the URL the profile names, so the
-// first-boot script finds a download in the bundle by the URL it would have fetched), then files/<id>, images/
-// <ref>.tar (image-archive.ts) and debs/: the role's .debs under the names apt's archive cache gives them, with
-// the local repository's SHA256SUMS and Packages (bundle-repo.ts) after them (kind apt). The tar is produced synchronously in chunks (ustarHeader is a pure
-// encoder), so the SSD writer streams it into the image with constant memory.
+// A node's bundle: its role's share of the lock as one plain ustar archive, written raw as partition 2 of its SSD
+// image (type 0xda, right after the root). First boot reads it with tar straight from the block device.
+//
+// Layout of the archive, in this order:
+// - pi-image-bundle/index.tsv: kind, sha256, size, member, source. Source is the URL the profile names, so the
+//   first-boot script finds a download in the bundle by the URL it would have fetched.
+// - files/<id>, then images/<ref>.tar (image-archive.ts).
+// - debs/: the role's .debs under the names apt's archive cache gives them, then the local repository's
+//   SHA256SUMS and Packages (bundle-repo.ts; kind apt).
+//
+// Invariants: the tar is produced synchronously in chunks (ustarHeader is a pure encoder), so the SSD writer
+// streams it into the image with constant memory.
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { Lock, Role } from './lockfile.ts';
 import { packageId } from './lockfile.ts';
 import type { BlobStore } from './store.ts';
 import type { ImageArchive } from './image-archive.ts';
 import { bundleDebName, bundlePackagesFile, bundleSha256Sums } from './apt/bundle-repo.ts';
+import { InputError, VerifyError } from '../errors.ts';
 
 export const BUNDLE_DIR = 'pi-image-bundle';
 export const BUNDLE_PARTITION_TYPE = 0xda;
@@ -84,11 +90,11 @@ export function ustarHeader(name: string, size: number, mtime = 0, mode = 0o644)
   let base = name;
   if (Buffer.byteLength(name) > 100) {
     const cut = name.lastIndexOf('/', 155);
-    if (cut <= 0 || Buffer.byteLength(name.slice(cut + 1)) > 100) throw new Error(`ustarHeader: name too long: ${name}`);
+    if (cut <= 0 || Buffer.byteLength(name.slice(cut + 1)) > 100) throw new InputError(`bundle member ${name}: the name is too long for a ustar archive (at most 155 + 100 bytes, split at a /)`, 'use a shorter path in the profile');
     prefix = name.slice(0, cut);
     base = name.slice(cut + 1);
   }
-  if (size > 0o77777777777) throw new Error(`ustarHeader: ${name} is too large for ustar`);
+  if (size > 0o77777777777) throw new InputError(`bundle member ${name}: ${size} bytes is too large for a ustar archive (at most 8 GiB)`);
   h.write(base, 0, 100, 'utf8');
   h.write(octal(mode, 8), 100, 'ascii');
   h.write(octal(0, 8), 108, 'ascii');
@@ -131,7 +137,7 @@ export function* bundleChunks(plan: BundlePlan, mtime = 0): Generator<Buffer> {
       let off = 0;
       while (off < it.size) {
         const n = readSync(fd, buf, 0, Math.min(CHUNK, it.size - off), off);
-        if (n === 0) throw new Error(`${it.path}: shorter than the ${it.size} bytes the lock names`);
+        if (n === 0) throw new VerifyError(`${it.path}: shorter than the ${it.size} bytes the lock names`, 'remove it from the cache and build again (it is fetched again)');
         off += n;
         yield buf.subarray(0, n);
       }

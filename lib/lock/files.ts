@@ -1,8 +1,9 @@
-// File artifacts (binaries, release archives, add-on manifests, members of archives) into the blob store:
-// at lock time their sha256 is established (a published <url>.sha256 when one exists, else the profile's, else
-// pinned at lock) and their content checked (an ELF for the image's architecture, a gzip archive, Kubernetes
-// YAML — never an HTML page); at build time they are fetched again only when the store lacks them, and verified
-// against the lock. Downloads go through lib/source (resumable, verified).
+// File artifacts (binaries, release archives, add-on manifests, members of archives) into the blob store.
+// - At lock time: their sha256 is established (a published <url>.sha256 when one exists, else the profile's,
+//   else pinned now) and their content checked: an ELF for the image's architecture, a gzip archive, Kubernetes
+//   YAML; never an HTML page.
+// - At build time: fetched again only when the store lacks them, and verified against the lock.
+// Downloads go through lib/source (resumable, verified).
 import { createHash } from 'node:crypto';
 import { createReadStream, openSync, readSync, writeSync, closeSync, rmSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';

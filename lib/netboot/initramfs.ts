@@ -1,6 +1,7 @@
 // Initramfs overlay: a small uncompressed newc cpio (made with cpio-stream) appended, 4-byte aligned, to an existing
-// initrd. The kernel unpacks concatenated archives in order, so this adds or replaces files without unpacking
-// the original (facts §8). cpio-stream counts name length in characters, so only ASCII names are accepted.
+// initrd. The kernel unpacks concatenated archives in order, later files replacing earlier ones, so this adds or
+// replaces files without unpacking the original (Documentation/driver-api/early-userspace/buffer-format.rst).
+// cpio-stream counts name length in characters, so only ASCII names are accepted.
 import cpio from 'cpio-stream';
 import { InputError } from '../errors.ts';
 

@@ -1,5 +1,6 @@
 // Server side of Pi 4 network boot: the dnsmasq configuration (proxy DHCP + TFTP, "Raspberry Pi Boot"), NFS
-// /etc/exports lines, and the EEPROM settings the boards need (facts §8). Text only; the caller writes it.
+// /etc/exports lines, and the EEPROM settings the boards need (BOOT_ORDER, TFTP_PREFIX: "Raspberry Pi bootloader
+// configuration" in the Raspberry Pi documentation). Text only; the caller writes it.
 import { InputError } from '../errors.ts';
 
 export function parseIPv4(ip: string, what = 'IP address'): number[] {

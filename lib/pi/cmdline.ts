@@ -2,7 +2,10 @@
 // argument in its place, one line, and the file's own trailing-newline style.
 
 export interface CmdlineEdit {
-  /** New root= value, e.g. `PARTUUID=2a7b5e1c-02` (facts §3: the kernel alone understands PARTUUID=). */
+  /**
+   * New root= value, e.g. `PARTUUID=2a7b5e1c-02`: without an initramfs the kernel understands /dev/sdXN and
+   * PARTUUID= (MBR disk signature in hex, partition number); LABEL= and UUID= need one (kernel-parameters.txt, root=).
+   */
   root?: string;
   rootfstype?: string;
   /** key → value sets or replaces `key=value` in place (first occurrence; later duplicates dropped); null removes. */
@@ -107,5 +110,8 @@ export function editCmdline(text: string, edit: CmdlineEdit = {}): string {
   return args.join(' ') + eol;
 }
 
-/** The Kubernetes cgroup flags (facts §4). */
+/**
+ * Turn on the cpuset and memory cgroup controllers kubelet needs: the Pi kernels leave the memory controller off
+ * unless the command line asks for it (`cgroup_enable=` in the kernel's kernel-parameters.txt).
+ */
 export const K8S_CGROUP_ARGS = ['cgroup_enable=cpuset', 'cgroup_enable=memory', 'cgroup_memory=1'];

@@ -1,5 +1,6 @@
 // Edit the boot config so a Pi 4 boots the decompressed kernel directly (`kernel=vmlinux` +
-// `initramfs initrd.img followkernel`), bypassing u-boot, which cannot read USB disks on the Pi 4 (facts §3).
+// `initramfs initrd.img followkernel`), bypassing u-boot: Ubuntu's u-boot cannot read USB disks on the Pi 4, and an
+// arm64 kernel cannot decompress itself (Documentation/arm64/booting.rst), so the firmware must load vmlinux.
 // The change goes where the release expects user changes: usercfg.txt when config.txt includes it, otherwise a
 // trailing [all] block in config.txt. Every other line is kept byte for byte; re-running replaces our block.
 import { CorruptImageError } from '../errors.ts';

@@ -1,5 +1,8 @@
-// The Pi kernel on the boot partition: recognise gzip vs a raw arm64 Image by magic (never by name), decompress
-// `vmlinuz` → `vmlinux` as a stream, and the script + apt hook that redo it after kernel updates (facts §3).
+// The Pi kernel on the boot partition.
+// - Recognise gzip vs a raw arm64 Image by magic, never by name.
+// - Decompress `vmlinuz` → `vmlinux` as a stream: an arm64 kernel cannot decompress itself
+//   (Documentation/arm64/booting.rst), and the Pi 4 boots it directly (direct-boot.ts).
+// - The script + apt hook that redo it after kernel updates (flash-kernel writes a new vmlinuz).
 import { createHash } from 'node:crypto';
 import { createGunzip } from 'node:zlib';
 import { Readable } from 'node:stream';

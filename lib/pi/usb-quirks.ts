@@ -1,5 +1,6 @@
 // USB-SATA adapters whose UAS mode misbehaves on the Pi 4, and the `usb-storage.quirks=VID:PID:u` argument that
-// makes the kernel use plain usb-storage for them (facts §3). Data, not code: profiles name an adapter or give ids.
+// makes the kernel use plain usb-storage for them (flag `u` = IGNORE_UAS, `usb-storage.quirks` in the kernel's
+// kernel-parameters.txt). Data, not code: profiles name an adapter or give ids.
 import { InputError } from '../errors.ts';
 
 export interface UsbQuirk {

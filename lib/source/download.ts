@@ -1,10 +1,13 @@
-// Verified, resumable HTTP downloads with node-fetch: the body streams into `<dest>.partial` while a sha256 runs
-// over it; an interruption (reset, timeout, 5xx, a killed process) resumes with `Range` from the bytes on disk (re-
-// hashed first when resuming in a new run), guarded by `If-Range` so a changed file restarts from zero. Only a
-// download whose sha256 matches is renamed to `<dest>`; a mismatch deletes the bytes and names both hashes.
-// A failure that asking again cannot fix (4xx, a redirect loop, Content-Encoding, an HTML page) is not retried,
-// nor is a host that cannot be reached (DNS, refused) before any byte came. A `.partial` stays after a failure
-// only when a resume can use it (bytes on disk, Range honoured), and only then does the error say to run again.
+// Verified, resumable HTTP downloads with node-fetch.
+// - The body streams into `<dest>.partial` while a sha256 runs over it.
+// - An interruption (reset, timeout, 5xx, a killed process) resumes with `Range` from the bytes on disk, re-hashed
+//   first when resuming in a new run; `If-Range` makes a changed file restart from zero.
+// - Not retried: a failure asking again cannot fix (4xx, a redirect loop, Content-Encoding, an HTML page), and a
+//   host that cannot be reached (DNS, refused) before any byte came.
+// Invariants:
+// - Only a download whose sha256 matches is renamed to `<dest>`; a mismatch deletes the bytes and names both hashes.
+// - A `.partial` stays after a failure only when a resume can use it (bytes on disk, Range honoured), and only
+//   then does the error say to run again.
 import { createHash, type Hash } from 'node:crypto';
 import { openSync, closeSync, writeSync, ftruncateSync, fstatSync, renameSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';

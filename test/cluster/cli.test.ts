@@ -61,7 +61,7 @@ test('seed: usage errors exit 2 (a bad init flag too), unknown nodes and bad pro
   assert.is(cli(['seed', '--out', 'x']).status, 2);
   const r = cli(['seed', 'nodeX', '--out', 'x', '--secrets', join(t.dir, 'sec')]);
   assert.is(r.status, 1);
-  assert.match(r.stderr, /no node named "nodeX"/);
+  assert.match(r.stderr, /no node "nodeX" in profile .*yarpi4\.yaml\n  nodes there: node1, node2, node3, node4/);
   const bad = cli(['init', 'bad', '--address', '10.0.0.300/24']);
   assert.is(bad.status, 2);
   assert.match(bad.stderr, /--address 10\.0\.0\.300\/24/);

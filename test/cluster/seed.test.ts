@@ -7,7 +7,7 @@ import { writeFileSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import { loadProfile, parseProfile, BUILTIN_PROFILE } from '../../lib/cluster/profile.ts';
-import { renderSeed, type Seed } from '../../lib/cloud-init/seed.ts';
+import { renderSeed, type Seed } from '../../lib/cluster/seed.ts';
 import { nodePlan } from '../../lib/cluster/plan.ts';
 import { diskSignature, sdDiskSignature } from '../../lib/cluster/disk.ts';
 import { referenceText, sharedSecrets, tempDir } from '../helpers/cluster.ts';

@@ -264,6 +264,14 @@ export function fixTimes(root: string): void {
   lutimesSync(root, FIXED_TIME, FIXED_TIME);
 }
 
+/** Every path under `root` (directories too), as `/a/b`. */
+export function listAll(root: string, rel = ''): string[] {
+  return readdirSync(join(root, rel), { withFileTypes: true }).flatMap((e) => {
+    const p = `${rel}/${e.name}`;
+    return e.isDirectory() ? [p, ...listAll(root, p)] : [p];
+  });
+}
+
 /** Every file under `root`, as sorted relative paths. */
 export function listTree(root: string, rel = ''): string[] {
   const out: string[] = [];

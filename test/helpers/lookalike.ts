@@ -1,17 +1,17 @@
 // Test helper: builds, with the real tools (sfdisk, mkfs.vfat, mcopy, mkfs.ext4 -d), a small disk image laid out
-// like Ubuntu 19.10.1 raspi (facts §2): MBR, p1 FAT32 `system-boot` from LBA 2048 with the real boot text files and
+// like Ubuntu 19.10.1 raspi: MBR, p1 FAT32 `system-boot` from LBA 2048 with the real boot text files and
 // fake firmware/kernel binaries, p2 ext4 `writable` with the real root text files plus some bulk. Also 20.04-style
 // (cmdline.txt) and 22.04-style (kernel=vmlinuz, no usercfg.txt) variants; initrd.img is a real gzip'd newc cpio.
 // Nothing binary is committed: every fixture is made at test time. This file lays out the disk (sfdisk, mkfs.vfat +
-// mcopy, mkfs.ext4 -d); lookalike-content.ts stages the files that go into it. Two images made with the same
-// options differ inside the ext4 root: mkfs.ext4 -d copies each staged file's ctime (the time it was staged).
+// mcopy, mkfs.ext4 -d); lookalike-content.ts stages the files that go into it. Deterministic: the same options
+// give the same bytes.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { FIXED_TIME, fakeArm64Image, fixTimes, listTree, stageBoot, stageRoot } from './lookalike-content.ts';
+import { FIXED_TIME, fakeArm64Image, fixTimes, listAll, listTree, stageBoot, stageRoot } from './lookalike-content.ts';
 
 export { FIXTURE_DIR, fakeBytes, fakeArm64Image } from './lookalike-content.ts';
 
@@ -173,6 +173,10 @@ export async function makeUbuntuLookalike(dir: string, opts: LookalikeOptions = 
     '-q', '-F', '-L', 'writable', '-b', String(opts.rootBlockSize ?? 4096), ...(opts.rootFeatures ? ['-O', opts.rootFeatures] : []), '-U', '0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9', '-E', `offset=${rootStart * SECTOR},hash_seed=6b2f8d1e-9a3c-4e5f-8071-92a3b4c5d6e7`,
     '-d', rootTree, img, `${rootMiB}M`,
   ]);
+  // mke2fs -d copies each file's ctime, which utimes cannot set (it is when the tree was staged): set it here, so
+  // the same options give the same bytes on every run.
+  const inodes = ['/', ...listAll(rootTree)].map((p) => `sif "${p}" ctime @${FIXED_TIME.getTime() / 1000}`);
+  run('debugfs', ['-w', '-f', '-', `${img}?offset=${rootStart * SECTOR}`], inodes.join('\n') + '\n');
 
   const mk = (number: number, type: number, bootable: boolean, startLba: number, sectors: number, fs: 'vfat' | 'ext4', label: string): LookalikePartition => ({
     number, type, bootable, startLba, sectors, offset: startLba * SECTOR, size: sectors * SECTOR, fs, label,

@@ -5,7 +5,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, sign } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { createServer as netServer } from 'node:net';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
@@ -122,13 +122,18 @@ export interface OciImage {
  * A layer made by the real tar: a file naming `arch`, gzip'd; with `randomBytes`, also that many random bytes and
  * left uncompressed (gzip gains nothing on them), written through files so big layers are never in memory.
  */
-function layer(work: string, arch: string, extra: number, blobs: string, randomBytes = 0): { digest: string; size: number; diffId: string; mediaType: string } {
+function layer(work: string, arch: string, extra: number, blobs: string, randomBytes = 0, busybox?: string): { digest: string; size: number; diffId: string; mediaType: string } {
   const root = join(work, `layer-${arch}`);
   mkdirSync(join(root, 'etc'), { recursive: true });
   writeFileSync(join(root, 'etc', 'pi-image-test'), `built for ${arch}\n` + 'x'.repeat(extra));
+  if (busybox) {
+    mkdirSync(join(root, 'bin'), { recursive: true });
+    copyFileSync(busybox, join(root, 'bin', 'busybox'));
+    chmodSync(join(root, 'bin', 'busybox'), 0o755);
+  }
   if (randomBytes) execFileSync('dd', ['if=/dev/urandom', `of=${join(root, 'etc', 'random')}`, 'bs=1M', `count=${Math.ceil(randomBytes / 2 ** 20)}`, 'status=none']);
   const tarPath = join(work, `layer-${arch}.tar`);
-  execFileSync('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-C', root, '-cf', tarPath, 'etc']);
+  execFileSync('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-C', root, '-cf', tarPath, ...(busybox ? ['bin', 'etc'] : ['etc'])]);
   const sum = (p: string) => execFileSync('sha256sum', [p], { encoding: 'utf8' }).split(' ')[0]!;
   const diffId = `sha256:${sum(tarPath)}`;
   if (randomBytes) {
@@ -142,11 +147,18 @@ function layer(work: string, arch: string, extra: number, blobs: string, randomB
   return { digest: `sha256:${d}`, size: gz.length, diffId, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' };
 }
 
+/** One variant that really runs: a static busybox (the host's, built for `arch`) at /bin/busybox, started as `cmd`. */
+export interface RunnableVariant {
+  arch: string;
+  busybox: string;
+  cmd: string[];
+}
+
 /**
  * An OCI image layout in `dir` holding `tag` for the given architectures: with two or more an image index
  * (manifests with platforms) is the tagged object; with one, the lone manifest is.
  */
-export function makeOciLayout(dir: string, tag: string, arches: string[], opts: { layerBytes?: number; randomBytes?: number } = {}): OciImage {
+export function makeOciLayout(dir: string, tag: string, arches: string[], opts: { layerBytes?: number; randomBytes?: number; run?: RunnableVariant } = {}): OciImage {
   const blobs = join(dir, 'blobs', 'sha256');
   mkdirSync(blobs, { recursive: true });
   const put = (b: Buffer) => {
@@ -158,10 +170,11 @@ export function makeOciLayout(dir: string, tag: string, arches: string[], opts: 
   const layers: OciImage['layers'] = {};
   const descs: unknown[] = [];
   for (const arch of arches) {
-    const l = layer(dir, arch, opts.layerBytes ?? 100, blobs, arch === 'arm64' ? opts.randomBytes : undefined);
+    const run = opts.run?.arch === arch ? opts.run : undefined;
+    const l = layer(dir, arch, opts.layerBytes ?? 100, blobs, arch === 'arm64' ? opts.randomBytes : undefined, run?.busybox);
     const lb = { digest: l.digest, size: l.size };
     layers[arch] = lb;
-    const config = put(Buffer.from(JSON.stringify({ architecture: arch, os: 'linux', config: { Cmd: ['/bin/true'] }, rootfs: { type: 'layers', diff_ids: [l.diffId] } })));
+    const config = put(Buffer.from(JSON.stringify({ architecture: arch, os: 'linux', config: { Cmd: run?.cmd ?? ['/bin/true'] }, rootfs: { type: 'layers', diff_ids: [l.diffId] } })));
     const man = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,

@@ -4,6 +4,7 @@
 // pointed at an arm64 variant the lock passes and pins that image, not the amd64 one.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeUbuntuLookalike, tempDir } from '../helpers/lookalike.ts';
@@ -64,6 +65,41 @@ test('the reference default is 0.30.0\'s separate arm64 controller image; the ed
   const edited = editManifestImages(text, manifestImageEdits(p, 'kubernetes.ingressNginx.manifests[0]'));
   assert.is(edited, text.replace('nginx-ingress-controller:0.30.0', 'nginx-ingress-controller-arm64:0.30.0'));
   assert.is(editManifestImages(text, manifestImageEdits(p, 'kubernetes.metallb.manifests[0]')), text);
+});
+
+/** The `sed` line first boot's addons step runs on each ingress manifest, taken from the shipped firstboot.sh. */
+function firstbootSed(): string {
+  const lines = readFileSync(join(import.meta.dirname, '..', '..', 'cloud-init', 'firstboot.sh'), 'utf8').split('\n');
+  const at = lines.findIndex((l) => l.includes('INGRESS_IMAGE') && /^\s*sed -E -i /.test(l));
+  assert.ok(at >= 0, 'firstboot.sh has the ingress image sed');
+  return lines[at]!.trim();
+}
+
+test('first boot\'s sed makes the same edit of the ingress manifests as the lock saw (editManifestImages)', () => {
+  const p = parseProfile(lockProfile(world, baseImg, (t) => t.replace('enabled: false', 'enabled: true')));
+  const edits = manifestImageEdits(p, 'kubernetes.ingressNginx.manifests[0]');
+  const text = [
+    'spec:',
+    '  containers:',
+    '    - name: controller',
+    '      image: quay.io/kubernetes-ingress-controller/nginx-ingress-controller:0.30.0',
+    '    - image: "quay.io/kubernetes-ingress-controller/nginx-ingress-controller-amd64:0.30.0" # amd64 only',
+    "      image: 'registry.k8s.io/ingress-nginx/controller:v1.9.4@sha256:" + 'a'.repeat(64) + "'",
+    '      image: nginx-ingress-controller',
+    '      image: busybox:1',
+    '      image: quay.io/other/controller:1',
+    '  # image: quay.io/kubernetes-ingress-controller/nginx-ingress-controller:0.30.0 in a comment, column 2',
+    '',
+  ].join('\n');
+  const file = join(work, 'ingress-sed.yaml');
+  writeFileSync(file, text);
+  const sh = `INGRESS_IMAGE='${p.kubernetes.ingressNginx.image}'; tmp='${work}'; i=sed; ${firstbootSed()}`;
+  writeFileSync(join(work, 'ingress-sed.sh'), `${sh}\n`);
+  const r = spawnSync('bash', [join(work, 'ingress-sed.sh')], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  const want = editManifestImages(text, edits);
+  assert.is.not(want, text, 'the edit changes something');
+  assert.is(readFileSync(join(work, 'ingress-sed.yaml'), 'utf8'), want);
 });
 
 test('image: null keeps the manifest\'s amd64-only controller: the lock refuses it, naming the image and key, writes nothing', async () => {

@@ -1,8 +1,9 @@
 // `pi-image build`: per-node SD and SSD images from a profile and a base image.
 import type { CommandModule } from 'yargs';
 import { normalize } from 'node:path';
-import { runCommand, formatBytes, UsageError, type GlobalOptions } from '../output.ts';
+import { runCommand, formatBytes, type GlobalOptions } from '../output.ts';
 import { secretsCreated } from '../secrets-note.ts';
+import { nodeOptions, selectedNodes } from '../nodes.ts';
 
 interface BuildArgs extends GlobalOptions {
   nodes?: string[];
@@ -24,9 +25,7 @@ export const command: CommandModule<GlobalOptions, BuildArgs> = {
   command: 'build [nodes..]',
   describe: 'Build SD boot and SSD OS images for nodes of the cluster profile',
   builder: (y) =>
-    y
-      .positional('nodes', { type: 'string', array: true, describe: 'Node names from the profile' })
-      .option('all', { type: 'boolean', describe: 'Build every node of the profile' })
+    nodeOptions(y, 'build')
       .option('profile', { type: 'string', describe: 'Cluster profile (default ./pi-image.yaml, else the reference cluster)' })
       .option('image', { type: 'string', describe: 'Base image: catalog id, URL, file:// URL or path (default: the profile\'s)' })
       .option('out', { type: 'string', default: 'out', describe: 'Output directory' })
@@ -46,9 +45,7 @@ export const command: CommandModule<GlobalOptions, BuildArgs> = {
   handler: (argv) =>
     runCommand(argv, async (out) => {
       const { build } = await import('../../build/build.ts');
-      const nodes = argv.all ? 'all' : (argv.nodes ?? []);
-      if (argv.all && argv.nodes?.length) throw new UsageError('name nodes or pass --all, not both');
-      if (!argv.all && nodes.length === 0) throw new UsageError('name the nodes to build (e.g. node1) or pass --all');
+      const nodes = selectedNodes(argv, 'build');
       const result = await build({
         nodes,
         profile: argv.profile,

@@ -1,11 +1,12 @@
-// `pi-image flash`: write an image (or a built node's sd.img/ssd.img) to a drive or file, safely and verified.
+// `pi-image flash`: write an image (or a built node's sd.img/ssd.img, found through out/manifest.json) to a drive
+// or file, safely and verified.
 import type { CommandModule } from 'yargs';
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { statSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import type { ConfirmRequest, FlashResult } from '../../flash/flash.ts';
 import { runCommand, formatBytes, UsageError, type GlobalOptions, type Output } from '../output.ts';
 import { InputError, fsError } from '../../errors.ts';
+import { builtImage, builtNode } from '../nodes.ts';
 
 interface FlashArgs extends GlobalOptions {
   source: string;
@@ -115,20 +116,15 @@ export const command: CommandModule<GlobalOptions, FlashArgs> = {
         out.result({ results: [r] }, `Flashed ${argv.source} to ${argv.target}.`);
         return;
       }
-      const nodeDir = join(argv.out, argv.source);
-      if (!existsSync(nodeDir)) {
-        throw new InputError(`${argv.source}: neither an image file nor a node built in ${nodeDir}/`, 'Build it first: pi-image build ' + argv.source);
-      }
+      const built = await builtNode(argv.out, argv.source);
       if (argv.target) throw new UsageError(`with a node, say where each image goes: --sd DEVICE and/or --ssd DEVICE`);
       if (!argv.sd && !argv.ssd) throw new UsageError('give --sd DEVICE and/or --ssd DEVICE');
       if (argv.bmap) throw new UsageError('--bmap goes with an image file; a node uses its own .bmap files');
       const results: FlashResult[] = [];
       for (const [kind, target] of [['sd', argv.sd], ['ssd', argv.ssd]] as const) {
         if (!target) continue;
-        const image = join(nodeDir, `${kind}.img`);
-        if (!isFile(image)) throw new InputError(`${image}: not found`, `Build the node first: pi-image build ${argv.source}`);
-        const bmap = [`${image}.bmap`, join(nodeDir, `${kind}.bmap`)].find(isFile);
-        results.push(await one(argv, out, image, target, `${argv.source} ${kind}`, bmap));
+        const { image, bmap } = builtImage(built, argv.source, kind);
+        results.push(await one(argv, out, image, target, `${argv.source} ${kind}`, isFile(bmap) ? bmap : undefined));
       }
       out.result({ results }, `Flashed ${argv.source}: ${results.map((r) => `${r.image} → ${r.target}`).join(', ')}.`);
     }),

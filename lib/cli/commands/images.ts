@@ -1,7 +1,7 @@
 // `pi-image images list | fetch SRC | verify | prune`: the image catalog and the local cache of base images.
 import type { CommandModule, Argv } from 'yargs';
 import { runCommand, formatBytes, type GlobalOptions } from '../output.ts';
-import { VerifyError } from '../../errors.ts';
+import { InterruptedError, VerifyError } from '../../errors.ts';
 
 interface ImagesArgs extends GlobalOptions {
   cache?: string;
@@ -68,7 +68,7 @@ const fetchCmd: CommandModule<GlobalOptions, ImagesArgs> = {
     runCommand(argv, async (out) => {
       const { resolveImage } = await source();
       const ctl = new AbortController();
-      const stop = (): void => ctl.abort(new Error('interrupted; run the same command again to resume'));
+      const stop = (): void => ctl.abort(new InterruptedError('interrupted; run the same command again to resume'));
       process.once('SIGINT', stop);
       try {
         const r = await (await resolveImage(argv.src!, { cacheDir: argv.cache, catalogDir: argv.catalog, mirror: argv.mirror, sha256: argv.sha256, xz: argv.xz, onProgress: out.progress, signal: ctl.signal })).done;

@@ -4,9 +4,10 @@
 import type { Argv, CommandModule } from 'yargs';
 import { writeFileSync, renameSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { runCommand, UsageError, type GlobalOptions } from '../output.ts';
+import { runCommand, type GlobalOptions } from '../output.ts';
 import { InputError } from '../../errors.ts';
 import { secretsCreated } from '../secrets-note.ts';
+import { nodeOptions, selectedNodes } from '../nodes.ts';
 import type { NetbootNode } from '../../netboot/index.ts';
 
 interface NetbootArgs extends GlobalOptions {
@@ -29,9 +30,7 @@ export const command: CommandModule<GlobalOptions, NetbootArgs> = {
   command: 'netboot [nodes..]',
   describe: 'Make TFTP boot trees and NFS roots for network-booted Pi 4 nodes',
   builder: (y) =>
-    y
-      .positional('nodes', { type: 'string', array: true, describe: 'Node names from the profile' })
-      .option('all', { type: 'boolean', describe: 'Every node of the profile' })
+    nodeOptions(y, 'netboot')
       .option('profile', { type: 'string', describe: 'Cluster profile (default ./pi-image.yaml, else the reference cluster)' })
       .option('secrets', { type: 'string', describe: 'Secrets directory (default: .pi-image-state/<cluster> beside your profile, for the built-in one ~/.local/state/pi-image/<cluster>; env PI_IMAGE_SECRETS)' })
       .option('image', { type: 'string', demandOption: true, describe: 'Base Ubuntu image (raw .img, decompressed)' })
@@ -48,15 +47,13 @@ export const command: CommandModule<GlobalOptions, NetbootArgs> = {
       .example('$0 lock && $0 netboot --all --offline --image ubuntu.img --server 192.168.1.10 --tftp-root /srv/tftp --nfs-root /srv/nfs', 'with pi-image.lock beside the profile: each NFS root carries its role\'s bundle') as unknown as Argv<NetbootArgs>,
   handler: (argv) =>
     runCommand(argv, async (out) => {
-      if (argv.all && argv.nodes?.length) throw new UsageError('give node names or --all, not both');
-      if (!argv.all && !argv.nodes?.length) throw new UsageError('name the nodes to netboot, or pass --all');
-      const [{ loadProfile }, { loadOrCreateSecrets }, { findNode }, { nodePlan }, { netboot }, { readLock }, { prepareBundles }] = await Promise.all([
-        import('../../cluster/profile.ts'), import('../../cluster/secrets.ts'), import('../../cloud-init/seed.ts'),
+      const selection = selectedNodes(argv, 'netboot');
+      const [{ loadProfile, selectNodes }, { loadOrCreateSecrets }, { nodePlan }, { netboot }, { readLock }, { prepareBundles }] = await Promise.all([
+        import('../../cluster/profile.ts'), import('../../cluster/secrets.ts'),
         import('../../cluster/plan.ts'), import('../../netboot/index.ts'), import('../../lock/lock.ts'), import('../../lock/prepare.ts'),
       ]);
       const { profile, profilePath } = await loadProfile(argv.profile);
-      const names = argv.all ? profile.nodes.map((n) => n.name) : argv.nodes!;
-      for (const n of names) findNode(profile, n);
+      const names = selectNodes(profile, selection, `profile ${profilePath}`);
       // The lock beside the profile, as build uses it: refused when stale, fetched into the cache (or offline,
       // required there), and each node's NFS root carries its role's bundle.
       const locked = readLock(profilePath);

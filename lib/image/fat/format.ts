@@ -2,6 +2,7 @@
 // boot sector + backup, FSInfo + backup, two FATs, a root directory cluster with the volume label.
 import { InputError } from '../../errors.ts';
 import type { BlockIO } from '../io.ts';
+import { SECTOR } from '../mbr.ts';
 import { ATTR_VOLUME, makeShortEntry } from './dirent.ts';
 
 export interface FormatFat32Options {
@@ -15,7 +16,6 @@ export interface FormatFat32Options {
   hiddenSectors?: number;
 }
 
-const SECTOR = 512;
 const RESERVED = 32;
 
 export function formatFat32(io: BlockIO, opts: FormatFat32Options): void {

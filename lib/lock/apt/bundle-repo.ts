@@ -1,11 +1,14 @@
 // The bundle's local apt repository, written from the lock: a `Packages` index (what apt needs to install the
 // .debs: relationship fields, Filename, Size, SHA256) and a `SHA256SUMS` that first boot checks before it trusts
 // the directory (cloud-init/offline-apt.sh). Pure; no I/O.
-// Invariants: stanzas in lock order; the .debs sit flat in the bundle's directory under the names apt gives them
-// in its archive cache (bundleDebName), so first boot can hand apt that directory as Dir::Cache::Archives and run
-// `apt-get install --no-download`; the repository is a flat one (`deb [trusted=yes] file:<dir> ./`), trusted
-// because every .deb's sha256 is checked on the node against SHA256SUMS before apt sees the source, and apt
-// checks each .deb against Packages' SHA256 again before dpkg gets it.
+// Invariants:
+// - Stanzas in lock order.
+// - The .debs sit flat in the bundle's directory under the names apt gives them in its archive cache
+//   (bundleDebName), so first boot can hand apt that directory as Dir::Cache::Archives and run
+//   `apt-get install --no-download`.
+// - The repository is a flat one (`deb [trusted=yes] file:<dir> ./`). It can be trusted because every .deb's
+//   sha256 is checked on the node against SHA256SUMS before apt sees the source, and apt checks each .deb
+//   against Packages' SHA256 again before dpkg gets it.
 import { InputError } from '../../errors.ts';
 import { writeStanzas } from './deb822.ts';
 import type { AptLockEntry } from './types.ts';

@@ -2,27 +2,21 @@
 // Depends and Pre-Depends with their version constraints, `|` alternatives, virtual packages through Provides,
 // minus what the image already has at a satisfying version. No I/O of its own (visited stanzas are read back
 // through the Universe).
-// Invariants: a dependency already met by what is installed or already chosen is left alone (so an installed
-// alternative wins); otherwise the first alternative whose candidate (highest version) meets it is chosen, then
-// a provider of it (by name order); only candidates are ever chosen, as apt does; dependencies are followed
-// depth first in field order; Recommends, Suggests, Conflicts and Breaks are not looked at. An unmet dependency
-// throws naming the chain from the requested package down to it.
-import { PiImageError } from '../../errors.ts';
+// Invariants:
+// - A dependency already met by what is installed or already chosen is left alone (an installed alternative wins).
+// - Otherwise the first alternative whose candidate (highest version) meets it is chosen, then a provider of it
+//   (by name order). Only candidates are ever chosen, as apt does.
+// - Dependencies are followed depth first in field order; Recommends, Suggests, Conflicts and Breaks are not
+//   looked at.
+// - An unmet dependency throws UnsatisfiableError naming the chain from the requested package down to it.
+import { UnsatisfiableError } from '../../errors.ts';
 import { formatAtom, formatGroup, meetsConstraint, parseDepends, provideMeets, type DepAtom, type DepGroup } from './depends.ts';
 import type { InstalledPackage } from './status.ts';
 import { versionOf, type PackageVersion, type Universe } from './universe.ts';
 import { compareVersions } from './version.ts';
 
-/** A requested package (or one it needs) cannot be installed. */
-export class UnsatisfiableError extends PiImageError {
-  readonly chain: string[];
-  readonly reason: string;
-  constructor(chain: string[], reason: string, context?: string) {
-    super('UNSATISFIABLE', `${context ? `${context}: ` : ''}${chain.join(' -> ')}: ${reason}`, 'Add the missing package to an apt source of the image, fix apt.mirror, or drop the package from apt.packages.');
-    this.chain = chain;
-    this.reason = reason;
-  }
-}
+/** Defined with the other error classes in lib/errors.ts; exported here too, beside what throws it. */
+export { UnsatisfiableError };
 
 /** Sort key of the output: package, then version (dpkg order), then architecture. */
 export function compareEntries(a: { package: string; version: string; architecture: string }, b: typeof a): number {

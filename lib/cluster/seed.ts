@@ -1,15 +1,18 @@
-// Render one node's NoCloud seed: user-data (#cloud-config), meta-data and network-config. Deterministic: the
-// same profile and secrets give the same bytes. User values reach the node only as YAML scalars (quoted by the
-// YAML 1.1 writer) or as single-quoted shell words in /etc/pi-image/cluster.env; every runcmd entry pi-image
-// writes is a fixed argv list. The CA key, the Heketi and MetalLB secrets go only into the master's seed.
+// One node's NoCloud seed: user-data (#cloud-config), meta-data and network-config, composed from the profile,
+// the secrets, kubeadm and the add-ons (the cluster layer owns seeds; lib/cloud-init/ only formats text).
+// Invariants:
+// - Deterministic: the same profile and secrets give the same bytes.
+// - User values reach the node only as YAML scalars (quoted by the YAML 1.1 writer) or as single-quoted shell
+//   words in /etc/pi-image/cluster.env; every runcmd entry pi-image writes is a fixed argv list.
+// - The CA key, the Heketi and MetalLB secrets go only into the master's seed.
 import { createHash } from 'node:crypto';
 import { InputError } from '../errors.ts';
-import type { Profile, ResolvedNode } from '../cluster/profile.ts';
-import type { Secrets } from '../cluster/secrets.ts';
-import { kubeadmInitConfig, kubeadmJoinConfig } from '../cluster/kubeadm.ts';
-import { glusterTopology, heketiConfig, masterAddress, metallbConfig, storageClass } from '../cluster/addons.ts';
-import { envFile, template, yaml11, yamlDocs } from './text.ts';
-import { networkConfig } from './network.ts';
+import { findNode, type Profile, type ResolvedNode } from './profile.ts';
+import type { Secrets } from './secrets.ts';
+import { kubeadmInitConfig, kubeadmJoinConfig } from './kubeadm.ts';
+import { glusterTopology, heketiConfig, masterAddress, metallbConfig, storageClass } from './addons.ts';
+import { envFile, template, yaml11, yamlDocs } from '../cloud-init/text.ts';
+import { networkConfig } from '../cloud-init/network.ts';
 
 export interface Seed {
   'user-data': string;
@@ -36,12 +39,6 @@ interface WriteFile {
   owner?: string;
   /** Holds a secret: left out of the scrubbed seed. Not written to YAML. */
   secret?: boolean;
-}
-
-export function findNode(p: Profile, nodeName: string): ResolvedNode {
-  const node = p.nodes.find((n) => n.name === nodeName);
-  if (!node) throw new InputError(`no node named "${nodeName}" in the profile (nodes: ${p.nodes.map((n) => n.name).join(', ')})`);
-  return node;
 }
 
 /** What the build knows about the node's bundle that the profile alone does not say. */
@@ -272,7 +269,7 @@ export const HOLD_APT = [
  * that partition is smaller than `sectors`. Only numbers are interpolated.
  */
 export function growRootScript(sectors: number): string {
-  if (!Number.isSafeInteger(sectors) || sectors <= 0) throw new Error(`growRootScript: bad sector count ${sectors}`);
+  if (!Number.isSafeInteger(sectors) || sectors <= 0) throw new InputError(`the root size of ${sectors} sectors is not a positive whole number of sectors`, 'check ssd.rootSize in the profile');
   return [
     'src=$(findmnt -no SOURCE /) || exit 0',
     'name=$(basename "$src"); disk=$(lsblk -no PKNAME "$src" | head -n1); [ -n "$disk" ] || exit 0',

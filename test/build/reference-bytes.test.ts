@@ -1,0 +1,79 @@
+// "Behaviour unchanged", as bytes: a reference build (all four nodes of profiles/yarpi4.yaml from a small lookalike
+// base image, SOURCE_DATE_EPOCH fixed, a secrets directory with fixed keys) must give the sha256s recorded below.
+// A refactor that claims to change nothing keeps them; a change that alters the output on purpose updates them
+// and says in its commit message why the bytes changed.
+// The base image is made at test time by mkfs.vfat/mkfs.ext4 (test/helpers/lookalike.ts): its own sha256 is
+// recorded too, so a different dosfstools/e2fsprogs release is told apart from a change in pi-image.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeUbuntuLookalike, tempDir, type Lookalike } from '../helpers/lookalike.ts';
+import { writeFixedSecrets } from '../helpers/fixed-secrets.ts';
+import { build, type BuildResult } from '../../lib/build/build.ts';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const EPOCH = 1577836800; // 2020-01-01
+
+// Recorded on 2026-12-01 from commit 371b306 (main before issue 16's refactor; the lookalike's ext4 ctimes fixed,
+// test/helpers/lookalike.ts), with e2fsprogs 1.47.0 and dosfstools from Debian's archive.
+// A change to any of these must be explained in the commit that makes it.
+const RECORDED = {
+  base: 'afd53f659f2b57f864ff705801e610881f13a8a43d65132c8414ce897c29ce47',
+  manifest: '8c125aa4904fd0967be5120eea07b1f05bb2006f395da00d121b8d55a0221b3d',
+  images: {
+    node1: { sd: 'fcdf552f1ce60a1d870892ebeb0fb554ad35540531caad3fea3ba77de6b3c322', ssd: '931f7044eb8bf8e594de56c248712fe8c793f94beb37590fd0aca4e2421004af' },
+    node2: { sd: '3777c87530d50efd9c5566c03e1908d0eff5f1319ac8c81bb15d0c60488d2ecc', ssd: 'd8906bca71561b3aaa17484b2fe5d67fc27ef99f788c7301848d8e44015ec14d' },
+    node3: { sd: 'dc810b154dc5ea453c52eaf8164e7c29996fa2eee7be89db39a1817ec23533d1', ssd: 'a65ee1aa5943b493397f620e075b5e3122b193481b3ff6df10ce505b9aea5627' },
+    node4: { sd: '4afd4a2b6a173afae39c4a4ef15e2c095a48de557da7f0c5dbd530735b0ba06f', ssd: 'd7b5dc501cc9446ea116c045c42c099a76033b8d649c687ce7fda47e2c602840' },
+  } as Record<string, { sd: string; ssd: string }>,
+};
+
+const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
+
+let work: string;
+let look: Lookalike;
+let first: BuildResult;
+let second: BuildResult;
+
+const run = (out: string) => build({
+  nodes: 'all', image: look.img, outDir: join(work, out), cacheDir: join(work, 'cache'), secretsDir: join(work, 'secrets'),
+  sourceDateEpoch: EPOCH, profile: join(ROOT, 'profiles', 'yarpi4.yaml'), jobs: 1,
+});
+
+test.before(async () => {
+  work = tempDir('pi-image-reference-');
+  look = await makeUbuntuLookalike(join(work, 'base'), { variant: 'late2019', legacyCmdline: true, bootMiB: 40, rootMiB: 32, bulkBytes: 256 * 1024, kernelBytes: 1 << 20 });
+  writeFixedSecrets(join(work, 'secrets'), 'yarpi4');
+  first = await run('out1');
+  second = await run('out2');
+});
+
+test.after(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+const observed = (r: BuildResult) => ({
+  manifest: sha(r.manifestPath),
+  images: Object.fromEntries(Object.keys(r.manifest.nodes).map((n) => [n, { sd: sha(join(r.outDir, n, 'sd.img')), ssd: sha(join(r.outDir, n, 'ssd.img')) }])),
+});
+
+test('two builds from the same inputs are byte-identical (so the recorded sha256s are stable)', () => {
+  const a = observed(first);
+  assert.equal(Object.keys(a.images), ['node1', 'node2', 'node3', 'node4']);
+  assert.equal(observed(second), a);
+});
+
+test('the lookalike base image is the one the sha256s were recorded from', () => {
+  assert.is(sha(look.img), RECORDED.base, 'the base image differs: the mkfs tools changed, so this guard cannot tell; re-record it from the commit before your change');
+});
+
+test('the reference build gives the recorded sha256s (sd.img, ssd.img, manifest.json)', () => {
+  const got = observed(first);
+  assert.equal(got.images, RECORDED.images);
+  assert.is(got.manifest, RECORDED.manifest);
+});
+
+test.run();
