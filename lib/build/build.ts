@@ -4,9 +4,7 @@
 import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { FileIO } from '../image/io.ts';
-import { readMbr, type MbrPartition } from '../image/mbr.ts';
-import { resolveImage, classifySource, cacheDir, type ResolvedImage } from '../source/index.ts';
+import { resolveImage, cacheDir, type RecordedPartition } from '../source/index.ts';
 import type { BootSpec } from '../source/catalog.ts';
 import { loadProfile, loadOrCreateSecrets, nodePlan, selectNodes } from '../cluster/index.ts';
 import { renewToken } from '../cluster/secrets.ts';
@@ -18,7 +16,6 @@ import { Staging } from './staging.ts';
 import { runLanes } from './pool.ts';
 import { loadSsdChecksums, saveSsdChecksums } from './ssd-image.ts';
 import type { LaneJob, LaneResult, NodeSpec } from './node-job.ts';
-import { GrowingFileIO, type GrowingFile } from '../image/growing-io.ts';
 import type { BootStyle } from './sd-image.ts';
 import { readManifest, renderManifest, type Manifest, type ManifestNode, type ManifestImage } from './manifest.ts';
 import { readLock } from '../lock/lock.ts';
@@ -70,7 +67,7 @@ export interface BuildResult {
 const MAX_LANES = 2;
 
 /** Pick the partitions the catalog names (1-based), checking they hold what they should. */
-function pickPartition(parts: MbrPartition[], index: number, what: string, image: string): MbrPartition {
+function pickPartition(parts: RecordedPartition[], index: number, what: string, image: string): RecordedPartition {
   const p = parts.find((x) => x.index === index);
   if (!p) throw new CorruptImageError(`${image}: no partition ${index} (${what}); the catalog entry says it should be there`);
   return p;
@@ -112,16 +109,11 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
   const locked = readLock(loaded.profilePath);
   if (!locked && opts.offline) throw new InputError(`--offline needs a lock: no pi-image.lock beside ${loaded.profilePath}`, 'run `pi-image lock` first');
   const bundles = locked ? await prepareBundles(locked.lock, locked.path, profile, { cacheDir: opts.cacheDir, offline: opts.offline, onProgress }) : undefined;
-  // Resolve the base image. When it has to be decompressed with xz, the lanes start on the growing file at once
-  // and build while xz writes it (reads wait for the bytes); the result is kept only if the decompression ends well.
+  // Resolve the base image. When it has to be decompressed with xz, the handle comes while xz still writes it: the
+  // lanes read the growing file (reads wait for the bytes) and the result is kept only if `image.done` ends well.
   const src = opts.image ?? profile.image;
   seen.src = src;
-  const kind = classifySource(src);
-  let startRaw: (f: GrowingFile) => void = () => {};
-  const rawStarted = new Promise<GrowingFile>((r) => (startRaw = r));
-  const resolving = resolveImage(src, { cacheDir: opts.cacheDir, mirror: opts.mirror, onProgress, onRawImageStart: (f) => startRaw(f) });
-  resolving.catch(() => undefined);
-  const first = await Promise.race([resolving, rawStarted]);
+  const image = await resolveImage(src, { cacheDir: opts.cacheDir, mirror: opts.mirror, onProgress });
   // The image is there (or being decompressed): only now can the build go on, so only now are secrets made.
   const secretsOpts = { dir: opts.secretsDir, profilePath: loaded.profilePath, onCreated: opts.onSecretsCreated };
   if (opts.newToken) {
@@ -132,17 +124,9 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
     notice('info', `new bootstrap token in ${file}; before the node boots, tell the master: ssh ${admin}@${host} sudo kubeadm token create "$(cat ${file})" --ttl ${profile.kubernetes.tokenTTL}`);
   }
   const secrets = await loadOrCreateSecrets(profile, secretsOpts);
-  const growing = 'state' in first ? first : undefined;
-  const entry = growing ? (kind.kind === 'catalog' ? kind.entry : undefined) : (first as ResolvedImage).entry;
-  const bootData: Partial<BootSpec> = entry?.boot ?? {};
-  const basePath = growing ? growing.finalPath : (first as ResolvedImage).path;
-  const base = growing ? GrowingFileIO.open(growing) : FileIO.open(basePath);
-  let parts: MbrPartition[];
-  try {
-    parts = readMbr(base).partitions;
-  } finally {
-    base.close();
-  }
+  const bootData: Partial<BootSpec> = image.entry?.boot ?? {};
+  const basePath = image.path;
+  const parts = image.table.partitions;
   const bootPart = pickPartition(parts, bootData.bootPartition ?? 1, 'boot', basePath);
   const rootPart = pickPartition(parts, bootData.rootPartition ?? 2, 'root', basePath);
   const boot: BootStyle = {
@@ -196,8 +180,7 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
     }
     const lanes: LaneJob[] = Array.from({ length: laneCount }, (_, l) => ({
       nodes: specs.filter((_, i) => Math.floor((i * laneCount) / specs.length) === l),
-      basePath,
-      growing,
+      base: image.ref,
       bootPart,
       rootPart,
       boot,
@@ -206,15 +189,11 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
       fsync: opts.fsync ?? false,
       ssdChecksums: known,
     }));
-    let laneResults: LaneResult[];
-    try {
-      laneResults = await runLanes(lanes, onProgress);
-    } catch (err) {
-      // A failed decompression is the cause worth naming; either way let it settle before leaving.
-      await resolving;
-      throw err;
-    }
-    const image = await resolving;
+    // Both settle before the build goes on or fails; a failed decompression is the cause worth naming.
+    const [ran, cached] = await Promise.allSettled([runLanes(lanes, onProgress), image.done]);
+    if (cached.status === 'rejected') throw cached.reason;
+    if (ran.status === 'rejected') throw ran.reason;
+    const laneResults: LaneResult[] = ran.value;
     // Keep what the lanes learnt: the shared ranges (the same from every lane) and each node's whole-file sha256.
     const learnt = { ranges: laneResults[0].ssdChecksums.ranges, wholes: new Map(laneResults.flatMap((r) => [...r.ssdChecksums.wholes])) };
     if (!known || learnt.wholes.size > known.wholes.size) saveSsdChecksums(checksumsFile, learnt);

@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { FileIO, type BlockIO } from '../image/io.ts';
-import { GrowingFileIO, type GrowingFile } from '../image/growing-io.ts';
+import { openImage, type ImageRef } from '../source/image-handle.ts';
 import { diskIdText, partUuid, type MbrPartition } from '../image/mbr.ts';
 import { renderBmap } from '../image/bmap.ts';
 import { digestImage, type ImageDigest } from '../image/digest.ts';
@@ -42,9 +42,8 @@ export interface NodeSpec {
 /** A lane: several nodes built by one thread, their SSD images in a single pass over the base root. */
 export interface LaneJob {
   nodes: NodeSpec[];
-  basePath: string;
-  /** Set while the base image is still being decompressed: reads wait for the bytes (GrowingFileIO). */
-  growing?: GrowingFile;
+  /** The base image (the resolved handle's ref): while it is still being decompressed, reads wait for the bytes. */
+  base: ImageRef;
   bootPart: MbrPartition;
   rootPart: MbrPartition;
   boot: BootStyle;
@@ -128,8 +127,8 @@ function imageEntry(
 
 /** Build a lane's nodes into their directories. Paths in the result are absolute; the caller makes them relative. */
 export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => void = () => {}): Promise<LaneResult> {
-  if (job.growing) yieldToDecompression();
-  const base: BlockIO & { close(): void } = job.growing ? GrowingFileIO.open(job.growing) : FileIO.open(job.basePath);
+  if (job.base.growing) yieldToDecompression();
+  const base = openImage(job.base);
   try {
     const clock = () => new Date(job.epoch * 1000);
     const label = job.nodes.map((n) => n.node).join(', ');
@@ -153,7 +152,7 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
     const ssds = writeSsdImages({
       targets: job.nodes.map((n) => ({ path: join(n.dir, 'ssd.img'), diskSignature: n.ssdSignature, bundle: n.bundle })),
       base,
-      basePath: job.growing ? undefined : job.basePath,
+      basePath: job.base.growing ? undefined : job.base.path,
       rootPart: job.rootPart,
       checksums,
       fsync: job.fsync,

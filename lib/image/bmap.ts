@@ -1,10 +1,11 @@
 // Block maps in bmaptool's XML format: which blocks of an image hold data, with a checksum per range, so a flash
 // writes (and verifies) only those. We write version 2.0 with sha256; we read 1.x and 2.0 files made by bmaptool.
 import { createHash } from 'node:crypto';
-import { openSync, readSync, closeSync, fstatSync, writeFileSync, renameSync, rmSync } from 'node:fs';
+import { writeFileSync, renameSync, rmSync } from 'node:fs';
 import { CorruptImageError, InputError } from '../errors.ts';
 import { forEachDataRun, type ByteRange } from './sparse.ts';
 import { dataExtents } from './extents.ts';
+import { FileIO, type BlockIO } from './io.ts';
 import type { OnProgress } from '../progress.ts';
 
 export interface BmapRange {
@@ -121,18 +122,9 @@ export function renderBmap(b: { imageSize: number; blockSize: number; ranges: Bm
   return text.replace(`<BmapFileChecksum> ${'0'.repeat(digestLen)} <`, `<BmapFileChecksum> ${sum} <`);
 }
 
-function readFull(fd: number, buf: Buffer, pos: number, path: string): void {
-  for (let n = 0; n < buf.length; ) {
-    const got = readSync(fd, buf, n, buf.length - n, pos + n);
-    if (got === 0) throw new CorruptImageError(`${path}: file ends early`, pos + n);
-    n += got;
-  }
-}
-
 /** Hash each block range of an open image, streaming with one buffer. */
 export function hashBlockRanges(
-  fd: number,
-  path: string,
+  io: BlockIO,
   ranges: BmapRange[],
   blockSize: number,
   imageSize: number,
@@ -146,7 +138,7 @@ export function hashBlockRanges(
     const h = createHash(opts.checksumType ?? 'sha256');
     for (let off = start; off < start + length; ) {
       const view = buf.subarray(0, Math.min(CHUNK, start + length - off));
-      readFull(fd, view, off, path);
+      io.readInto(view, off);
       h.update(view);
       off += view.length;
       done += view.length;
@@ -161,8 +153,7 @@ export function hashBlockRanges(
  * read (extents.ts); holes are skipped unread.
  */
 export function scanAndHash(
-  fd: number,
-  path: string,
+  io: FileIO,
   imageSize: number,
   blockSize: number,
   opts: { onProgress?: OnProgress; detail?: string } = {},
@@ -175,12 +166,12 @@ export function scanAndHash(
     if (cur) out.push({ first: cur.first, last: cur.last, checksum: cur.hash.digest('hex') });
     cur = undefined;
   };
-  const extents = dataExtents(path, { blockSize, size: imageSize }) ?? [{ start: 0, length: imageSize }];
+  const extents = dataExtents(io.name, { blockSize, size: imageSize }) ?? [{ start: 0, length: imageSize }];
   for (const x of extents) {
     close(); // extents are disjoint and apart: a hole lies between them
     for (let pos = x.start; pos < x.start + x.length; ) {
       const view = buf.subarray(0, Math.min(chunk, x.start + x.length - pos));
-      readFull(fd, view, pos, path);
+      io.readInto(view, pos);
       let covered = 0; // bytes of this chunk accounted for (data runs hashed, zero gaps closing runs)
       forEachDataRun(view, blockSize, (s, e) => {
         if (s > covered) close();
@@ -209,15 +200,15 @@ export async function createBmap(
   opts: { blockSize?: number; onProgress?: OnProgress; detail?: string } = {},
 ): Promise<string> {
   const blockSize = opts.blockSize ?? 4096;
-  const fd = openSync(imagePath, 'r');
+  const io = FileIO.open(imagePath);
   try {
-    const imageSize = fstatSync(fd).size;
+    const imageSize = io.size;
     const hashed = ranges
-      ? hashBlockRanges(fd, imagePath, toBlockRanges(ranges, blockSize, imageSize), blockSize, imageSize, opts)
-      : scanAndHash(fd, imagePath, imageSize, blockSize, opts);
+      ? hashBlockRanges(io, toBlockRanges(ranges, blockSize, imageSize), blockSize, imageSize, opts)
+      : scanAndHash(io, imageSize, blockSize, opts);
     return renderBmap({ imageSize, blockSize, ranges: hashed });
   } finally {
-    closeSync(fd);
+    io.close();
   }
 }
 

@@ -46,11 +46,12 @@ export class FileIO implements BlockIO {
     this.readOnly = readOnly;
   }
 
-  /** Open an existing file. `size` overrides the detected size (needed for block devices, whose st_size is 0). */
-  static open(path: string, opts: { write?: boolean; size?: number } = {}): FileIO {
-    const fd = openSync(path, opts.write ? constants.O_RDWR : constants.O_RDONLY);
+  /** Open an existing file. `size` overrides the detected size (needed for block devices, whose st_size is 0);
+   *  `exclusive` opens a block device O_EXCL (EBUSY when it is mounted or in use); `name` is what errors call it. */
+  static open(path: string, opts: { write?: boolean; size?: number; exclusive?: boolean; name?: string } = {}): FileIO {
+    const fd = openSync(path, (opts.write ? constants.O_RDWR : constants.O_RDONLY) | (opts.exclusive ? constants.O_EXCL : 0));
     const st = fstatSync(fd);
-    return new FileIO(fd, path, opts.size ?? st.size, !opts.write);
+    return new FileIO(fd, opts.name ?? path, opts.size ?? st.size, !opts.write);
   }
 
   /** Create (or truncate) a file of `size` bytes; it is sparse, all zeros. `mode` (e.g. 0o600 for an image that

@@ -37,7 +37,7 @@ export interface AptResolverOptions {
 /** The apt resolver for the lock, over the base image's root filesystem. */
 export function aptResolver(o: AptResolverOptions): PackageResolver {
   return async (req) => {
-    const img = await resolveImage(o.image, { cacheDir: o.cacheDir, mirror: o.mirror, onProgress: o.onProgress });
+    const img = await (await resolveImage(o.image, { cacheDir: o.cacheDir, mirror: o.mirror, onProgress: o.onProgress })).done;
     const io = FileIO.open(img.path);
     try {
       const inputs = aptInputsFromProfile(o.profile);

@@ -53,7 +53,7 @@ export const lockPathFor = (profilePath: string): string => join(dirname(profile
 
 /** The platform of the profile's (or the given) base image, resolving it into the cache if needed. */
 export async function basePlatform(src: string, opts: { cacheDir?: string; mirror?: string; onProgress?: OnProgress }): Promise<ImagePlatform> {
-  const img = await resolveImage(src, { cacheDir: opts.cacheDir, mirror: opts.mirror, onProgress: opts.onProgress });
+  const img = await (await resolveImage(src, { cacheDir: opts.cacheDir, mirror: opts.mirror, onProgress: opts.onProgress })).done;
   const io = FileIO.open(img.path);
   try {
     return platformOfImage(io, img.entry?.boot?.rootPartition);

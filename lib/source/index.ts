@@ -1,5 +1,7 @@
 // Image sources: the catalog, verified resumable downloads, decompression and the cache of raw base images.
-export { resolveImage, classifySource, decompressInto, type ResolveOptions, type ResolvedImage, type SourceKind } from './resolve.ts';
+export { resolveImage, classifySource, type ResolveOptions, type SourceKind } from './resolve.ts';
+export { decompressInto } from './into-cache.ts';
+export { openImage, type ResolvedImage, type CachedImage, type ImageRef, type ImageReader, type ImageTable } from './image-handle.ts';
 export { listCatalog, findCatalogEntry, getCatalogEntry, parseCatalogEntry, defaultCatalogDir, type CatalogEntry, type BootSpec } from './catalog.ts';
 export { cacheDir, Cache, pruneCache, type ImageRecord, type DownloadRecord, type RecordedPartition, type PruneResult } from './cache.ts';
 export { download, fetchText, parseSha256Sums, DownloadError, type DownloadOptions, type DownloadResult } from './download.ts';

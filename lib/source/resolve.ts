@@ -4,24 +4,25 @@
 // no network at all; a finished download's record (verified against SHA256SUMS when it was made) finds it by
 // catalog id or URL; a local file is hashed once and remembered by path+size+mtime. The same bytes reached by a
 // mirror, a URL or a local copy share one entry, and the key says exactly which published file the image came from.
+// What it gives is one handle (image-handle.ts), cached or still being decompressed alike.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, rmSync, statSync, renameSync } from 'node:fs';
-import { basename, join, resolve as resolvePath } from 'node:path';
+import { existsSync, rmSync, statSync } from 'node:fs';
+import { basename, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError, NotFoundError, VerifyError, PiImageError, CorruptImageError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
-import { FileIO } from '../image/io.ts';
-import { growingFile, settleGrowing, DONE, FAILED, type GrowingFile } from '../image/growing-io.ts';
 import { getCatalogEntry, type CatalogEntry } from './catalog.ts';
-import { Cache, downloadName, writeJsonAtomic, type ImageRecord, type RecordedPartition } from './cache.ts';
+import { Cache, downloadName } from './cache.ts';
 import { download, fetchText, parseSha256Sums, DownloadError } from './download.ts';
-import { detectFormat, openDecoded, usesSystemXz, xzToFile, xzUncompressedSize, type XzDecoder } from './decompress.ts';
+import { usesSystemXz, xzUncompressedSize, type XzDecoder } from './decompress.ts';
 import { XzTap } from './xz-tap.ts';
-import type { DownloadTap, DownloadResult } from './download.ts';
+import type { DownloadResult } from './download.ts';
 import { mirrorFromEnv, mirrorUrls } from './mirror.ts';
-import { SparseWriter } from './sparse-writer.ts';
 import { sha256OfFile } from './hash.ts';
-import { validateImage } from './validate.ts';
+import { decodeToCache, recordImage } from './into-cache.ts';
+import { cachedImage, completeHandle, type ResolvedImage } from './image-handle.ts';
+
+export type { ResolvedImage } from './image-handle.ts';
 
 export interface ResolveOptions {
   cacheDir?: string;
@@ -39,36 +40,10 @@ export interface ResolveOptions {
   backoffMs?: number;
   idleTimeoutMs?: number;
   /**
-   * Called when a raw image starts being written by `xz -dc` into the cache (its final size known from the xz
-   * index): a consumer may read it while it grows (lib/image/growing-io.ts). The file is settled DONE or FAILED.
-   */
-  onRawImageStart?: (file: GrowingFile) => void;
-  /**
    * Decompress an .xz while it downloads only once the download has run this long and has at least this long
    * left (default 1000 ms; 0 = from the first byte). See XzTap.
    */
   overlapAfterMs?: number;
-}
-
-export interface ResolvedImage {
-  /** The raw sparse .img in the cache (treat as read-only). */
-  path: string;
-  /** Catalog id, or the source's file name. */
-  id: string;
-  /**
-   * sha256 of the file it came from, as published (compressed): the cache key, and the image's identity (it is what
-   * the release's SHA256SUMS lists). The raw image is not hashed again: see ImageRecord.
-   */
-  sourceSha256: string;
-  entry?: CatalogEntry;
-  size: number;
-  diskSignature: number;
-  partitions: RecordedPartition[];
-  /** How it was decompressed: 'xz' (system xz -dc), 'wasm', 'zlib', 'unzipper', 'copy'. */
-  decoder: string;
-  /** True when the image was already in the cache (nothing downloaded or decompressed). */
-  cached: boolean;
-  record: ImageRecord;
 }
 
 /** Where a source name points. */
@@ -83,7 +58,10 @@ export function classifySource(src: string, catalogDir?: string): SourceKind {
   return { kind: 'catalog', entry: getCatalogEntry(src, catalogDir) };
 }
 
-/** Resolve a base image to a verified raw image in the cache (see the file header). */
+/**
+ * Resolve a base image to its handle (see the file header): given as soon as the image can be read, which for a
+ * cold `xz -dc` is while it is still being written; `done` is the verified image in the cache.
+ */
 export async function resolveImage(src: string, opts: ResolveOptions = {}): Promise<ResolvedImage> {
   const cache = new Cache(opts.cacheDir);
   cache.ensure();
@@ -112,7 +90,7 @@ export async function resolveImage(src: string, opts: ResolveOptions = {}): Prom
   const entry = source.entry;
   if (entry.sha256) {
     const hit = cache.findImage(entry.sha256);
-    if (hit) return done(hit.path, hit.record, entry, true);
+    if (hit) return completeHandle(cachedImage(hit.path, hit.record, entry, true));
   }
   const prior = cache.listDownloads().find((d) => (entry.sha256 ? d.record.sha256 === entry.sha256 : d.record.entryId === entry.id));
   if (prior) return fromSource(cache, prior.path, prior.record.sha256, entry.id, prior.record.url, entry, opts);
@@ -179,16 +157,19 @@ async function downloadAndDecompress(cache: Cache, url: string, dest: string, na
     await tap?.discard();
     throw err;
   }
-  try {
-    return await decompressDownload(cache, d, tap, url, name, id, entry, opts);
-  } catch (err) {
-    // Undecodable bytes that no checksum vouched for are not kept: the next run downloads them again.
+  // Undecodable bytes that no checksum vouched for are not kept: the next run downloads them again. The decoder
+  // may fail before the handle is given or after it (in `done`), while the image is being read.
+  const forget = (err: unknown): never => {
     if (err instanceof CorruptImageError && !expected) {
       rmSync(d.path, { force: true });
       rmSync(`${d.path}.json`, { force: true });
     }
     throw err;
-  }
+  };
+  const handle = await decompressDownload(cache, d, tap, url, name, id, entry, opts).catch(forget);
+  const done = handle.done.catch(forget);
+  done.catch(() => undefined);
+  return { ...handle, done };
 }
 
 /** The raw image of a finished download: the tap's output when it decoded the whole file, else decompressed now. */
@@ -201,7 +182,7 @@ async function decompressDownload(cache: Cache, d: DownloadResult, tap: XzTap | 
       opts.onProgress?.({ phase: 'decompress', done: out.size, total: total ?? out.size, unit: 'bytes', detail: `${name} via xz -dc (while downloading)` });
       if (total !== undefined && out.size !== total) throw new VerifyError(`${url}: decompressed to ${out.size} bytes, its index says ${total}`);
       const record = recordImage(cache, tap.tmp, out, { id, sourceSha256: d.sha256, format: 'xz', decoder: 'xz', label: url });
-      return done(cache.imagePath(d.sha256), record, entry, false);
+      return completeHandle(cachedImage(cache.imagePath(d.sha256), record, entry, false));
     } catch (err) {
       await tap.discard();
       throw err;
@@ -228,129 +209,9 @@ function hashFile(path: string, onProgress?: OnProgress): Promise<string> {
   return sha256OfFile(path, onProgress, 'hash');
 }
 
-function done(path: string, record: ImageRecord, entry: CatalogEntry | undefined, cached: boolean): ResolvedImage {
-  return {
-    path,
-    id: record.id,
-    sourceSha256: record.sourceSha256,
-    entry,
-    size: record.size,
-    diskSignature: record.diskSignature,
-    partitions: record.partitions,
-    decoder: record.decoder,
-    cached,
-    record,
-  };
-}
-
-/** The cached image for a verified source file, decompressing it (once) when missing. */
+/** The handle for a verified source file: its cached image, or decoded into the cache now. */
 async function fromSource(cache: Cache, sourcePath: string, sourceSha256: string, id: string, label: string, entry: CatalogEntry | undefined, opts: ResolveOptions): Promise<ResolvedImage> {
   const hit = cache.findImage(sourceSha256);
-  if (hit) return done(hit.path, hit.record, entry, true);
-  const record = await decompressInto(cache, sourcePath, sourceSha256, id, label, opts);
-  return done(cache.imagePath(sourceSha256), record, entry, false);
-}
-
-/** Decompress a source into the cache: temp name, sparse, partition table read, then renamed into place. */
-export async function decompressInto(cache: Cache, sourcePath: string, sourceSha256: string, id: string, label: string, opts: ResolveOptions = {}): Promise<ImageRecord> {
-  const format = detectFormat(sourcePath);
-  const final = cache.imagePath(sourceSha256);
-  const tmp = `${final}.tmp-${process.pid}`;
-  // Errors name the source as the user gave it (path or URL), progress its file name: never the cache's names.
-  const short = basename(label.replace(/[?#].*$/, '')) || id;
-  let writer: SparseWriter | undefined;
-  let growing: GrowingFile | undefined;
-  try {
-    let out: { size: number; dataBytes: number };
-    let decoder: string;
-    let member: string | undefined;
-    if (usesSystemXz(format, opts.xz)) {
-      decoder = 'xz';
-      const total = xzUncompressedSize(sourcePath);
-      const detail = `${short} via xz -dc`;
-      opts.onProgress?.({ phase: 'decompress', done: 0, total, unit: 'bytes', detail });
-      if (total !== undefined && opts.onRawImageStart) {
-        // The file exists before anyone is told of it; the callback must not block (xz starts right after it).
-        closeSync(openSync(tmp, 'w', 0o644));
-        growing = growingFile(tmp, final, total);
-        opts.onRawImageStart(growing);
-      }
-      const report = opts.onProgress;
-      out = await xzToFile(sourcePath, tmp, {
-        name: label,
-        signal: opts.signal,
-        onBytes: report && ((n) => (total === undefined || n < total) && report({ phase: 'decompress', done: n, total, unit: 'bytes', detail })),
-      });
-      if (total !== undefined && out.size !== total) throw new VerifyError(`${label}: decompressed to ${out.size} bytes, its index says ${total}`);
-    } else {
-      const decoded = await openDecoded(sourcePath, format, { xz: opts.xz, signal: opts.signal, name: label });
-      decoder = decoded.decoder;
-      member = decoded.member;
-      const detail = `${short} via ${decoded.decoder === 'wasm' ? 'WASM xz decoder' : decoded.decoder}`;
-      writer = new SparseWriter(tmp);
-      let last = 0;
-      opts.onProgress?.({ phase: 'decompress', done: 0, total: decoded.expectedSize, unit: 'bytes', detail });
-      for await (const chunk of decoded.stream) {
-        writer.write(chunk);
-        if (opts.onProgress && Date.now() - last > 200) {
-          last = Date.now();
-          opts.onProgress({ phase: 'decompress', done: writer.size, total: decoded.expectedSize, unit: 'bytes', detail });
-        }
-      }
-      await decoded.finished();
-      out = writer.finish();
-      if (decoded.expectedSize !== undefined && out.size !== decoded.expectedSize) {
-        throw new VerifyError(`${label}: decompressed to ${out.size} bytes, expected ${decoded.expectedSize}`);
-      }
-    }
-    opts.onProgress?.({ phase: 'decompress', done: out.size, total: out.size, unit: 'bytes', detail: `${short} via ${decoder === 'xz' ? 'xz -dc' : decoder === 'wasm' ? 'WASM xz decoder' : decoder}` });
-    const record = recordImage(cache, tmp, out, { id, sourceSha256, format, decoder, label, member });
-    if (growing) settleGrowing(growing, DONE);
-    return record;
-  } catch (err) {
-    if (growing) settleGrowing(growing, FAILED);
-    writer?.abort();
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-}
-
-/** Read the partition table of a finished temp image, write its record, and rename both into place. */
-function recordImage(
-  cache: Cache,
-  tmp: string,
-  out: { size: number; dataBytes: number },
-  m: { id: string; sourceSha256: string; format: ImageRecord['format']; decoder: string; label: string; member?: string },
-): ImageRecord {
-  const { id, sourceSha256, format, decoder, label, member } = m;
-  try {
-    // Checked before it is named as a cache entry: a table or filesystem that lib/image would refuse later keeps
-    // it out, and the error names the image as the user gave it (`label`), not this temp file.
-    const io = FileIO.open(tmp);
-    let mbr;
-    try {
-      mbr = validateImage(io, label);
-    } finally {
-      io.close();
-    }
-    const record: ImageRecord = {
-      id,
-      sourceSha256,
-      size: out.size,
-      dataBytes: out.dataBytes,
-      format,
-      decoder,
-      source: label,
-      ...(member ? { member } : {}),
-      diskSignature: mbr.diskSignature,
-      partitions: mbr.partitions.map((p) => ({ index: p.index, type: p.type, bootable: p.bootable, startLba: p.startLba, sectors: p.sectors, start: p.start, size: p.size })),
-      createdAt: new Date().toISOString(),
-    };
-    renameSync(tmp, cache.imagePath(sourceSha256));
-    writeJsonAtomic(cache.recordPath(sourceSha256), record);
-    return record;
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
+  if (hit) return completeHandle(cachedImage(hit.path, hit.record, entry, true));
+  return decodeToCache(cache, sourcePath, sourceSha256, id, label, entry, opts);
 }

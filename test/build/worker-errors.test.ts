@@ -30,7 +30,7 @@ test('a damaged boot partition found inside a lane arrives as CorruptImageError 
   truncateSync(base, 8 << 20);
   const job: LaneJob = {
     nodes: [{ node: 'node1', role: 'master', instanceId: 'i', sdSignature: 1, ssdSignature: 2, cmdline: [], seed: {}, secret: false, dir: join(work, 'stage', 'node1') }],
-    basePath: base,
+    base: { path: base, size: 8 << 20 },
     bootPart: part(1, 2048, 4096, 0x0c),
     rootPart: part(2, 6144, 8192, 0x83),
     boot: { kernel: 'vmlinuz', initrd: 'initrd.img', compression: 'auto', decompressedKernel: 'vmlinux', model: 'pi4' },

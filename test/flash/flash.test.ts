@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flash, verifyImage, FlashVerifyError, HEAD_BYTES } from '../../lib/flash/flash.ts';
 import { writeBmapFile } from '../../lib/image/bmap.ts';
+import { FileIO } from '../../lib/image/io.ts';
 import { SafetyError } from '../../lib/errors.ts';
 import { hashRangesParallel } from '../../lib/flash/hash-workers.ts';
 import { createHash } from 'node:crypto';
@@ -225,15 +226,15 @@ test('verify of an on-the-fly map compares with the image on worker threads and 
   flipByte(target, offset);
   const ranges = [{ first: 256, last: 256 * 41 - 1 }, { first: 50 * 256, last: 80 * 256 - 1 }, { first: 90 * 256, last: 90 * 256 }];
   assert.equal(await compareRangesParallel(target, big, ranges.map((x) => ({ start: x.first * 4096, length: (x.last - x.first + 1) * 4096 })), { workers: 2 }), [true, false, true]);
-  const fd = openSync(big, 'r');
+  const image = FileIO.open(big);
   try {
-    await verifyTarget(fd, big, target, target, ranges, { blockSize: 4096, imageSize: 100 * MiB, checksumType: 'none' });
+    await verifyTarget(image, target, target, ranges, { blockSize: 4096, imageSize: 100 * MiB, checksumType: 'none' });
     assert.unreachable('verify should fail');
   } catch (err) {
     assert.instance(err, FlashVerifyError);
     assert.is((err as FlashVerifyError).offset, offset);
   } finally {
-    closeSync(fd);
+    image.close();
   }
 });
 test('a big file target is verified while written (workers trail the writer) and a wrong bmap is still caught', async () => {

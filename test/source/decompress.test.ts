@@ -9,11 +9,15 @@ import { mkdtempSync, rmSync, statSync, readFileSync, writeFileSync, readdirSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { resolveImage } from '../../lib/source/index.ts';
+import { resolveImage, type ResolveOptions, type CachedImage } from '../../lib/source/index.ts';
 import { verifyCache } from '../../lib/source/verify.ts';
 import { startXz } from '../../lib/source/decompress.ts';
 import { CorruptImageError, InputError } from '../../lib/errors.ts';
 import { makeSourceFixture, sha256File } from '../helpers/source-fixtures.ts';
+import { readInWorker } from '../helpers/read-image-worker.ts';
+
+/** The verified cached image a resolve ends with (the handle's `done`). */
+const resolved = async (src: string, opts?: ResolveOptions): Promise<CachedImage> => (await resolveImage(src, opts)).done;
 
 const dir = mkdtempSync(join(tmpdir(), 'pi-image-src-'));
 const fx = makeSourceFixture(join(dir, 'fx'));
@@ -29,7 +33,7 @@ function cacheImages(cache: string): string[] {
 for (const decoder of ['xz', 'wasm'] as const) test(`xz (${decoder} decoder): cached image is byte-identical to xz -dc output, sparse, with its partition table recorded`, async () => {
   const cache = freshCache();
   const events: string[] = [];
-  const r = await resolveImage(fx.xz, { cacheDir: cache, xz: decoder, onProgress: (e) => e.detail && events.push(e.detail) });
+  const r = await resolved(fx.xz, { cacheDir: cache, xz: decoder, onProgress: (e) => e.detail && events.push(e.detail) });
   const ref = join(dir, `ref-${decoder}.img`);
   execFileSync('sh', ['-c', `xz -dc "${fx.xz}" > "${ref}"`]);
   assert.ok(readFileSync(r.path).equals(readFileSync(ref)), 'same bytes as xz -dc');
@@ -54,17 +58,63 @@ for (const decoder of ['xz', 'wasm'] as const) test(`xz (${decoder} decoder): ca
 
   // A second resolve (and one through a file:// URL of the same file) reuses it without decompressing.
   const mtime = statSync(r.path).mtimeMs;
-  const again = await resolveImage(fx.xz, { cacheDir: cache, xz: decoder });
+  const again = await resolved(fx.xz, { cacheDir: cache, xz: decoder });
   assert.is(again.cached, true);
   assert.is(again.path, r.path);
-  const viaUrl = await resolveImage(pathToFileURL(fx.xz).href, { cacheDir: cache, xz: decoder });
+  const viaUrl = await resolved(pathToFileURL(fx.xz).href, { cacheDir: cache, xz: decoder });
   assert.is(viaUrl.cached, true);
   assert.is(statSync(r.path).mtimeMs, mtime);
 });
 
+test('one handle, cold or cached: the table, a reader that follows xz as it writes, and done for the verified file', async () => {
+  const cache = freshCache();
+  const cold = await resolveImage(fx.xz, { cacheDir: cache, xz: 'xz' });
+  assert.is(cold.cached, false);
+  assert.ok(cold.ref.growing, 'the system xz with a known size: readers follow the growing file');
+  assert.is(cold.size, fx.size);
+  assert.is(cold.table.diskSignature, 0x1234abcd);
+  assert.equal(cold.table.partitions.map((p) => [p.index, p.type, p.startLba]), [[1, 0x0c, 2048], [2, 0x83, 34816]]);
+  // Read from another thread, as the build's lanes do: a read of bytes xz has not written yet blocks its thread.
+  assert.is(await readInWorker(cold.ref), fx.sha256, 'the whole image read while xz wrote it, as xz -dc gives it');
+  const done = await cold.done;
+  assert.is(done.path, cold.path);
+  assert.equal(done.partitions, cold.table.partitions, 'the table the handle gave is the one recorded');
+  assert.is(sha256File(done.path), fx.sha256);
+  assert.equal(cacheImages(cache).filter((f) => f.includes('.tmp-')), [], 'no temporary file left');
+
+  const warm = await resolveImage(fx.xz, { cacheDir: cache, xz: 'xz' });
+  assert.is(warm.cached, true);
+  assert.is(warm.ref.growing, undefined);
+  assert.equal(warm.table, cold.table);
+  const w = warm.open();
+  assert.ok(w.read(0, 4096).equals(readFileSync(fx.img).subarray(0, 4096)));
+  w.close();
+  assert.is((await warm.done).path, cold.path);
+
+  // Damaged past its table, its index intact: the handle comes, reads beyond the damage fail, done names the cause.
+  const c = corrupted(fx.xz, 'mid.img.xz', Math.floor(statSync(fx.xz).size / 2));
+  const cache2 = freshCache();
+  const bad = await resolveImage(c, { cacheDir: cache2, xz: 'xz' });
+  assert.ok(bad.ref.growing);
+  try {
+    await readInWorker(bad.ref);
+    assert.unreachable('a read past the damage fails');
+  } catch (err) {
+    assert.match((err as Error).message, /could not be decompressed/);
+  }
+  try {
+    await bad.done;
+    assert.unreachable('done rejects');
+  } catch (err) {
+    assert.instance(err, CorruptImageError);
+    assert.match((err as Error).message, /mid\.img\.xz: xz data is damaged or truncated/);
+  }
+  expectNoEntry(cache2);
+});
+
 test('zip (single .img member), gz and a raw .img all give the same image', async () => {
   for (const src of [fx.zip, fx.gz, fx.img]) {
-    const r = await resolveImage(src, { cacheDir: freshCache() });
+    const r = await resolved(src, { cacheDir: freshCache() });
     assert.is(sha256File(r.path), fx.sha256, src);
     assert.ok(statSync(r.path).blocks * 512 < fx.size / 4, `${src} sparse`);
   }
@@ -78,7 +128,7 @@ function expectNoEntry(cache: string): void {
 async function expectFailure(src: string, check: (e: unknown) => boolean, opts: { xz?: 'wasm' | 'xz' } = {}): Promise<string> {
   const cache = freshCache();
   try {
-    await resolveImage(src, { cacheDir: cache, ...opts });
+    await resolved(src, { cacheDir: cache, ...opts });
   } catch (err) {
     assert.ok(check(err), `unexpected error: ${(err as Error).stack}`);
     expectNoEntry(cache);
@@ -183,7 +233,7 @@ test('images verify decodes the source again: equal is ok, a changed byte is nam
   const cache = freshCache();
   const src = join(dir, 'verify-src.img.xz');
   writeFileSync(src, readFileSync(fx.xz));
-  const r = await resolveImage(src, { cacheDir: cache });
+  const r = await resolved(src, { cacheDir: cache });
   const first = await verifyCache({ cacheDir: cache });
   assert.equal(first.map((i) => [i.kind, i.ok]), [['image', true]]);
   assert.match(first[0].detail, /equal to verify-src\.img\.xz decoded/);
@@ -198,7 +248,7 @@ test('images verify decodes the source again: equal is ok, a changed byte is nam
   assert.match(second[0].detail, new RegExp(`differs from its source verify-src\\.img\\.xz at byte ${1024 * 1024 + 7}`));
   assert.not.ok(existsSync(r.path.replace(/\.img$/, '.json')), 'a bad image loses its record');
 
-  const again = await resolveImage(src, { cacheDir: cache });
+  const again = await resolved(src, { cacheDir: cache });
   assert.is(again.cached, false, 'decoded again, not trusted');
   rmSync(src);
   const third = await verifyCache({ cacheDir: cache });

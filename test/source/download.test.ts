@@ -9,10 +9,13 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { download, resolveImage, applyMirror, mirrorUrls, listCatalog, Cache, DownloadError } from '../../lib/source/index.ts';
+import { download, resolveImage, type ResolveOptions, type CachedImage, applyMirror, mirrorUrls, listCatalog, Cache, DownloadError } from '../../lib/source/index.ts';
 import { NotFoundError, VerifyError, InputError, CorruptImageError } from '../../lib/errors.ts';
 import { startServer, type TestServer } from '../helpers/source-server.ts';
 import { makeSourceFixture, sha256File } from '../helpers/source-fixtures.ts';
+
+/** The verified cached image a resolve ends with (the handle's `done`). */
+const resolved = async (src: string, opts?: ResolveOptions): Promise<CachedImage> => (await resolveImage(src, opts)).done;
 
 const dir = mkdtempSync(join(tmpdir(), 'pi-image-dl-'));
 const blob = join(dir, 'blob.bin');
@@ -257,7 +260,7 @@ test('catalog entry: verified against the published SHA256SUMS through a mirror;
   server.routes.set('/releases/1.0/release/SHA256SUMS', { file: sums });
   const cat = catalog({ urls: ['http://cdimage.example.invalid/releases/1.0/release/disk.img.xz'], sha256sumsUrl: 'SHA256SUMS' });
   const cache = fresh();
-  const r = await resolveImage('test-image', { cacheDir: cache, catalogDir: cat, mirror: server.url, ...fast });
+  const r = await resolved('test-image', { cacheDir: cache, catalogDir: cat, mirror: server.url, ...fast });
   assert.is(sha256File(r.path), fx.sha256);
   assert.is(r.sourceSha256, xzSha);
   assert.is(r.entry?.id, 'test-image');
@@ -270,7 +273,7 @@ test('catalog entry: verified against the published SHA256SUMS through a mirror;
   assert.is(st.size, fx.size);
   assert.ok(st.blocks * 512 < st.size / 4, `sparse: ${st.blocks * 512} bytes allocated of ${st.size}`);
   server.requests.length = 0;
-  const again = await resolveImage('test-image', { cacheDir: cache, catalogDir: cat, mirror: server.url, ...fast });
+  const again = await resolved('test-image', { cacheDir: cache, catalogDir: cat, mirror: server.url, ...fast });
   assert.is(again.cached, true);
   assert.is(server.requests.length, 0, 'no network on the second resolve');
 });
@@ -279,7 +282,7 @@ test('catalog entry: a 404 on the first URL falls back to the next; a SHA256SUMS
   const xzSha = sha256File(fx.xz);
   server.routes.set('/b/disk.img.xz', { file: fx.xz });
   const cat = catalog({ urls: [`${server.url}/a/disk.img.xz`, `${server.url}/b/disk.img.xz`], sha256: xzSha });
-  const r = await resolveImage('test-image', { cacheDir: fresh(), catalogDir: cat, ...fast });
+  const r = await resolved('test-image', { cacheDir: fresh(), catalogDir: cat, ...fast });
   assert.is(sha256File(r.path), fx.sha256);
   assert.ok(server.requests.some((q) => q.path === '/a/disk.img.xz'));
 
@@ -289,7 +292,7 @@ test('catalog entry: a 404 on the first URL falls back to the next; a SHA256SUMS
   const cat2 = catalog({ urls: [`${server.url}/b/disk.img.xz`], sha256sumsUrl: 'SHA256SUMS' });
   const cache = fresh();
   try {
-    await resolveImage('test-image', { cacheDir: cache, catalogDir: cat2, ...fast });
+    await resolved('test-image', { cacheDir: cache, catalogDir: cat2, ...fast });
     assert.unreachable('should fail');
   } catch (err) {
     assert.instance(err, VerifyError);
@@ -305,11 +308,11 @@ test('catalog entry: a 404 on the first URL falls back to the next; a SHA256SUMS
 test('an http URL source is downloaded, decompressed and then reused', async () => {
   server.routes.set('/img/disk.img.gz', { file: fx.gz });
   const cache = fresh();
-  const r = await resolveImage(`${server.url}/img/disk.img.gz`, { cacheDir: cache, ...fast });
+  const r = await resolved(`${server.url}/img/disk.img.gz`, { cacheDir: cache, ...fast });
   assert.is(sha256File(r.path), fx.sha256);
   assert.is(r.decoder, 'zlib');
   server.requests.length = 0;
-  assert.is((await resolveImage(`${server.url}/img/disk.img.gz`, { cacheDir: cache, ...fast })).cached, true);
+  assert.is((await resolved(`${server.url}/img/disk.img.gz`, { cacheDir: cache, ...fast })).cached, true);
   assert.is(server.requests.length, 0);
 });
 
@@ -333,7 +336,7 @@ test('an .xz is decoded while it downloads only when the download is slow: xz th
   for (const [path, paced] of [['/paced/text.img.xz', true], ['/quick/text.img.xz', false]] as const) {
     server.routes.set(path, paced ? { file: xz, bytesPerSecond: 400_000 } : { file: xz });
     const events: { phase: string; done: number; detail?: string }[] = [];
-    const r = await resolveImage(`${server.url}${path}`, { cacheDir: fresh(), ...fast, overlapAfterMs: 500, onProgress: (e) => events.push(e) });
+    const r = await resolved(`${server.url}${path}`, { cacheDir: fresh(), ...fast, overlapAfterMs: 500, onProgress: (e) => events.push(e) });
     assert.is(sha256File(r.path), want, path);
     const lastDownload = events.findIndex((e) => e.phase === 'download' && e.done === statSync(xz).size);
     const during = events.findIndex((e) => e.phase === 'decompress' && e.done > 0 && e.detail?.includes('while downloading'));
@@ -358,7 +361,7 @@ for (const decoder of ['xz', 'wasm'] as const) test(`corrupt or truncated .xz ov
       // A hang here was a real bug (waiting for a pipe to drain after xz had exited): fail instead of hanging.
       let timer: NodeJS.Timeout | undefined;
       const hang = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${name}: resolveImage hung`)), 60_000)));
-      await Promise.race([resolveImage(`${server.url}/${name}`, { cacheDir: cache, ...fast, xz: decoder }), hang]).finally(() => clearTimeout(timer));
+      await Promise.race([resolved(`${server.url}/${name}`, { cacheDir: cache, ...fast, xz: decoder }), hang]).finally(() => clearTimeout(timer));
       assert.unreachable('should fail');
     } catch (err) {
       assert.instance(err, CorruptImageError, (err as Error).stack);
@@ -382,7 +385,7 @@ test('an .xz fetch interrupted in one call resumes in the next: only the missing
     const f = existsSync(downloads) ? readdirSync(downloads).find((x) => x.endsWith('.partial')) : undefined;
     return f ? statSync(join(downloads, f)).size : 0;
   };
-  const first = resolveImage(url, { cacheDir: cache, signal: ctl.signal, ...fast });
+  const first = resolved(url, { cacheDir: cache, signal: ctl.signal, ...fast });
   const t0 = Date.now();
   while (partial() < xzSize / 4 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 20));
   ctl.abort();
@@ -396,7 +399,7 @@ test('an .xz fetch interrupted in one call resumes in the next: only the missing
   server.routes.set('/slow/text.img.xz', { file: xz });
   server.served.clear();
   server.requests.length = 0;
-  const r = await resolveImage(url, { cacheDir: cache, ...fast });
+  const r = await resolved(url, { cacheDir: cache, ...fast });
   assert.equal(server.requests.map((q) => q.range), [`bytes=${had}-`]);
   assert.is(server.requests[0].sent, xzSize - had, 'only the missing bytes (counted per request: the aborted one may still be sending)');
   assert.is(sha256File(r.path), sha256File(img));

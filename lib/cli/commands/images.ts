@@ -71,7 +71,7 @@ const fetchCmd: CommandModule<GlobalOptions, ImagesArgs> = {
       const stop = (): void => ctl.abort(new InterruptedError('interrupted; run the same command again to resume'));
       process.once('SIGINT', stop);
       try {
-        const r = await resolveImage(argv.src!, { cacheDir: argv.cache, catalogDir: argv.catalog, mirror: argv.mirror, sha256: argv.sha256, xz: argv.xz, onProgress: out.progress, signal: ctl.signal });
+        const r = await (await resolveImage(argv.src!, { cacheDir: argv.cache, catalogDir: argv.catalog, mirror: argv.mirror, sha256: argv.sha256, xz: argv.xz, onProgress: out.progress, signal: ctl.signal })).done;
         out.step(r.cached ? `${r.id}: already cached` : `${r.id}: verified and decompressed (${r.decoder === 'xz' ? 'system xz' : r.decoder === 'wasm' ? 'WASM xz decoder' : r.decoder})`);
         out.debug(`decoder: ${r.decoder}; source sha256 ${r.sourceSha256}`);
         const parts = r.partitions.map((p) => `p${p.index} type 0x${p.type.toString(16)} at ${p.start} (${formatBytes(p.size)})`).join(', ');
