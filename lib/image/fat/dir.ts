@@ -4,7 +4,7 @@ import { CorruptImageError } from '../../errors.ts';
 import type { BlockIO } from '../io.ts';
 import type { FatGeometry } from './bpb.ts';
 import type { FatTable } from './table.ts';
-import { imageOffset, NoSpaceError } from './errors.ts';
+import { NoSpaceError } from './errors.ts';
 import { ATTR_DIR, ATTR_LFN, ATTR_VOLUME, fromDos, lfnChecksum, lfnUnits, shortToString } from './dirent.ts';
 
 export interface FatEntry {
@@ -128,7 +128,7 @@ export class FatDir {
       const clusterHi = this.g.fatType === 32 ? e.readUInt16LE(20) : 0;
       const firstCluster = ((clusterHi << 16) | e.readUInt16LE(26)) >>> 0;
       const size = isDirectory ? 0 : e.readUInt32LE(28);
-      const where = imageOffset(this.io, this.slotOffset(i));
+      const where = this.io.base + this.slotOffset(i);
       const isDot = shortName === '.' || shortName === '..';
       if (!isDot) {
         if (firstCluster !== 0 && (firstCluster < 2 || firstCluster > this.fat.maxCluster)) {

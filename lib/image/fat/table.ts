@@ -4,7 +4,7 @@
 import { CorruptImageError } from '../../errors.ts';
 import type { BlockIO } from '../io.ts';
 import type { FatGeometry } from './bpb.ts';
-import { imageOffset, NoSpaceError } from './errors.ts';
+import { NoSpaceError } from './errors.ts';
 
 const PAGE = 4096;
 const MAX_PAGES = 64; // 256 KiB of FAT cached at most
@@ -48,7 +48,7 @@ export class FatTable {
 
   /** Byte offset (within the volume) of cluster `n`'s FAT entry in the read FAT, for error messages. */
   entryOffset(n: number): number {
-    return imageOffset(this.io, this.g.fatOffset + this.g.readFat * this.g.fatBytes + Math.floor((n * this.g.fatType) / 8));
+    return this.io.base + this.g.fatOffset + this.g.readFat * this.g.fatBytes + Math.floor((n * this.g.fatType) / 8);
   }
 
   private page(p: number): Buffer {
