@@ -5,13 +5,14 @@ import { availableParallelism } from 'node:os';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { FileIO } from '../image/io.ts';
-import { readMbr, type MbrPartition } from '../image/mbr.ts';
+import { readTable } from '../image/partition-table.ts';
+import { locateBootRoot } from '../pi/partitions.ts';
 import { resolveImage, classifySource, cacheDir, type ResolvedImage } from '../source/index.ts';
-import type { BootSpec } from '../source/catalog.ts';
+import { DEFAULT_BOOT } from '../source/catalog.ts';
 import { loadProfile, loadOrCreateSecrets, nodePlan } from '../cluster/index.ts';
 import { renewToken } from '../cluster/secrets.ts';
 import { loginWarning } from '../cluster/login.ts';
-import { InputError, CorruptImageError } from '../errors.ts';
+import { InputError } from '../errors.ts';
 import { PACKAGE_VERSION } from '../paths.ts';
 import type { OnProgress } from '../progress.ts';
 import { Staging } from './staging.ts';
@@ -68,13 +69,6 @@ export interface BuildResult {
 
 /** Lanes (worker threads) when --jobs is not given, whatever the core count. */
 const MAX_LANES = 2;
-
-/** Pick the partitions the catalog names (1-based), checking they hold what they should. */
-function pickPartition(parts: MbrPartition[], index: number, what: string, image: string): MbrPartition {
-  const p = parts.find((x) => x.index === index);
-  if (!p) throw new CorruptImageError(`${image}: no partition ${index} (${what}); the catalog entry says it should be there`);
-  return p;
-}
 
 function readManifest(path: string): Manifest | undefined {
   try {
@@ -145,23 +139,23 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
   const secrets = await loadOrCreateSecrets(profile, secretsOpts);
   const growing = 'state' in first ? first : undefined;
   const entry = growing ? (kind.kind === 'catalog' ? kind.entry : undefined) : (first as ResolvedImage).entry;
-  const bootData: Partial<BootSpec> = entry?.boot ?? {};
+  const bootData = entry?.boot ?? DEFAULT_BOOT;
   const basePath = growing ? growing.finalPath : (first as ResolvedImage).path;
   const base = growing ? GrowingFileIO.open(growing) : FileIO.open(basePath);
-  let parts: MbrPartition[];
+  let table;
   try {
-    parts = readMbr(base).partitions;
+    table = readTable(base);
   } finally {
     base.close();
   }
-  const bootPart = pickPartition(parts, bootData.bootPartition ?? 1, 'boot', basePath);
-  const rootPart = pickPartition(parts, bootData.rootPartition ?? 2, 'root', basePath);
+  const { boot: bootPart, root: rootPart } = locateBootRoot(table, { name: basePath, spec: bootData });
   const boot: BootStyle = {
-    kernel: bootData.kernel ?? 'vmlinuz',
-    initrd: bootData.initrd ?? 'initrd.img',
-    compression: bootData.kernelCompression ?? 'auto',
-    decompressedKernel: 'vmlinux',
-    model: 'pi4',
+    kernel: bootData.kernel,
+    initrd: bootData.initrd,
+    compression: bootData.kernelCompression,
+    decompressedKernel: bootData.decompressedKernel,
+    model: bootData.model,
+    pi4Firmware: bootData.pi4Firmware,
   };
   const envEpoch = process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined;
   // Build time for FAT timestamps: opts.sourceDateEpoch, then SOURCE_DATE_EPOCH, then the profile's `epoch`.

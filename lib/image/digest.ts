@@ -1,7 +1,7 @@
 // One pass over a sparse image that we wrote ourselves: the sha256 of the whole file and the per-range sha256
 // of its mapped blocks (for a bmap), reading only the mapped ranges and feeding zeros for the holes in between.
 import { createHash, type Hash } from 'node:crypto';
-import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
+import { FileIO } from './io.ts';
 import type { OnProgress } from '../progress.ts';
 import { toBlockRanges, type BmapRange } from './bmap.ts';
 
@@ -38,9 +38,9 @@ export function digestImage(
   opts: { blockSize?: number; onProgress?: OnProgress; detail?: string } = {},
 ): ImageDigest {
   const blockSize = opts.blockSize ?? 4096;
-  const fd = openSync(path, 'r');
+  const io = FileIO.open(path);
   try {
-    const size = fstatSync(fd).size;
+    const size = io.size;
     const digester = new ImageDigester(size, { blockSize });
     const spans = toBlockRanges(ranges, blockSize, size).map((b) => ({ start: b.first * blockSize, end: Math.min(size, (b.last + 1) * blockSize) }));
     const total = spans.reduce((s, b) => s + b.end - b.start, 0);
@@ -48,8 +48,8 @@ export function digestImage(
     let done = 0;
     for (const { start, end } of spans) {
       for (let off = start; off < end; ) {
-        const n = readSync(fd, buf, 0, Math.min(CHUNK, end - off), off);
-        if (n === 0) throw new Error(`${path}: unexpected end of file at ${off}`);
+        const n = Math.min(CHUNK, end - off);
+        io.readInto(buf.subarray(0, n), off); // a file that ends early is a CorruptImageError naming it
         digester.update(off, buf.subarray(0, n));
         off += n;
         done += n;
@@ -58,7 +58,7 @@ export function digestImage(
     }
     return digester.finish();
   } finally {
-    closeSync(fd);
+    io.close();
   }
 }
 
@@ -170,18 +170,18 @@ export class ImageDigester {
 
 /** sha256 of a whole (small or dense) file, streaming. */
 export function sha256File(path: string): string {
-  const fd = openSync(path, 'r');
+  const io = FileIO.open(path);
   try {
     const h = createHash('sha256');
     const buf = Buffer.allocUnsafe(CHUNK);
-    for (let off = 0; ; ) {
-      const n = readSync(fd, buf, 0, CHUNK, off);
-      if (n === 0) break;
+    for (let off = 0; off < io.size; ) {
+      const n = Math.min(CHUNK, io.size - off);
+      io.readInto(buf.subarray(0, n), off);
       h.update(buf.subarray(0, n));
       off += n;
     }
     return h.digest('hex');
   } finally {
-    closeSync(fd);
+    io.close();
   }
 }

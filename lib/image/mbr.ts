@@ -88,6 +88,11 @@ export function encodeMbrSector(m: MbrSector): Buffer {
   return MBR_SECTOR.encode({ bootCode: m.bootCode, diskSignature: m.diskSignature, reserved: m.reserved, table, bootSignature: m.bootSignature });
 }
 
+/** Does this sector end in the boot signature 55 AA (an MBR, or a protective MBR before a GPT)? Pure. */
+export function hasBootSignature(sector: Buffer): boolean {
+  return sector.length >= SECTOR && decodeMbrSector(sector).bootSignature === 0xaa55;
+}
+
 /** Where a sector came from, for error messages: the disk's name, size, and the image offset of the sector. */
 export interface DecodeContext {
   name: string;

@@ -7,10 +7,11 @@
 import { mkdirSync, openSync, writeSync, closeSync, linkSync, copyFileSync, rmSync, renameSync, existsSync, readdirSync, statSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
 import { FileIO, type BlockIO } from '../image/io.ts';
-import { readMbr, partitionIO } from '../image/mbr.ts';
+import { readTable, partitionIO } from '../image/partition-table.ts';
+import { partitionProbe } from '../image/probe.ts';
 import { FatFs } from '../image/fat/index.ts';
 import { Ext4Fs } from '../image/ext4/index.ts';
-import { resolveBootConfig, editConfigForDirectBoot, editCmdline, extractKernel } from '../pi/index.ts';
+import { resolveBootConfig, editConfigForDirectBoot, editCmdline, extractKernel, locateBootRoot } from '../pi/index.ts';
 import { CorruptImageError, InputError, NotFoundError, atPath } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
 import { processAlive } from '../pid.ts';
@@ -117,14 +118,10 @@ export function nfsCmdline(original: string, server: string, nfsPath: string, ex
   return extra.length ? editCmdline(line, { add: extra }) : line;
 }
 
+/** The boot and root partitions of the image, by content (lib/pi/partitions.ts): netboot takes any Pi image. */
 function findPartitions(io: FileIO): { boot: BlockIO; root: BlockIO } {
-  const mbr = readMbr(io);
-  const fat = mbr.partitions.find((p) => [0x0b, 0x0c, 0x0e, 0x06, 0x04, 0x01].includes(p.type));
-  const lin = mbr.partitions.find((p) => p.type === 0x83);
-  if (!fat || !lin) {
-    throw new CorruptImageError(`${io.name}: need a FAT boot partition and a Linux (0x83) root partition in the MBR`, 446);
-  }
-  return { boot: partitionIO(io, fat), root: partitionIO(io, lin) };
+  const { boot, root } = locateBootRoot(readTable(io), { name: io.name, probe: partitionProbe(io) });
+  return { boot: partitionIO(io, boot), root: partitionIO(io, root) };
 }
 
 function writeChunks(path: string, chunks: Iterable<Buffer>, tail?: Buffer): number {

@@ -241,7 +241,7 @@ function catalog(fields: Record<string, unknown>): string {
     arch: 'arm64',
     file: 'disk.img.xz',
     compression: 'xz',
-    boot: { style: 'cmdline-txt', cmdline: 'cmdline.txt' },
+    boot: { style: 'cmdline-txt' },
     ...fields,
   };
   writeFileSync(join(c, 'test.json'), JSON.stringify(entry));
@@ -413,7 +413,8 @@ test('the shipped catalog: four entries, 19.10.1 the default with old-releases f
   assert.match(d.urls[0], /^http:\/\/old-releases\.ubuntu\.com\//);
   assert.match(d.urls.at(-1)!, /^http:\/\/cdimage\.ubuntu\.com\//);
   assert.is(d.boot.style, 'uboot-nobtcmd');
-  assert.is(d.boot.cmdline, 'nobtcmd.txt');
+  assert.is(d.boot.decompressedKernel, 'vmlinux');
+  assert.is(d.boot.model, 'pi4');
   assert.is(entries.find((e) => e.id === 'ubuntu-24.04.3-raspi')!.sha256, '9bb1799cee8965e6df0234c1c879dd35be1d87afe39b84951f278b6bd0433e56');
 });
 
