@@ -135,3 +135,30 @@ export function getCatalogEntry(name: string, catalogDir?: string): CatalogEntry
   }
   return e;
 }
+
+// ---- release facts -------------------------------------------------------------------------------------------
+// Facts about a release (by codename), whatever image it comes in: images/releases/<os>.yaml.
+
+const ReleaseFactsSchema = z.object({ endOfLife: z.boolean().default(false), legacyIptables: z.boolean().default(false) }).strict();
+export type ReleaseFacts = z.infer<typeof ReleaseFactsSchema>;
+
+const releaseTables = new Map<string, Record<string, ReleaseFacts>>();
+
+/** What pi-image knows of release `codename` of `os` (images/releases/<os>.yaml); all false when not listed. */
+export function releaseFacts(codename: string, os = 'ubuntu', catalogDir: string = defaultCatalogDir()): ReleaseFacts {
+  const file = join(catalogDir, 'releases', `${os}.yaml`);
+  let table = releaseTables.get(file);
+  if (!table) {
+    let data: unknown;
+    try {
+      data = parseYaml(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new InputError(`release facts ${file}: ${(err as Error).message}`);
+    }
+    const r = z.record(z.string(), ReleaseFactsSchema).safeParse(data ?? {});
+    if (!r.success) throw new InputError(`release facts ${file}: ${r.error.issues.map(describeIssue).join('; ')}`);
+    table = r.data;
+    releaseTables.set(file, table);
+  }
+  return table[codename] ?? ReleaseFactsSchema.parse({});
+}

@@ -1,6 +1,6 @@
 // Image sources: the catalog, verified resumable downloads, decompression and the cache of raw base images.
 export { resolveImage, classifySource, decompressInto, type ResolveOptions, type ResolvedImage, type SourceKind } from './resolve.ts';
-export { listCatalog, findCatalogEntry, getCatalogEntry, parseCatalogEntry, defaultCatalogDir, type CatalogEntry, type BootSpec } from './catalog.ts';
+export { listCatalog, findCatalogEntry, getCatalogEntry, parseCatalogEntry, defaultCatalogDir, releaseFacts, DEFAULT_BOOT, type CatalogEntry, type BootSpec, type ReleaseFacts } from './catalog.ts';
 export { cacheDir, Cache, pruneCache, type ImageRecord, type DownloadRecord, type RecordedPartition, type PruneResult } from './cache.ts';
 export { download, fetchText, parseSha256Sums, DownloadError, type DownloadOptions, type DownloadResult } from './download.ts';
 export { detectFormat, openDecoded, hasSystemXz, isSafeMemberName, type SourceFormat, type XzDecoder } from './decompress.ts';

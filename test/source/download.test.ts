@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { download, resolveImage, applyMirror, mirrorUrls, listCatalog, Cache, DownloadError } from '../../lib/source/index.ts';
+import { download, resolveImage, applyMirror, mirrorUrls, listCatalog, releaseFacts, Cache, DownloadError } from '../../lib/source/index.ts';
 import { NotFoundError, VerifyError, InputError, CorruptImageError } from '../../lib/errors.ts';
 import { startServer, type TestServer } from '../helpers/source-server.ts';
 import { makeSourceFixture, sha256File } from '../helpers/source-fixtures.ts';
@@ -416,6 +416,12 @@ test('the shipped catalog: four entries, 19.10.1 the default with old-releases f
   assert.is(d.boot.decompressedKernel, 'vmlinux');
   assert.is(d.boot.model, 'pi4');
   assert.is(entries.find((e) => e.id === 'ubuntu-24.04.3-raspi')!.sha256, '9bb1799cee8965e6df0234c1c879dd35be1d87afe39b84951f278b6bd0433e56');
+});
+
+test('release facts are catalog data (images/releases/ubuntu.yaml): end of life and legacy iptables by codename', () => {
+  assert.equal(releaseFacts('eoan'), { endOfLife: true, legacyIptables: true });
+  assert.equal(releaseFacts('groovy'), { endOfLife: true, legacyIptables: false });
+  assert.equal(releaseFacts('noble'), { endOfLife: false, legacyIptables: false });
 });
 
 test('a bad catalog file: the error names the file and the field', () => {
