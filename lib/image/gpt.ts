@@ -17,6 +17,16 @@ export class GptDiskError extends PiImageError {
   }
 }
 
+/** GPT type GUIDs pi-image names: fdisk's name, and the MBR type code of the same kind (what a copy into an MBR
+ *  carries, lib/image/partition-table.ts). */
+export const GPT_TYPES: Readonly<Record<string, { name: string; mbr: number }>> = {
+  'ebd0a0a2-b9e5-4433-87c0-68b6b72699c7': { name: 'Microsoft basic data', mbr: 0x0c },
+  'c12a7328-f81f-11d2-ba4b-00a0c93ec93b': { name: 'EFI System', mbr: 0xef },
+  '0fc63daf-8483-4772-8e79-3d69d8477de4': { name: 'Linux filesystem', mbr: 0x83 },
+  'b921b045-1df0-41c3-af44-4c6f280d3fae': { name: 'Linux root (ARM-64)', mbr: 0x83 },
+  '0657fd6d-a4ab-43c4-84e5-0933c84b4f4f': { name: 'Linux swap', mbr: 0x82 },
+};
+
 export const GPT_HEADER = layout('GPT header', SECTOR, {
   signature: [0, 'bytes', 8],
   revision: [8, 'u32'],

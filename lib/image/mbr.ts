@@ -16,6 +16,8 @@ export const SECTOR = 512;
 const TABLE = 446;
 const SIG_OFFSET = 440;
 const EXTENDED_TYPES = new Set([0x05, 0x0f, 0x85]);
+/** MBR types that claim a FAT file system (FAT12/16/32, CHS and LBA); GPT basic data maps to 0x0c. */
+export const FAT_MBR_TYPES: ReadonlySet<number> = new Set([0x01, 0x04, 0x06, 0x0b, 0x0c, 0x0e]);
 
 export interface MbrPartition {
   /** 1-based slot number (1..4): the PP in PARTUUID and the N in /dev/sdXN. */

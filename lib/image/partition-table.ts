@@ -11,7 +11,7 @@ import { CorruptImageError } from '../errors.ts';
 import { decodeMbr, decodeMbrSector, encodeMbr, partUuid, SECTOR, type MbrPartition } from './mbr.ts';
 
 export { partitionIO } from './mbr.ts';
-import { decodeGptEntries, decodeGptHeader, encodeGpt, gptEntriesRange, type Gpt } from './gpt.ts';
+import { decodeGptEntries, decodeGptHeader, encodeGpt, gptEntriesRange, GPT_TYPES, type Gpt } from './gpt.ts';
 
 export type TableScheme = 'mbr' | 'gpt';
 
@@ -47,15 +47,6 @@ export interface PartitionTable {
   sectorSize: 512;
 }
 
-/** GPT type GUIDs whose MBR code a copy should carry. */
-const GPT_TO_MBR: Record<string, number> = {
-  'ebd0a0a2-b9e5-4433-87c0-68b6b72699c7': 0x0c, // Microsoft basic data (FAT)
-  'c12a7328-f81f-11d2-ba4b-00a0c93ec93b': 0xef, // EFI System
-  '0fc63daf-8483-4772-8e79-3d69d8477de4': 0x83, // Linux filesystem
-  'b921b045-1df0-41c3-af44-4c6f280d3fae': 0x83, // Linux root (arm64)
-  '0657fd6d-a4ab-43c4-84e5-0933c84b4f4f': 0x82, // Linux swap
-};
-
 function fromMbr(p: MbrPartition, diskSignature: number): Partition {
   return { ...p, uuid: partUuid(diskSignature, p.index) };
 }
@@ -72,7 +63,7 @@ function fromGpt(g: Gpt, diskSignature: number): PartitionTable {
       size: (p.lastLba - p.firstLba + 1) * SECTOR,
       startLba: p.firstLba,
       sectors: p.lastLba - p.firstLba + 1,
-      type: GPT_TO_MBR[p.typeGuid] ?? 0,
+      type: GPT_TYPES[p.typeGuid]?.mbr ?? 0,
       bootable: (p.attributes & 4n) !== 0n,
       typeGuid: p.typeGuid,
       name: p.name,

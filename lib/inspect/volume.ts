@@ -2,6 +2,7 @@
 // list a directory, stat, read text, stream a file.
 import type { BlockIO } from '../image/io.ts';
 import { readTable, partitionIO, type PartitionTable, type Partition } from '../image/partition-table.ts';
+import { FAT_MBR_TYPES } from '../image/mbr.ts';
 import { FatFs } from '../image/fat/index.ts';
 import { Ext4Fs } from '../image/ext4/index.ts';
 import { CorruptImageError, InputError, NotFoundError } from '../errors.ts';
@@ -42,8 +43,8 @@ export interface Volume {
   ext4?: Ext4Fs;
 }
 
-/** MBR types that claim a FAT file system (FAT12/16/32, CHS and LBA); a GPT basic-data partition counts as 0x0c. */
-export const FAT_TYPES = new Set([0x01, 0x04, 0x06, 0x0b, 0x0c, 0x0e]);
+/** MBR types that claim a FAT file system (lib/image/mbr.ts). */
+export const FAT_TYPES = FAT_MBR_TYPES;
 
 const EXT4_TYPES: Record<string, EntryType> = { file: 'file', dir: 'dir', symlink: 'symlink' };
 

@@ -6,11 +6,10 @@
 import { SliceIO, type BlockIO } from '../image/io.ts';
 import { readTable, type PartitionTable } from '../image/partition-table.ts';
 import { probeFs } from '../image/probe.ts';
+import { FAT_MBR_TYPES } from '../image/mbr.ts';
 import { FatFs } from '../image/fat/index.ts';
 import { Ext4Fs } from '../image/ext4/index.ts';
 
-/** MBR partition types that hold a FAT filesystem (its checks run even when the boot sector is damaged). */
-const FAT_TYPES = new Set([0x01, 0x04, 0x06, 0x0b, 0x0c, 0x0e]);
 
 /** Read and check the partition table (MBR or GPT) and filesystems of the image in `file`; `name` is what errors
  *  call it. */
@@ -20,8 +19,8 @@ export function validateImage(file: BlockIO, name: string): PartitionTable {
   for (const p of table.partitions) {
     if (p.extended) continue;
     const part = new SliceIO(io, p.start, p.size, `${name} partition ${p.index}`);
-    const kind = probeFs(part);
-    if (kind === 'vfat' || (table.scheme === 'mbr' && FAT_TYPES.has(p.type))) checkFat(part);
+    const kind = probeFs(part); // a FAT-typed MBR partition gets the FAT checks even when its boot sector is damaged
+    if (kind === 'vfat' || (table.scheme === 'mbr' && FAT_MBR_TYPES.has(p.type))) checkFat(part);
     else if (kind === 'ext4') checkExt4(part);
   }
   return table;

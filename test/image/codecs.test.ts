@@ -15,6 +15,7 @@ import { decodeGroupDesc, encodeGroupDesc } from '../../lib/image/ext4/groups.ts
 import { decodeInodeFields, encodeInodeFields } from '../../lib/image/ext4/inode.ts';
 import { EXTENT_HEADER, EXTENT } from '../../lib/image/ext4/blockmap.ts';
 import { decodeDirEntry, encodeDirEntry } from '../../lib/image/ext4/directory.ts';
+import { SHORT_ENTRY, LFN_ENTRY, ATTR_LFN, lfnEntries, lfnUnits } from '../../lib/image/fat/dirent.ts';
 import { layout } from '../../lib/image/layout.ts';
 import { CorruptImageError } from '../../lib/errors.ts';
 
@@ -95,6 +96,29 @@ test('FAT boot sector: mkfs.vfat FAT32 and FAT16 round-trip; isFat tells them fr
     assert.is(parseBootSector(io).fatType, Number(fat));
     io.close();
   }
+});
+
+test('FAT directory entries: the short and long-name entries mtools wrote round-trip, and lfnEntries writes them alike', () => {
+  const img = file('fat-dir.img', 40);
+  run('mkfs.vfat', ['-F', '32', '--invariant', img]);
+  const src = join(dir, 'A long file name.txt');
+  writeFileSync(src, 'hello\n');
+  run('mcopy', ['-i', img, src, '::/']);
+  const io = FileIO.open(img);
+  const g = parseBootSector(io);
+  io.close();
+  const root = bytes(img, g.dataOffset + (g.rootCluster - 2) * g.clusterSize, g.clusterSize);
+  const slots = [];
+  for (let o = 0; o < root.length && root[o] !== 0; o += 32) slots.push(root.subarray(o, o + 32));
+  assert.ok(slots.length >= 3, `a long name takes 2 entries + the short one (${slots.length})`);
+  for (const [i, e] of slots.entries()) {
+    if ((e[11] & 0x3f) === ATTR_LFN) roundTrip(`LFN slot ${i}`, e, (b) => LFN_ENTRY.decode(b), (v) => LFN_ENTRY.encode(v));
+    else roundTrip(`short slot ${i}`, e, (b) => SHORT_ENTRY.decode(b), (v) => SHORT_ENTRY.encode(v));
+  }
+  const short = slots[slots.length - 1];
+  const ours = lfnEntries('A long file name.txt', SHORT_ENTRY.decode(short).name);
+  assert.equal(ours.map((e) => lfnUnits(e)), slots.slice(0, -1).map((e) => lfnUnits(e)));
+  assert.ok(Buffer.concat(ours).equals(Buffer.concat(slots.slice(0, -1))), 'lfnEntries == what mtools wrote');
 });
 
 test('ext4 superblock, group descriptors (32 and 64 bytes), inode, extent header, directory entries round-trip', () => {
