@@ -9,6 +9,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import { FileIO, type BlockIO } from '../image/io.ts';
 import { readTable, partitionIO } from '../image/partition-table.ts';
 import { partitionProbe } from '../image/probe.ts';
+import { DEFAULT_BOOT, type BootSpec } from '../source/catalog.ts';
 import { FatFs } from '../image/fat/index.ts';
 import { Ext4Fs } from '../image/ext4/index.ts';
 import { resolveBootConfig, editConfigForDirectBoot, editCmdline, extractKernel, locateBootRoot } from '../pi/index.ts';
@@ -40,6 +41,8 @@ export interface NetbootNode {
 export interface NetbootOptions {
   /** Base image (raw .img) with a FAT boot partition and an ext4 root. */
   image: string;
+  /** How it boots: the catalog entry's boot spec (default DEFAULT_BOOT): model, kernel names. */
+  boot?: Pick<BootSpec, 'model' | 'decompressedKernel'>;
   server: string;
   tftpRoot: string;
   nfsRoot: string;
@@ -200,7 +203,8 @@ export async function netboot(o: NetbootOptions): Promise<NetbootResult> {
     const ext = Ext4Fs.open(parts.root);
     const mtime = o.mtime ?? ext.stat('/').mtime;
     const readText = (name: string): string | undefined => (fat.exists(name) ? fat.readFile(name).toString('utf8') : undefined);
-    const cfg = resolveBootConfig(readText, 'pi4');
+    const { model, decompressedKernel: vmlinux } = o.boot ?? DEFAULT_BOOT;
+    const cfg = resolveBootConfig(readText, model);
     if (!cfg.cmdlineFound) throw new CorruptImageError(`${o.image}: boot partition has no ${cfg.cmdlineFile} (the cmdline config.txt names)`);
 
     // ---- the shared TFTP files, staged once ------------------------------------------------------------
@@ -224,10 +228,10 @@ export async function netboot(o: NetbootOptions): Promise<NetbootResult> {
         shared++;
       }
       o.onProgress?.({ phase: 'tftp', done: shared, unit: 'items', detail: 'firmware' });
-      // Kernel: the packed kernel (vmlinuz), decompressed to vmlinux; u-boot is bypassed.
+      // Kernel: the packed kernel (vmlinuz), decompressed to `vmlinux`; u-boot is bypassed.
       const packed = fat.exists('/vmlinuz') ? 'vmlinuz' : cfg.kernel;
       if (!fat.exists('/' + packed) || /uboot/i.test(packed)) throw new CorruptImageError(`${o.image}: no kernel (vmlinuz) on the boot partition`);
-      const vmfd = openSync(join(stage, 'vmlinux'), 'w', 0o644);
+      const vmfd = openSync(join(stage, vmlinux), 'w', 0o644);
       let vpos = 0;
       await extractKernel(fat.readFileChunks('/' + packed), (c) => {
         writeSync(vmfd, c, 0, c.length, vpos);
@@ -245,7 +249,7 @@ export async function netboot(o: NetbootOptions): Promise<NetbootResult> {
       writeChunks(join(stage, 'initrd.img'), fat.readFileChunks('/' + initrdName), overlay);
       shared++;
       // config.txt & co for direct boot of vmlinux + initrd.img.
-      for (const [name, text] of Object.entries(editConfigForDirectBoot(readText, { kernel: 'vmlinux', initramfs: 'initrd.img' }))) {
+      for (const [name, text] of Object.entries(editConfigForDirectBoot(readText, { kernel: vmlinux, initramfs: 'initrd.img', model }))) {
         writeFileSync(join(stage, name), text);
       }
       const cmdlineFiles = [...new Set(['cmdline.txt', cfg.cmdlineFile])];
@@ -261,9 +265,9 @@ export async function netboot(o: NetbootOptions): Promise<NetbootResult> {
         rmSync(tmp, { recursive: true, force: true });
         shared = linkTree(first ?? stage, tmp, new Set(cmdlineFiles));
         for (const f of cmdlineFiles) writeFileSync(join(tmp, f), cmdline + '\n');
-        const check = resolveBootConfig((n) => (existsSync(join(tmp, n)) ? readFileSync(join(tmp, n), 'utf8') : undefined), 'pi4');
-        if (check.kernel !== 'vmlinux' || !check.cmdline.includes('root=/dev/nfs')) {
-          throw new CorruptImageError(`${o.image}: the TFTP config for ${node.name} does not boot vmlinux with the NFS cmdline`);
+        const check = resolveBootConfig((n) => (existsSync(join(tmp, n)) ? readFileSync(join(tmp, n), 'utf8') : undefined), model);
+        if (check.kernel !== vmlinux || !check.cmdline.includes('root=/dev/nfs')) {
+          throw new CorruptImageError(`${o.image}: the TFTP config for ${node.name} does not boot ${vmlinux} with the NFS cmdline`);
         }
         commits.push([tmp, boardDir]);
         first ??= tmp;
