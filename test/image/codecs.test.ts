@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { FileIO, SliceIO } from '../../lib/image/io.ts';
 import { decodeMbrSector, encodeMbrSector, decodeMbr } from '../../lib/image/mbr.ts';
 import { GPT_HEADER, GPT_ENTRY, readGpt, encodeGpt, gptEntriesRange, guidFromString, guidToString } from '../../lib/image/gpt.ts';
-import { decodeBootSector, encodeBootSector, isFat, parseBootSector } from '../../lib/image/fat/bpb.ts';
+import { decodeBootSector, encodeBootSector, isFat, parseBootSector, FSINFO, fsInfoValid } from '../../lib/image/fat/bpb.ts';
 import { decodeSuperblockFields, encodeSuperblockFields, isExt4, readSuperblock } from '../../lib/image/ext4/superblock.ts';
 import { decodeGroupDesc, encodeGroupDesc } from '../../lib/image/ext4/groups.ts';
 import { decodeInodeFields, encodeInodeFields } from '../../lib/image/ext4/inode.ts';
@@ -95,6 +95,10 @@ test('FAT boot sector: mkfs.vfat FAT32 and FAT16 round-trip; isFat tells them fr
     const io = FileIO.open(img);
     assert.is(parseBootSector(io).fatType, Number(fat));
     io.close();
+    if (v.kind === 'fat32') {
+      const fsi = roundTrip('FSInfo', bytes(img, v.fsInfoSector * 512, 512), (b) => FSINFO.decode(b), (x) => FSINFO.encode(x));
+      assert.ok(fsInfoValid(fsi), 'mkfs.vfat wrote the three FSInfo signatures');
+    }
   }
 });
 

@@ -92,6 +92,24 @@ export const FAT16_BOOT = layout('FAT12/16 boot sector', 512, {
   signature: [510, 'u16'],
 });
 
+/** The FAT32 FSInfo sector: free cluster count and next-free hint, between three signatures. */
+export const FSINFO = layout('FAT32 FSInfo', 512, {
+  leadSig: [0, 'u32'],
+  reserved1: [4, 'bytes', 480],
+  structSig: [484, 'u32'],
+  freeCount: [488, 'u32'],
+  nextFree: [492, 'u32'],
+  reserved2: [496, 'bytes', 12],
+  trailSig: [508, 'u32'],
+});
+export type FsInfo = ReturnType<typeof FSINFO.decode>;
+export const FSINFO_SIGS = { leadSig: 0x41615252, structSig: 0x61417272, trailSig: 0xaa550000 } as const;
+
+/** Do the three signatures of an FSInfo sector hold? */
+export function fsInfoValid(f: FsInfo): boolean {
+  return f.leadSig === FSINFO_SIGS.leadSig && f.structSig === FSINFO_SIGS.structSig && f.trailSig === FSINFO_SIGS.trailSig;
+}
+
 export type BootSector =
   | ({ kind: 'fat32' } & ReturnType<typeof FAT32_BOOT.decode>)
   | ({ kind: 'fat16' } & ReturnType<typeof FAT16_BOOT.decode>);

@@ -3,7 +3,7 @@
 import { InputError } from '../../errors.ts';
 import type { BlockIO } from '../io.ts';
 import { ATTR_VOLUME, makeShortEntry } from './dirent.ts';
-import { encodeBootSector } from './bpb.ts';
+import { encodeBootSector, FSINFO, FSINFO_SIGS } from './bpb.ts';
 
 export interface FormatFat32Options {
   /** Volume label, at most 11 characters (e.g. 'system-boot'). */
@@ -82,12 +82,13 @@ export function formatFat32(io: BlockIO, opts: FormatFat32Options): void {
     signature: 0xaa55,
   });
 
-  const fsi = Buffer.alloc(SECTOR);
-  fsi.writeUInt32LE(0x41615252, 0);
-  fsi.writeUInt32LE(0x61417272, 484);
-  fsi.writeUInt32LE(clusters - 1, 488); // all free but the root directory's cluster
-  fsi.writeUInt32LE(2, 492); // last allocated
-  fsi.writeUInt32LE(0xaa550000, 508);
+  const fsi = FSINFO.encode({
+    ...FSINFO_SIGS,
+    reserved1: Buffer.alloc(480),
+    freeCount: clusters - 1, // all free but the root directory's cluster
+    nextFree: 2, // last allocated
+    reserved2: Buffer.alloc(12),
+  });
 
   // Reserved area: boot, FSInfo, (sector 2 has the signature too in Microsoft's layout), backups at 6 and 7.
   const reserved = Buffer.alloc(RESERVED * SECTOR);
