@@ -12,11 +12,12 @@ import { GPT_HEADER, GPT_ENTRY, readGpt, encodeGpt, gptEntriesRange, guidFromStr
 import { decodeBootSector, encodeBootSector, isFat, parseBootSector, FSINFO, fsInfoValid } from '../../lib/image/fat/bpb.ts';
 import { decodeSuperblockFields, encodeSuperblockFields, isExt4, readSuperblock } from '../../lib/image/ext4/superblock.ts';
 import { decodeGroupDesc, encodeGroupDesc } from '../../lib/image/ext4/groups.ts';
-import { decodeInodeFields, encodeInodeFields } from '../../lib/image/ext4/inode.ts';
+import { decodeInodeFields, encodeInodeFields, XATTR_ENTRY } from '../../lib/image/ext4/inode.ts';
 import { EXTENT_HEADER, EXTENT } from '../../lib/image/ext4/blockmap.ts';
 import { decodeDirEntry, encodeDirEntry } from '../../lib/image/ext4/directory.ts';
 import { SHORT_ENTRY, LFN_ENTRY, ATTR_LFN, lfnEntries, lfnUnits } from '../../lib/image/fat/dirent.ts';
 import { layout } from '../../lib/image/layout.ts';
+import { Ext4Fs } from '../../lib/image/ext4/fs.ts';
 import { CorruptImageError } from '../../lib/errors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'pi-image-codecs-'));
@@ -160,6 +161,27 @@ test('ext4 superblock, group descriptors (32 and 64 bytes), inode, extent header
     assert.is(dotdot.name.toString(), '..');
     assert.equal(decodeDirEntry(encodeDirEntry(dotdot)), dotdot);
   }
+});
+
+test('ext4 in-inode xattr entry (inline_data system.data of /etc) round-trips', () => {
+  const tree = join(dir, 'tree-inline');
+  mkdirSync(join(tree, 'etc'), { recursive: true });
+  writeFileSync(join(tree, 'etc', 'hostname'), 'node1\n');
+  const img = file('ext4-inline.img', 16);
+  run('mkfs.ext4', ['-q', '-F', '-I', '256', '-O', 'inline_data', '-d', tree, img]);
+  const io = FileIO.open(img);
+  const sb = readSuperblock(io);
+  const n = Ext4Fs.open(io).lookup('/etc');
+  io.close();
+  assert.ok(n <= sb.inodesPerGroup, 'in group 0');
+  const gd = decodeGroupDesc(bytes(img, (sb.firstDataBlock + 1) * sb.blockSize, sb.descSize), sb.descSize >= 64);
+  const ino = decodeInodeFields(bytes(img, gd.inodeTableLo * sb.blockSize + (n - 1) * sb.inodeSize, sb.inodeSize));
+  assert.ok(ino.flags & 0x10000000, '/etc (one entry) is an inline directory');
+  const extra = ino.tail.readUInt16LE(0);
+  assert.is(ino.tail.readUInt32LE(extra), 0xea020000, 'in-inode xattr magic');
+  const e = roundTrip('xattr entry', ino.tail.subarray(extra + 4, extra + 20), (b) => XATTR_ENTRY.decode(b), (v) => XATTR_ENTRY.encode(v));
+  assert.is(e.nameIndex, 7);
+  assert.is(ino.tail.toString('latin1', extra + 20, extra + 20 + e.nameLen), 'data');
 });
 
 test('errors give image offsets: an ext4 volume inside a disk names the superblock magic at its image offset', () => {

@@ -33,6 +33,16 @@ export const INODE_BASE = layout('ext4 inode', 128, {
   checksumLo: [0x7c, 'u16'],
   reserved: [0x7e, 'u16'],
 });
+/** The 16-byte head of an extended attribute entry (struct ext4_xattr_entry); the name follows, padded to 4. */
+export const XATTR_ENTRY = layout('ext4 xattr entry', 16, {
+  nameLen: [0, 'u8'],
+  nameIndex: [1, 'u8'],
+  valueOffs: [2, 'u16'],
+  valueInum: [4, 'u32'],
+  valueSize: [8, 'u32'],
+  hash: [12, 'u32'],
+});
+
 /** An on-disk inode of any inode size: the 128-byte base and the bytes after it (extra fields, xattrs). */
 export type InodeFields = ReturnType<typeof INODE_BASE.decode> & { tail: Buffer };
 
@@ -166,11 +176,7 @@ export function findInodeXattr(inode: Inode, nameIndex: number, name: string): B
   const base = 4;
   let p = base;
   while (p + 16 <= a.length) {
-    const nameLen = a[p];
-    const idx = a[p + 1];
-    const valueOffs = a.readUInt16LE(p + 2);
-    const valueInum = a.readUInt32LE(p + 4);
-    const valueSize = a.readUInt32LE(p + 8);
+    const { nameLen, nameIndex: idx, valueOffs, valueInum, valueSize } = XATTR_ENTRY.decode(a, p);
     if (nameLen === 0 && idx === 0 && valueOffs === 0 && valueInum === 0) break;
     const n = a.subarray(p + 16, p + 16 + nameLen).toString('latin1');
     if (idx === nameIndex && n === name && valueInum === 0) {
