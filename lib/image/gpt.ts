@@ -10,10 +10,10 @@ import { layout } from './layout.ts';
 
 const SECTOR = 512;
 
-/** The disk uses a GUID Partition Table (its MBR holds only a protective 0xEE entry): for MBR-only callers. */
+/** readMbr met a GUID Partition Table (its MBR holds only a protective 0xEE entry); readTable reads both. */
 export class GptDiskError extends PiImageError {
   constructor(name: string) {
-    super('GPT', `${name}: GPT disk: pi-image expects MBR`, 'Start from an MBR image (the Ubuntu Raspberry Pi images are MBR).');
+    super('GPT', `${name}: GPT disk: an MBR reader cannot read it`, 'Read it with readTable (lib/image/partition-table.ts), which reads MBR and GPT.');
   }
 }
 
