@@ -6,10 +6,12 @@ export { PACKAGE_VERSION } from './paths.ts';
 
 // Disk images in user space: positional I/O, partition tables, filesystems, sparse copies, block maps, digests.
 export { FileIO, SliceIO, MemoryIO, type BlockIO } from './image/io.ts';
-export { readMbr, writeMbr, partitionIO, partUuid, type Mbr, type MbrPartition, type MbrPartitionSpec } from './image/mbr.ts';
-export { readGpt, GptDiskError, type Gpt, type GptPartition } from './image/gpt.ts';
-export { FatFs, formatFat32, NoSpaceError, type FatEntry } from './image/fat/index.ts';
-export { Ext4Fs, type Ext4Stat, type Ext4Info } from './image/ext4/index.ts';
+export { readTable, tableFromBytes, encodeTable, writeTable, type PartitionTable, type Partition, type TableScheme } from './image/partition-table.ts';
+export { readMbr, writeMbr, decodeMbr, encodeMbr, partitionIO, partUuid, type Mbr, type MbrPartition, type MbrPartitionSpec } from './image/mbr.ts';
+export { readGpt, decodeGptHeader, decodeGptEntries, encodeGpt, GptDiskError, type Gpt, type GptPartition } from './image/gpt.ts';
+export { probeFs, fsKindOf, type FsKind } from './image/probe.ts';
+export { FatFs, formatFat32, NoSpaceError, isFat, type FatEntry } from './image/fat/index.ts';
+export { Ext4Fs, isExt4, type Ext4Stat, type Ext4Info } from './image/ext4/index.ts';
 export { copyRanges, mergeRanges, dataRangesOfFile, type ByteRange } from './image/sparse.ts';
 export { parseBmap, renderBmap, createBmap, writeBmapFile, type Bmap, type BmapRange } from './image/bmap.ts';
 export { digestImage, ImageDigester, sha256File, type ImageDigest } from './image/digest.ts';

@@ -17,7 +17,7 @@ declare -A need=(
   [script]=bsdutils [stty]=coreutils [npm]=npm [findmnt]=util-linux [mount]=mount
   [docker-registry]=docker-registry [skopeo]=skopeo
   [perl]=perl-base [fallocate]=util-linux [filefrag]=e2fsprogs [mkfs.xfs]=xfsprogs [mkfs.btrfs]=btrfs-progs
-  [stress-ng]=stress-ng [busybox]=busybox-static
+  [stress-ng]=stress-ng [busybox]=busybox-static [sgdisk]=gdisk
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -4,12 +4,13 @@
 import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { resolveImage, cacheDir, type RecordedPartition } from '../source/index.ts';
-import type { BootSpec } from '../source/catalog.ts';
+import { locateBootRoot } from '../pi/partitions.ts';
+import { resolveImage, cacheDir } from '../source/index.ts';
+import { DEFAULT_BOOT } from '../source/catalog.ts';
 import { loadProfile, loadOrCreateSecrets, nodePlan, selectNodes } from '../cluster/index.ts';
 import { renewToken } from '../cluster/secrets.ts';
 import { loginWarning } from '../cluster/login.ts';
-import { InputError, CorruptImageError } from '../errors.ts';
+import { InputError } from '../errors.ts';
 import { PACKAGE_VERSION } from '../paths.ts';
 import type { OnProgress } from '../progress.ts';
 import { Staging } from './staging.ts';
@@ -66,13 +67,6 @@ export interface BuildResult {
 /** Lanes (worker threads) when --jobs is not given, whatever the core count. */
 const MAX_LANES = 2;
 
-/** Pick the partitions the catalog names (1-based), checking they hold what they should. */
-function pickPartition(parts: RecordedPartition[], index: number, what: string, image: string): RecordedPartition {
-  const p = parts.find((x) => x.index === index);
-  if (!p) throw new CorruptImageError(`${image}: no partition ${index} (${what}); the catalog entry says it should be there`);
-  return p;
-}
-
 /** An error about the base image names what the user gave (path, URL, catalog id), not the cache file it was
  *  copied or decoded into (`<cache>/images/<sha>.img`, or its `.tmp-PID` while it is being written). */
 function nameSource(err: unknown, cacheDirectory: string, src: string): unknown {
@@ -124,17 +118,16 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
     notice('info', `new bootstrap token in ${file}; before the node boots, tell the master: ssh ${admin}@${host} sudo kubeadm token create "$(cat ${file})" --ttl ${profile.kubernetes.tokenTTL}`);
   }
   const secrets = await loadOrCreateSecrets(profile, secretsOpts);
-  const bootData: Partial<BootSpec> = image.entry?.boot ?? {};
+  const bootData = image.entry?.boot ?? DEFAULT_BOOT;
   const basePath = image.path;
-  const parts = image.table.partitions;
-  const bootPart = pickPartition(parts, bootData.bootPartition ?? 1, 'boot', basePath);
-  const rootPart = pickPartition(parts, bootData.rootPartition ?? 2, 'root', basePath);
+  const { boot: bootPart, root: rootPart } = locateBootRoot(image.table, { name: basePath, spec: bootData });
   const boot: BootStyle = {
-    kernel: bootData.kernel ?? 'vmlinuz',
-    initrd: bootData.initrd ?? 'initrd.img',
-    compression: bootData.kernelCompression ?? 'auto',
-    decompressedKernel: 'vmlinux',
-    model: 'pi4',
+    kernel: bootData.kernel,
+    initrd: bootData.initrd,
+    compression: bootData.kernelCompression,
+    decompressedKernel: bootData.decompressedKernel,
+    model: bootData.model,
+    pi4Firmware: bootData.pi4Firmware,
   };
   const envEpoch = process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined;
   // Build time for FAT timestamps: opts.sourceDateEpoch, then SOURCE_DATE_EPOCH, then the profile's `epoch`.

@@ -31,6 +31,8 @@ export interface BootStyle {
   decompressedKernel: string;
   /** Pi model whose config sections count (pi4). */
   model: string;
+  /** The Pi 4 firmware file the base's boot partition must hold (start4.elf). */
+  pi4Firmware: string;
 }
 
 export interface SdImageResult {
@@ -115,6 +117,9 @@ export function writeSdImage(opts: {
   const src = partitionIO(opts.base, opts.bootPart);
   const srcFat = FatFs.open(src);
   srcFat.checkTree(); // the copy carries the base's tree: a directory loop in it fails the build, by its path
+  if (!srcFat.exists(opts.boot.pi4Firmware)) {
+    throw new CorruptImageError(`${opts.base.name}: the boot partition ${opts.bootPart.index} has no ${opts.boot.pi4Firmware}: a Pi 4 cannot boot from it`, src.base);
+  }
   const size = (FIRST_LBA + opts.bootPart.sectors) * SECTOR;
   const out = FileIO.create(opts.path, size, opts.secret ? { mode: 0o600 } : {});
   try {

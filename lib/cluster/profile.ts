@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Document, type Node as YNode } from 'yaml';
 import { InputError } from '../errors.ts';
 import { ProfileSchema, type ParsedProfile } from './schema.ts';
+import { releaseFacts } from '../source/catalog.ts';
 import { contains, isNetworkOrBroadcast, overlaps, parseCidr, parseIPv4, parseRange, formatIPv4 } from './net.ts';
 
 /** The package's root directory (profiles/ and cloud-init/ live there). */
@@ -227,7 +228,7 @@ function normalise(p: ParsedProfile, fail: (path: (string | number)[], msg: stri
   if (rootSizeBytes < 4 * 2 ** 30) fail(['ssd', 'rootSize'], `${p.ssd.rootSize} is below the 4 GiB the base image needs`);
   if (rootSizeBytes % (1024 * 1024) !== 0) fail(['ssd', 'rootSize'], `${p.ssd.rootSize} is not a whole number of MiB`);
 
-  const eol = ['eoan', 'disco', 'cosmic', 'groovy', 'hirsute', 'impish', 'kinetic', 'lunar', 'mantic'].includes(p.os.codename);
+  const eol = releaseFacts(p.os.codename).endOfLife;
   const apt = { ...p.apt, mirror: p.apt.mirror ?? (eol ? 'http://old-releases.ubuntu.com/ubuntu' : undefined) };
   apt.securityMirror = p.apt.securityMirror ?? (eol ? apt.mirror : undefined);
 

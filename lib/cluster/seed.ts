@@ -14,6 +14,7 @@ import { kubeadmInitConfig, kubeadmJoinConfig } from './kubeadm.ts';
 import { glusterTopology, heketiConfig, masterAddress, metallbConfig, storageClass } from './addons.ts';
 import { envFile, template, yaml11, yamlDocs } from '../cloud-init/text.ts';
 import { networkConfig } from '../cloud-init/network.ts';
+import { releaseFacts } from '../source/catalog.ts';
 
 export interface Seed {
   'user-data': string;
@@ -95,7 +96,7 @@ function clusterEnv(p: Profile, node: ResolvedNode, tokenId: string, steps: stri
       BRICK: p.ssd.brick,
       BRICK_DEVICE: p.ssd.brickDevice,
       ROOT_SECTORS: p.rootSizeBytes / 512,
-      LEGACY_IPTABLES: p.os.codename === 'eoan' || p.os.codename === 'disco',
+      LEGACY_IPTABLES: releaseFacts(p.os.codename).legacyIptables,
       KUBERNETES: k.enabled,
       K8S_VERSION: k.version,
       K8S_INSTALL: k.install,

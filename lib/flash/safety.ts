@@ -1,7 +1,9 @@
 // The safety rules of flash, as a pure function of what the target is: hard refusals (system disk, the disk the
 // image lives on, too small, read-only), refusals lifted by --unmount (mounted) or --force (soft: internal disk,
 // a partition instead of a disk), warnings (very large drive), and whether the user must confirm.
-import { openSync, readSync, closeSync, type Stats } from 'node:fs';
+import type { Stats } from 'node:fs';
+import { FileIO } from '../image/io.ts';
+import { hasBootSignature, SECTOR } from '../image/mbr.ts';
 import { SafetyError } from '../errors.ts';
 import type { Drive, Target } from './drives.ts';
 
@@ -33,13 +35,11 @@ export const gb = (n: number) => `${(n / 1e9).toFixed(1)} GB`;
 
 /** Does an existing regular file already look like a disk image (MBR signature) — or is it empty? */
 export function fileLooksLikeImage(path: string): boolean {
-  const fd = openSync(path, 'r');
+  const io = FileIO.open(path);
   try {
-    const b = Buffer.alloc(512);
-    const n = readSync(fd, b, 0, 512, 0);
-    return n === 0 || (n === 512 && b[510] === 0x55 && b[511] === 0xaa);
+    return io.size === 0 || (io.size >= SECTOR && hasBootSignature(io.read(0, SECTOR)));
   } finally {
-    closeSync(fd);
+    io.close();
   }
 }
 

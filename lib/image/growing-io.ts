@@ -37,6 +37,7 @@ function writerFailed(path: string): PiImageError {
 
 export class GrowingFileIO implements BlockIO {
   readonly readOnly = true;
+  readonly base = 0;
   private readonly file: FileIO;
   private readonly flags: Int32Array;
   private available = 0;

@@ -9,6 +9,8 @@ export interface BlockIO {
   readonly size: number;
   /** Human name for error messages (file path, maybe with a partition suffix). */
   readonly name: string;
+  /** Where offset 0 of this view is in the outermost file: errors add it, so they always give image offsets. */
+  readonly base: number;
   /** Read exactly `length` bytes at `offset`; throws OutOfBoundsError / CorruptImageError (short file). */
   read(offset: number, length: number): Buffer;
   /** Read into `buf` at `offset`, exactly buf.length bytes. */
@@ -33,6 +35,7 @@ function checkRange(io: { size: number; name: string }, offset: number, length: 
 
 /** A BlockIO over a file descriptor (regular file or block device). */
 export class FileIO implements BlockIO {
+  readonly base = 0;
   readonly fd: number;
   readonly name: string;
   readonly readOnly: boolean;
@@ -144,6 +147,9 @@ export class SliceIO implements BlockIO {
   get readOnly(): boolean {
     return this.parent.readOnly;
   }
+  get base(): number {
+    return this.parent.base + this.start;
+  }
   read(offset: number, length: number): Buffer {
     checkRange(this, offset, length);
     return this.parent.read(this.start + offset, length);
@@ -164,6 +170,7 @@ export class SliceIO implements BlockIO {
 /** A BlockIO held in memory: for small test volumes and scratch work only, never for whole images. */
 export class MemoryIO implements BlockIO {
   readonly readOnly = false;
+  readonly base = 0;
   constructor(
     readonly buffer: Buffer,
     readonly name = 'memory',

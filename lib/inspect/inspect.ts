@@ -3,10 +3,10 @@
 // an ext4 root its os-release and fstab. Returns a typed report; the CLI only formats it.
 import { parse as parseYaml } from 'yaml';
 import { FileIO, type BlockIO } from '../image/io.ts';
-import { readMbr, partUuid, partitionIO } from '../image/mbr.ts';
+import { readTable, partitionIO, type TableScheme } from '../image/partition-table.ts';
 import { resolveBootConfig } from '../pi/config-txt.ts';
 import { kernelKind, type KernelKind } from '../pi/kernel.ts';
-import { detectFs, mbrTypeName } from './detect.ts';
+import { detectFs, partitionTypeName } from './detect.ts';
 import { openVolume, readSmallText, FAT_TYPES, type Volume } from './volume.ts';
 
 export interface SeedReport {
@@ -68,6 +68,9 @@ export interface PartitionReport {
   /** Two-digit hex, as sfdisk prints it ('c', '83' → '0c', '83'). */
   typeHex: string;
   typeName: string;
+  /** GPT: the type GUID (`type` is then the MBR code of the same kind, 0 when none) and the partition name. */
+  typeGuid?: string;
+  name?: string;
   bootable: boolean;
   startLba: number;
   sectors: number;
@@ -88,7 +91,8 @@ export interface PartitionReport {
 export interface InspectReport {
   image: string;
   size: number;
-  table: 'mbr';
+  table: TableScheme;
+  /** The disk id: the MBR disk signature (8 hex digits) or the GPT disk GUID. */
   diskSignature: string;
   partitions: PartitionReport[];
   /** Bytes after the last partition (0 when it ends the image). */
@@ -218,22 +222,24 @@ function ext4Features(f: NonNullable<Volume['ext4']>['info']['features']): strin
 /** Inspect a disk image already opened as a BlockIO. */
 export function inspectIO(disk: BlockIO, opts: InspectOptions = {}): InspectReport {
   const model = opts.model ?? 'pi4';
-  const mbr = readMbr(disk);
+  const table = readTable(disk);
   const partitions: PartitionReport[] = [];
   let end = 0;
-  for (const p of mbr.partitions) {
+  for (const p of table.partitions) {
     end = Math.max(end, p.start + p.size);
     const r: PartitionReport = {
       number: p.index,
       type: p.type,
       typeHex: p.type.toString(16).padStart(2, '0'),
-      typeName: mbrTypeName(p.type),
+      typeName: partitionTypeName(p),
+      ...(p.typeGuid ? { typeGuid: p.typeGuid } : {}),
+      ...(p.name ? { name: p.name } : {}),
       bootable: p.bootable,
       startLba: p.startLba,
       sectors: p.sectors,
       start: p.start,
       size: p.size,
-      partuuid: partUuid(mbr.diskSignature, p.index),
+      partuuid: p.uuid,
       filesystem: p.extended ? 'extended' : 'unknown',
     };
     partitions.push(r);
@@ -260,8 +266,8 @@ export function inspectIO(disk: BlockIO, opts: InspectOptions = {}): InspectRepo
   return {
     image: disk.name,
     size: disk.size,
-    table: 'mbr',
-    diskSignature: (mbr.diskSignature >>> 0).toString(16).padStart(8, '0'),
+    table: table.scheme,
+    diskSignature: table.diskId,
     partitions,
     unpartitionedTail: Math.max(0, disk.size - end),
   };

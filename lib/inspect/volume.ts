@@ -1,11 +1,12 @@
 // A uniform read-only view over the FAT and ext4 engines for inspect / ls / cat: open partition N of an image,
 // list a directory, stat, read text, stream a file.
 import type { BlockIO } from '../image/io.ts';
-import { readMbr, partitionIO, type Mbr, type MbrPartition } from '../image/mbr.ts';
+import { readTable, partitionIO, type PartitionTable, type Partition } from '../image/partition-table.ts';
+import { FAT_MBR_TYPES } from '../image/mbr.ts';
 import { FatFs } from '../image/fat/index.ts';
 import { Ext4Fs } from '../image/ext4/index.ts';
 import { CorruptImageError, InputError, NotFoundError } from '../errors.ts';
-import { detectFs, mbrTypeName } from './detect.ts';
+import { detectFs, partitionTypeName } from './detect.ts';
 
 export type EntryType = 'file' | 'dir' | 'symlink' | 'other';
 
@@ -25,7 +26,7 @@ export interface ListEntry {
 /** An opened filesystem of either kind, behind one small interface. */
 export interface Volume {
   kind: 'vfat' | 'ext4';
-  partition: MbrPartition;
+  partition: Partition;
   name: string;
   label: string;
   /** Bytes the filesystem can hold (data area for FAT, all blocks for ext4). */
@@ -42,12 +43,12 @@ export interface Volume {
   ext4?: Ext4Fs;
 }
 
-/** MBR types that claim a FAT file system (FAT12/16/32, CHS and LBA). */
-export const FAT_TYPES = new Set([0x01, 0x04, 0x06, 0x0b, 0x0c, 0x0e]);
+/** MBR types that claim a FAT file system (lib/image/mbr.ts). */
+export const FAT_TYPES = FAT_MBR_TYPES;
 
 const EXT4_TYPES: Record<string, EntryType> = { file: 'file', dir: 'dir', symlink: 'symlink' };
 
-function fatVolume(fs: FatFs, p: MbrPartition, name: string): Volume {
+function fatVolume(fs: FatFs, p: Partition, name: string): Volume {
   const entry = (path: string): ListEntry => {
     const e = fs.stat(path);
     return {
@@ -85,7 +86,7 @@ function fatVolume(fs: FatFs, p: MbrPartition, name: string): Volume {
   };
 }
 
-function ext4Volume(fs: Ext4Fs, p: MbrPartition, name: string): Volume {
+function ext4Volume(fs: Ext4Fs, p: Partition, name: string): Volume {
   const toEntry = (entryName: string, path: string): ListEntry => {
     const st = fs.lstat(path);
     const e: ListEntry = {
@@ -141,7 +142,7 @@ function ext4Volume(fs: Ext4Fs, p: MbrPartition, name: string): Volume {
 }
 
 /** Open the filesystem in partition `p` of `disk`, detected by content. Throws a typed error when it is neither. */
-export function openVolume(disk: BlockIO, p: MbrPartition): Volume {
+export function openVolume(disk: BlockIO, p: Partition): Volume {
   const io = partitionIO(disk, p);
   const name = `${disk.name} partition ${p.index}`;
   const kind = detectFs(io);
@@ -149,16 +150,16 @@ export function openVolume(disk: BlockIO, p: MbrPartition): Volume {
   if (kind === 'vfat' || (kind === 'unknown' && FAT_TYPES.has(p.type))) return fatVolume(FatFs.open(io), p, name);
   if (kind === 'ext4' || p.type === 0x83) return ext4Volume(Ext4Fs.open(io), p, name); // a Linux partition: let ext4 name the fault
   throw new CorruptImageError(
-    `${name} (type 0x${p.type.toString(16).padStart(2, '0')} ${mbrTypeName(p.type)}): no FAT or ext4 filesystem found`,
-    p.start,
+    `${name} (type ${p.typeGuid ?? `0x${p.type.toString(16).padStart(2, '0')}`} ${partitionTypeName(p)}): no FAT or ext4 filesystem found`,
+    disk.base + p.start,
   );
 }
 
 /** Partition `n` (1-based) of a disk, with a clear error when it does not exist. */
-export function partitionByNumber(disk: BlockIO, mbr: Mbr, n: number): MbrPartition {
-  const p = mbr.partitions.find((x) => x.index === n);
+export function partitionByNumber(disk: BlockIO, table: PartitionTable, n: number): Partition {
+  const p = table.partitions.find((x) => x.index === n);
   if (!p) {
-    const have = mbr.partitions.map((x) => x.index).join(', ') || 'none';
+    const have = table.partitions.map((x) => x.index).join(', ') || 'none';
     throw new InputError(`${disk.name}: no partition ${n} (partitions: ${have})`, 'Partitions are numbered from 1, as in /dev/sdX1.');
   }
   if (p.extended) throw new InputError(`${disk.name}: partition ${n} is an extended partition; logical partitions are not supported`);
@@ -167,8 +168,7 @@ export function partitionByNumber(disk: BlockIO, mbr: Mbr, n: number): MbrPartit
 
 /** Open partition `n` of a disk. */
 export function openPartition(disk: BlockIO, n: number): Volume {
-  const mbr = readMbr(disk);
-  return openVolume(disk, partitionByNumber(disk, mbr, n));
+  return openVolume(disk, partitionByNumber(disk, readTable(disk), n));
 }
 
 /** Read a small text file, or undefined when missing or larger than `max` bytes. */

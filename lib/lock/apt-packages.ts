@@ -42,7 +42,7 @@ export function aptResolver(o: AptResolverOptions): PackageResolver {
     try {
       const inputs = aptInputsFromProfile(o.profile);
       const entries = await resolveAptPackages({
-        root: rootFsOfImage(io, img.entry?.boot?.rootPartition),
+        root: rootFsOfImage(io, img.entry?.boot),
         imageName: io.name,
         roles: req.roles,
         codename: inputs.codename,

@@ -56,7 +56,7 @@ export async function basePlatform(src: string, opts: { cacheDir?: string; mirro
   const img = await (await resolveImage(src, { cacheDir: opts.cacheDir, mirror: opts.mirror, onProgress: opts.onProgress })).done;
   const io = FileIO.open(img.path);
   try {
-    return platformOfImage(io, img.entry?.boot?.rootPartition);
+    return platformOfImage(io, img.entry?.boot);
   } finally {
     io.close();
   }

@@ -2,7 +2,10 @@
 // the ext4 reader: dpkg's native architecture (/var/lib/dpkg/arch, first line), else the ELF header of a binary
 // every Debian/Ubuntu root has. Never assumed: an image that says neither is refused by name.
 import type { BlockIO } from '../image/io.ts';
-import { readMbr, partitionIO } from '../image/mbr.ts';
+import { readTable, partitionIO } from '../image/partition-table.ts';
+import { partitionProbe } from '../image/probe.ts';
+import { locatePartition } from '../pi/partitions.ts';
+import type { BootSpec } from '../source/catalog.ts';
 import { Ext4Fs } from '../image/ext4/index.ts';
 import { InputError } from '../errors.ts';
 import type { Platform } from './registry.ts';
@@ -69,15 +72,13 @@ export function platformOfRoot(fs: Ext4Fs, name: string): ImagePlatform {
   );
 }
 
-/** The platform of a base disk image: its root is the given MBR partition (default: the last Linux one). */
-export function platformOfImage(io: BlockIO, rootIndex?: number): ImagePlatform {
-  return platformOfRoot(rootFsOfImage(io, rootIndex), io.name);
+/** The platform of a base disk image: its root as the catalog's boot spec says, else found by content. */
+export function platformOfImage(io: BlockIO, spec?: BootSpec): ImagePlatform {
+  return platformOfRoot(rootFsOfImage(io, spec), io.name);
 }
 
-/** The root filesystem of a base disk image: the given MBR partition (default: the last Linux one). */
-export function rootFsOfImage(io: BlockIO, rootIndex?: number): Ext4Fs {
-  const parts = readMbr(io).partitions;
-  const root = rootIndex !== undefined ? parts.find((p) => p.index === rootIndex) : [...parts].reverse().find((p) => p.type === 0x83);
-  if (!root) throw new InputError(`${io.name}: no Linux root partition to read the platform, dpkg's status or apt's sources from`);
+/** The root filesystem of a base disk image (lib/pi/partitions.ts: the catalog's number, else the last ext4). */
+export function rootFsOfImage(io: BlockIO, spec?: BootSpec): Ext4Fs {
+  const root = locatePartition(readTable(io), 'root', { name: io.name, spec, probe: partitionProbe(io) });
   return Ext4Fs.open(partitionIO(io, root));
 }

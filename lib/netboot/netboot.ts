@@ -7,10 +7,12 @@
 import { mkdirSync, openSync, writeSync, closeSync, linkSync, copyFileSync, rmSync, renameSync, existsSync, readdirSync, statSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
 import { FileIO, type BlockIO } from '../image/io.ts';
-import { readMbr, partitionIO } from '../image/mbr.ts';
+import { readTable, partitionIO } from '../image/partition-table.ts';
+import { partitionProbe } from '../image/probe.ts';
+import { DEFAULT_BOOT, type BootSpec } from '../source/catalog.ts';
 import { FatFs } from '../image/fat/index.ts';
 import { Ext4Fs } from '../image/ext4/index.ts';
-import { resolveBootConfig, editConfigForDirectBoot, editCmdline, extractKernel } from '../pi/index.ts';
+import { resolveBootConfig, editConfigForDirectBoot, editCmdline, extractKernel, locateBootRoot } from '../pi/index.ts';
 import { CorruptImageError, InputError, NotFoundError, atPath } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
 import { processAlive } from '../pid.ts';
@@ -39,6 +41,8 @@ export interface NetbootNode {
 export interface NetbootOptions {
   /** Base image (raw .img) with a FAT boot partition and an ext4 root. */
   image: string;
+  /** How it boots: the catalog entry's boot spec (default DEFAULT_BOOT): model, kernel names. */
+  boot?: Pick<BootSpec, 'model' | 'decompressedKernel'>;
   server: string;
   tftpRoot: string;
   nfsRoot: string;
@@ -117,14 +121,10 @@ export function nfsCmdline(original: string, server: string, nfsPath: string, ex
   return extra.length ? editCmdline(line, { add: extra }) : line;
 }
 
+/** The boot and root partitions of the image, by content (lib/pi/partitions.ts): netboot takes any Pi image. */
 function findPartitions(io: FileIO): { boot: BlockIO; root: BlockIO } {
-  const mbr = readMbr(io);
-  const fat = mbr.partitions.find((p) => [0x0b, 0x0c, 0x0e, 0x06, 0x04, 0x01].includes(p.type));
-  const lin = mbr.partitions.find((p) => p.type === 0x83);
-  if (!fat || !lin) {
-    throw new CorruptImageError(`${io.name}: need a FAT boot partition and a Linux (0x83) root partition in the MBR`, 446);
-  }
-  return { boot: partitionIO(io, fat), root: partitionIO(io, lin) };
+  const { boot, root } = locateBootRoot(readTable(io), { name: io.name, probe: partitionProbe(io) });
+  return { boot: partitionIO(io, boot), root: partitionIO(io, root) };
 }
 
 function writeChunks(path: string, chunks: Iterable<Buffer>, tail?: Buffer): number {
@@ -203,7 +203,8 @@ export async function netboot(o: NetbootOptions): Promise<NetbootResult> {
     const ext = Ext4Fs.open(parts.root);
     const mtime = o.mtime ?? ext.stat('/').mtime;
     const readText = (name: string): string | undefined => (fat.exists(name) ? fat.readFile(name).toString('utf8') : undefined);
-    const cfg = resolveBootConfig(readText, 'pi4');
+    const { model, decompressedKernel: vmlinux } = o.boot ?? DEFAULT_BOOT;
+    const cfg = resolveBootConfig(readText, model);
     if (!cfg.cmdlineFound) throw new CorruptImageError(`${o.image}: boot partition has no ${cfg.cmdlineFile} (the cmdline config.txt names)`);
 
     // ---- the shared TFTP files, staged once ------------------------------------------------------------
@@ -227,10 +228,10 @@ export async function netboot(o: NetbootOptions): Promise<NetbootResult> {
         shared++;
       }
       o.onProgress?.({ phase: 'tftp', done: shared, unit: 'items', detail: 'firmware' });
-      // Kernel: the packed kernel (vmlinuz), decompressed to vmlinux; u-boot is bypassed.
+      // Kernel: the packed kernel (vmlinuz), decompressed to `vmlinux`; u-boot is bypassed.
       const packed = fat.exists('/vmlinuz') ? 'vmlinuz' : cfg.kernel;
       if (!fat.exists('/' + packed) || /uboot/i.test(packed)) throw new CorruptImageError(`${o.image}: no kernel (vmlinuz) on the boot partition`);
-      const vmfd = openSync(join(stage, 'vmlinux'), 'w', 0o644);
+      const vmfd = openSync(join(stage, vmlinux), 'w', 0o644);
       let vpos = 0;
       await extractKernel(fat.readFileChunks('/' + packed), (c) => {
         writeSync(vmfd, c, 0, c.length, vpos);
@@ -248,7 +249,7 @@ export async function netboot(o: NetbootOptions): Promise<NetbootResult> {
       writeChunks(join(stage, 'initrd.img'), fat.readFileChunks('/' + initrdName), overlay);
       shared++;
       // config.txt & co for direct boot of vmlinux + initrd.img.
-      for (const [name, text] of Object.entries(editConfigForDirectBoot(readText, { kernel: 'vmlinux', initramfs: 'initrd.img' }))) {
+      for (const [name, text] of Object.entries(editConfigForDirectBoot(readText, { kernel: vmlinux, initramfs: 'initrd.img', model }))) {
         writeFileSync(join(stage, name), text);
       }
       const cmdlineFiles = [...new Set(['cmdline.txt', cfg.cmdlineFile])];
@@ -264,9 +265,9 @@ export async function netboot(o: NetbootOptions): Promise<NetbootResult> {
         rmSync(tmp, { recursive: true, force: true });
         shared = linkTree(first ?? stage, tmp, new Set(cmdlineFiles));
         for (const f of cmdlineFiles) writeFileSync(join(tmp, f), cmdline + '\n');
-        const check = resolveBootConfig((n) => (existsSync(join(tmp, n)) ? readFileSync(join(tmp, n), 'utf8') : undefined), 'pi4');
-        if (check.kernel !== 'vmlinux' || !check.cmdline.includes('root=/dev/nfs')) {
-          throw new CorruptImageError(`${o.image}: the TFTP config for ${node.name} does not boot vmlinux with the NFS cmdline`);
+        const check = resolveBootConfig((n) => (existsSync(join(tmp, n)) ? readFileSync(join(tmp, n), 'utf8') : undefined), model);
+        if (check.kernel !== vmlinux || !check.cmdline.includes('root=/dev/nfs')) {
+          throw new CorruptImageError(`${o.image}: the TFTP config for ${node.name} does not boot ${vmlinux} with the NFS cmdline`);
         }
         commits.push([tmp, boardDir]);
         first ??= tmp;

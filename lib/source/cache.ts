@@ -6,7 +6,7 @@
 //   images/<sourceSha256>.json        its record: id, size, partitions, decoder, source
 //   sources.json                      local files already seen: path+size+mtime -> sourceSha256 (no re-hash)
 // Everything is written under a temporary name and renamed once verified, so a crash never leaves a "valid" entry.
-import type { MbrPartition } from '../image/mbr.ts';
+import type { Partition } from '../image/partition-table.ts';
 import { mkdirSync, readFileSync, writeFileSync, renameSync, readdirSync, statSync, rmSync, existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -20,8 +20,8 @@ export function cacheDir(override?: string): string {
   return join(homedir(), '.cache', 'pi-image');
 }
 
-/** One primary partition as recorded beside a cached image. */
-export type RecordedPartition = Pick<MbrPartition, 'index' | 'type' | 'bootable' | 'startLba' | 'sectors' | 'start' | 'size'>;
+/** One partition (MBR primary or GPT entry) as recorded beside a cached image. */
+export type RecordedPartition = Pick<Partition, 'index' | 'type' | 'bootable' | 'startLba' | 'sectors' | 'start' | 'size'>;
 
 /** The record kept beside each cached raw image (images/<sourceSha256>.json). */
 export interface ImageRecord {

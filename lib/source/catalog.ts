@@ -11,28 +11,31 @@ import { InputError, NotFoundError } from '../errors.ts';
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits');
 const fileName = z.string().min(1).regex(/^[^/\\]+$/, 'must be a plain file name, no slashes');
 
-export const BootSchema = z
-  .object({
-    /** How the firmware reaches the kernel: u-boot with `cmdline=nobtcmd.txt` (19.10) or `cmdline.txt` (20.04+). */
-    style: z.enum(['uboot-nobtcmd', 'cmdline-txt']),
-    /** The firmware config file on the boot partition. */
-    config: fileName.default('config.txt'),
-    /** The kernel command line file the firmware reads. */
-    cmdline: fileName,
-    bootPartition: z.number().int().min(1).max(4).default(1),
-    rootPartition: z.number().int().min(1).max(4).default(2),
-    bootLabel: z.string().min(1).max(11).default('system-boot'),
-    rootLabel: z.string().min(1).max(16).default('writable'),
-    kernel: fileName.default('vmlinuz'),
-    initrd: fileName.default('initrd.img'),
-    /** How `kernel` is compressed: gzip (decompress for direct boot), none, or auto (sniff the magic bytes). */
-    kernelCompression: z.enum(['gzip', 'none', 'auto']).default('auto'),
-    /** The Pi 4 firmware file that must be present (sanity check of the boot partition). */
-    pi4Firmware: fileName.default('start4.elf'),
-    /** cloud-init NoCloud seed files on the boot partition. */
-    seedFiles: z.array(fileName).default(['user-data', 'meta-data', 'network-config']),
-  })
-  .strict();
+/** How a release boots, as data. Every field but `style` has a default: an image that is not in the catalog
+ *  (a path or URL) boots by DEFAULT_BOOT. */
+const BootFields = {
+  /** How the firmware reaches the kernel: u-boot with `cmdline=nobtcmd.txt` (19.10) or `cmdline.txt` (20.04+);
+   *  shown by `pi-image images`. The build itself follows what config.txt says. */
+  style: z.enum(['uboot-nobtcmd', 'cmdline-txt']),
+  /** Partition numbers (1-based) of the FAT boot partition and the ext4 root (lib/pi/partitions.ts). */
+  bootPartition: z.number().int().min(1).max(128).default(1),
+  rootPartition: z.number().int().min(1).max(128).default(2),
+  kernel: fileName.default('vmlinuz'),
+  initrd: fileName.default('initrd.img'),
+  /** How `kernel` is compressed: gzip (decompress for direct boot), none, or auto (sniff the magic bytes). */
+  kernelCompression: z.enum(['gzip', 'none', 'auto']).default('auto'),
+  /** Name the decompressed kernel gets on the SD image when `kernel` is gzip. */
+  decompressedKernel: fileName.default('vmlinux'),
+  /** The Pi model whose config.txt sections count (the cluster's boards). */
+  model: z.string().min(1).default('pi4'),
+  /** The Pi 4 firmware file the boot partition must hold (checked before a build copies it). */
+  pi4Firmware: fileName.default('start4.elf'),
+};
+
+export const BootSchema = z.object(BootFields).strict();
+
+/** The boot spec of an image the catalog does not know: the schema's defaults (no style). */
+export const DEFAULT_BOOT: Omit<BootSpec, 'style'> = z.object(BootFields).omit({ style: true }).parse({});
 
 export const CatalogEntrySchema = z
   .object({
@@ -131,4 +134,31 @@ export function getCatalogEntry(name: string, catalogDir?: string): CatalogEntry
     throw new NotFoundError(`no catalog image "${name}" (known: ${ids}); give a catalog id, a URL or a path`);
   }
   return e;
+}
+
+// ---- release facts -------------------------------------------------------------------------------------------
+// Facts about a release (by codename), whatever image it comes in: images/releases/<os>.yaml.
+
+const ReleaseFactsSchema = z.object({ endOfLife: z.boolean().default(false), legacyIptables: z.boolean().default(false) }).strict();
+export type ReleaseFacts = z.infer<typeof ReleaseFactsSchema>;
+
+const releaseTables = new Map<string, Record<string, ReleaseFacts>>();
+
+/** What pi-image knows of release `codename` of `os` (images/releases/<os>.yaml); all false when not listed. */
+export function releaseFacts(codename: string, os = 'ubuntu', catalogDir: string = defaultCatalogDir()): ReleaseFacts {
+  const file = join(catalogDir, 'releases', `${os}.yaml`);
+  let table = releaseTables.get(file);
+  if (!table) {
+    let data: unknown;
+    try {
+      data = parseYaml(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new InputError(`release facts ${file}: ${(err as Error).message}`);
+    }
+    const r = z.record(z.string(), ReleaseFactsSchema).safeParse(data ?? {});
+    if (!r.success) throw new InputError(`release facts ${file}: ${r.error.issues.map(describeIssue).join('; ')}`);
+    table = r.data;
+    releaseTables.set(file, table);
+  }
+  return table[codename] ?? ReleaseFactsSchema.parse({});
 }

@@ -7,7 +7,7 @@
 //   the decoder is driven from the main one, so follow a growing image from a worker thread (as build's lanes do).
 // - `ref` is plain data (a SharedArrayBuffer at most): it crosses to worker threads, where openImage(ref) reads.
 import { FileIO, type BlockIO } from '../image/io.ts';
-import type { Mbr } from '../image/mbr.ts';
+import type { PartitionTable } from '../image/partition-table.ts';
 import { GrowingFileIO, type GrowingFile } from '../image/growing-io.ts';
 import type { CatalogEntry } from './catalog.ts';
 import type { ImageRecord, RecordedPartition } from './cache.ts';
@@ -77,7 +77,7 @@ export function openImage(ref: ImageRef): ImageReader {
 }
 
 /** The recorded form of a decoded table. */
-export function tableOf(mbr: Mbr): ImageTable {
+export function tableOf(mbr: Pick<PartitionTable, 'diskSignature' | 'partitions'>): ImageTable {
   return {
     diskSignature: mbr.diskSignature,
     partitions: mbr.partitions.map((p) => ({ index: p.index, type: p.type, bootable: p.bootable, startLba: p.startLba, sectors: p.sectors, start: p.start, size: p.size })),

@@ -10,7 +10,7 @@ import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VerifyError } from '../errors.ts';
 import { FileIO, SliceIO } from '../image/io.ts';
-import { readMbr } from '../image/mbr.ts';
+import { readTable } from '../image/partition-table.ts';
 import { growingFile, settleGrowing, GrowingFileIO, DONE, FAILED, type GrowingFile } from '../image/growing-io.ts';
 import type { OnProgress } from '../progress.ts';
 import { writeJsonAtomic, type Cache, type ImageRecord } from './cache.ts';
@@ -58,7 +58,7 @@ async function earlyTable(g: GrowingFile, label: string, settled: Promise<unknow
   try {
     const io = GrowingFileIO.open(g);
     try {
-      return tableOf(readMbr(new SliceIO(io, 0, io.size, label)));
+      return tableOf(readTable(new SliceIO(io, 0, io.size, label)));
     } finally {
       io.close();
     }

@@ -4,28 +4,26 @@
 // Invariants: reads only; a failure is a CorruptImageError naming the image as the user gave it (`name`), never a
 // cache temp file; the walk is bounded (every directory is visited once: a loop is reported, not followed).
 import { SliceIO, type BlockIO } from '../image/io.ts';
-import { readMbr, type Mbr } from '../image/mbr.ts';
+import { readTable, type PartitionTable } from '../image/partition-table.ts';
+import { probeFs } from '../image/probe.ts';
+import { FAT_MBR_TYPES } from '../image/mbr.ts';
 import { FatFs } from '../image/fat/index.ts';
 import { Ext4Fs } from '../image/ext4/index.ts';
 
-/** MBR partition types that hold a FAT filesystem. */
-const FAT_TYPES = new Set([0x01, 0x04, 0x06, 0x0b, 0x0c, 0x0e]);
-const LINUX = 0x83;
 
-/** Read and check the partition table and filesystems of the image in `file`; `name` is what errors call it. */
-export function validateImage(file: BlockIO, name: string): Mbr {
+/** Read and check the partition table (MBR or GPT) and filesystems of the image in `file`; `name` is what errors
+ *  call it. */
+export function validateImage(file: BlockIO, name: string): PartitionTable {
   const io = new SliceIO(file, 0, file.size, name);
-  const mbr = readMbr(io);
-  for (const p of mbr.partitions) {
+  const table = readTable(io);
+  for (const p of table.partitions) {
+    if (p.extended) continue;
     const part = new SliceIO(io, p.start, p.size, `${name} partition ${p.index}`);
-    if (FAT_TYPES.has(p.type)) checkFat(part);
-    else if (p.type === LINUX && isExt(part)) checkExt4(part);
+    const kind = probeFs(part); // a FAT-typed MBR partition gets the FAT checks even when its boot sector is damaged
+    if (kind === 'vfat' || (table.scheme === 'mbr' && FAT_MBR_TYPES.has(p.type))) checkFat(part);
+    else if (kind === 'ext4') checkExt4(part);
   }
-  return mbr;
-}
-
-function isExt(io: BlockIO): boolean {
-  return io.size >= 2048 && io.read(1024 + 0x38, 2).readUInt16LE(0) === 0xef53;
+  return table;
 }
 
 /** Every directory once (a directory met again is a loop), every file's chain walked to its end: FatFs.checkTree,

@@ -20,14 +20,17 @@ const EPOCH = 1577836800; // 2020-01-01
 // Recorded on 2026-12-01 from commit 371b306 (main before issue 16's refactor; the lookalike's ext4 ctimes fixed,
 // test/helpers/lookalike.ts), with e2fsprogs 1.47.0 and dosfstools from Debian's archive.
 // A change to any of these must be explained in the commit that makes it.
+// Changed once since, on purpose (c97e54e): the SD images' cluster.env gained PACKAGES (the package list first boot
+// installs, one list with the lock's) in place of EXTRA_PACKAGES, so sd.img and the manifest's sha256s moved; the
+// SSD images and the base did not. h3's, h4's and h5's refactors left all of them unchanged.
 const RECORDED = {
   base: 'afd53f659f2b57f864ff705801e610881f13a8a43d65132c8414ce897c29ce47',
-  manifest: '8c125aa4904fd0967be5120eea07b1f05bb2006f395da00d121b8d55a0221b3d',
+  manifest: '5b62d4a6fc7db32c45052041c15b194506bd5ea7c7a6cf993849eca4a40a8006',
   images: {
-    node1: { sd: 'fcdf552f1ce60a1d870892ebeb0fb554ad35540531caad3fea3ba77de6b3c322', ssd: '931f7044eb8bf8e594de56c248712fe8c793f94beb37590fd0aca4e2421004af' },
-    node2: { sd: '3777c87530d50efd9c5566c03e1908d0eff5f1319ac8c81bb15d0c60488d2ecc', ssd: 'd8906bca71561b3aaa17484b2fe5d67fc27ef99f788c7301848d8e44015ec14d' },
-    node3: { sd: 'dc810b154dc5ea453c52eaf8164e7c29996fa2eee7be89db39a1817ec23533d1', ssd: 'a65ee1aa5943b493397f620e075b5e3122b193481b3ff6df10ce505b9aea5627' },
-    node4: { sd: '4afd4a2b6a173afae39c4a4ef15e2c095a48de557da7f0c5dbd530735b0ba06f', ssd: 'd7b5dc501cc9446ea116c045c42c099a76033b8d649c687ce7fda47e2c602840' },
+    node1: { sd: 'e8b009c47af01ce0dc9e932fe93a06bce2c6c8119b5cf3d5e16d9af4f62f1eba', ssd: '931f7044eb8bf8e594de56c248712fe8c793f94beb37590fd0aca4e2421004af' },
+    node2: { sd: '7bcb8ff02e8417974f061e3fcf0f94edfad3824e57db6cba3011b13f12fcc622', ssd: 'd8906bca71561b3aaa17484b2fe5d67fc27ef99f788c7301848d8e44015ec14d' },
+    node3: { sd: 'fab64ffe10781ceb854f54b77d2c6310c0ea8859251312ecf4bc992cb89694ac', ssd: 'a65ee1aa5943b493397f620e075b5e3122b193481b3ff6df10ce505b9aea5627' },
+    node4: { sd: '243f050a351a7496c0d3e97eef64625e086663d970cb7cd5974399818ec41c04', ssd: 'd7b5dc501cc9446ea116c045c42c099a76033b8d649c687ce7fda47e2c602840' },
   } as Record<string, { sd: string; ssd: string }>,
 };
 

@@ -33,7 +33,7 @@ test('a damaged boot partition found inside a lane arrives as CorruptImageError 
     base: { path: base, size: 8 << 20 },
     bootPart: part(1, 2048, 4096, 0x0c),
     rootPart: part(2, 6144, 8192, 0x83),
-    boot: { kernel: 'vmlinuz', initrd: 'initrd.img', compression: 'auto', decompressedKernel: 'vmlinux', model: 'pi4' },
+    boot: { kernel: 'vmlinuz', initrd: 'initrd.img', compression: 'auto', decompressedKernel: 'vmlinux', model: 'pi4', pi4Firmware: 'start4.elf' },
     epoch: 1577836800,
     fsync: false,
   };

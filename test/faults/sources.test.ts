@@ -226,7 +226,7 @@ test('ext4 with absurd counts or a block bitmap past the end: the image never en
 function catalog(file: string, urls?: string[]): string {
   const c = join(dir, `catalog${n++}`);
   mkdirSync(c);
-  writeFileSync(join(c, 'test.json'), JSON.stringify({ id: 'test-image', title: 'test', release: '1.0', arch: 'arm64', file, compression: 'xz', sha256sumsUrl: 'SHA256SUMS', urls: urls ?? [`http://images.example.invalid/rel/${file}`], boot: { style: 'cmdline-txt', cmdline: 'cmdline.txt' } }));
+  writeFileSync(join(c, 'test.json'), JSON.stringify({ id: 'test-image', title: 'test', release: '1.0', arch: 'arm64', file, compression: 'xz', sha256sumsUrl: 'SHA256SUMS', urls: urls ?? [`http://images.example.invalid/rel/${file}`], boot: { style: 'cmdline-txt' } }));
   return c;
 }
 

@@ -128,7 +128,7 @@ test('a GPT disk is named as such, and its header and entries can be read', () =
   const img = image('gpt.img', 16);
   sfdisk(img, 'label: gpt\nlabel-id: 01234567-89AB-CDEF-0123-456789ABCDEF\nstart=2048, size=4096, type=L, name="root"\n');
   const io = FileIO.open(img);
-  assert.throws(() => readMbr(io), (e: unknown) => e instanceof GptDiskError && /GPT disk: pi-image expects MBR/.test((e as Error).message));
+  assert.throws(() => readMbr(io), (e: unknown) => e instanceof GptDiskError && /GPT disk: an MBR reader cannot read it/.test((e as Error).message));
   const g = readGpt(io);
   assert.is(g.diskGuid, '01234567-89ab-cdef-0123-456789abcdef');
   assert.is(g.partitions.length, 1);

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { download, resolveImage, type ResolveOptions, type CachedImage, applyMirror, mirrorUrls, listCatalog, Cache, DownloadError } from '../../lib/source/index.ts';
+import { download, resolveImage, type ResolveOptions, type CachedImage, applyMirror, mirrorUrls, listCatalog, releaseFacts, Cache, DownloadError } from '../../lib/source/index.ts';
 import { NotFoundError, VerifyError, InputError, CorruptImageError } from '../../lib/errors.ts';
 import { startServer, type TestServer } from '../helpers/source-server.ts';
 import { makeSourceFixture, sha256File } from '../helpers/source-fixtures.ts';
@@ -244,7 +244,7 @@ function catalog(fields: Record<string, unknown>): string {
     arch: 'arm64',
     file: 'disk.img.xz',
     compression: 'xz',
-    boot: { style: 'cmdline-txt', cmdline: 'cmdline.txt' },
+    boot: { style: 'cmdline-txt' },
     ...fields,
   };
   writeFileSync(join(c, 'test.json'), JSON.stringify(entry));
@@ -416,8 +416,15 @@ test('the shipped catalog: four entries, 19.10.1 the default with old-releases f
   assert.match(d.urls[0], /^http:\/\/old-releases\.ubuntu\.com\//);
   assert.match(d.urls.at(-1)!, /^http:\/\/cdimage\.ubuntu\.com\//);
   assert.is(d.boot.style, 'uboot-nobtcmd');
-  assert.is(d.boot.cmdline, 'nobtcmd.txt');
+  assert.is(d.boot.decompressedKernel, 'vmlinux');
+  assert.is(d.boot.model, 'pi4');
   assert.is(entries.find((e) => e.id === 'ubuntu-24.04.3-raspi')!.sha256, '9bb1799cee8965e6df0234c1c879dd35be1d87afe39b84951f278b6bd0433e56');
+});
+
+test('release facts are catalog data (images/releases/ubuntu.yaml): end of life and legacy iptables by codename', () => {
+  assert.equal(releaseFacts('eoan'), { endOfLife: true, legacyIptables: true });
+  assert.equal(releaseFacts('groovy'), { endOfLife: true, legacyIptables: false });
+  assert.equal(releaseFacts('noble'), { endOfLife: false, legacyIptables: false });
 });
 
 test('a bad catalog file: the error names the file and the field', () => {

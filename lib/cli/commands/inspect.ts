@@ -41,7 +41,7 @@ function partLines(p: PartitionReport): string[] {
 }
 
 export function formatInspect(r: InspectReport): string {
-  const head = `${r.image}: ${formatBytes(r.size)}, MBR, disk id ${r.diskSignature}`;
+  const head = `${r.image}: ${formatBytes(r.size)}, ${r.table.toUpperCase()}, disk id ${r.diskSignature}`;
   const parts = r.partitions.length ? r.partitions.flatMap(partLines) : ['  (no partitions)'];
   const tail = r.unpartitionedTail > 0 ? [`  ${formatBytes(r.unpartitionedTail)} unpartitioned after the last partition`] : [];
   return [head, ...parts, ...tail].join('\n');

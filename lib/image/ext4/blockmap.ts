@@ -1,7 +1,9 @@
 // File block mapping: extent trees of any depth and legacy direct/indirect/double/triple block maps, both turned
 // into runs of (logical block, physical block, length), lazily and in logical order. Holes are simply missing.
+// The extent header, leaf and index entries are pure layouts; errors carry image offsets (inode.offset is one).
 import type { BlockIO } from '../io.ts';
 import { CorruptImageError } from '../../errors.ts';
+import { layout } from '../layout.ts';
 import type { Superblock } from './superblock.ts';
 import { INODE_FLAGS, type Inode } from './inode.ts';
 
@@ -13,7 +15,31 @@ export interface BlockRun {
   uninit: boolean;
 }
 
-const EXTENT_MAGIC = 0xf30a;
+export const EXTENT_MAGIC = 0xf30a;
+
+/** The 12-byte header of an extent node (in i_block or a tree block). */
+export const EXTENT_HEADER = layout('ext4 extent header', 12, {
+  magic: [0, 'u16'],
+  entries: [2, 'u16'],
+  max: [4, 'u16'],
+  depth: [6, 'u16'],
+  generation: [8, 'u32'],
+});
+/** A leaf entry: logical block, length (over 32768: uninitialized), 48-bit physical start. */
+export const EXTENT = layout('ext4 extent', 12, {
+  block: [0, 'u32'],
+  len: [4, 'u16'],
+  startHi: [6, 'u16'],
+  startLo: [8, 'u32'],
+});
+/** An index entry: first logical block covered, 48-bit block of the child node. */
+export const EXTENT_INDEX = layout('ext4 extent index', 12, {
+  block: [0, 'u32'],
+  leafLo: [4, 'u32'],
+  leafHi: [8, 'u16'],
+  unused: [10, 'u16'],
+});
+export type ExtentHeader = ReturnType<typeof EXTENT_HEADER.decode>;
 
 function checkPhysical(io: BlockIO, sb: Superblock, inode: Inode, physical: number, length: number, where: number): void {
   if (physical < sb.firstDataBlock || physical + length > sb.blocksCount) {
@@ -24,12 +50,13 @@ function checkPhysical(io: BlockIO, sb: Superblock, inode: Inode, physical: numb
   }
 }
 
+/** `where` is the image offset of `node`, for errors. */
 function* extentNode(io: BlockIO, sb: Superblock, inode: Inode, node: Buffer, where: number, depthLeft: number): Iterable<BlockRun> {
-  if (node.length < 12 || node.readUInt16LE(0) !== EXTENT_MAGIC) {
+  const h = node.length >= 12 ? EXTENT_HEADER.decode(node) : undefined;
+  if (!h || h.magic !== EXTENT_MAGIC) {
     throw new CorruptImageError(`${io.name}: ext4 inode ${inode.ino} has a damaged extent node (bad magic)`, where);
   }
-  const entries = node.readUInt16LE(2);
-  const depth = node.readUInt16LE(6);
+  const { entries, depth } = h;
   if (depth !== depthLeft || 12 + entries * 12 > node.length) {
     throw new CorruptImageError(
       `${io.name}: ext4 inode ${inode.ino} has a damaged extent node (depth ${depth}, ${entries} entries)`,
@@ -39,19 +66,20 @@ function* extentNode(io: BlockIO, sb: Superblock, inode: Inode, node: Buffer, wh
   for (let i = 0; i < entries; i++) {
     const e = 12 + i * 12;
     if (depth === 0) {
-      const logical = node.readUInt32LE(e);
-      let len = node.readUInt16LE(e + 4);
+      const x = EXTENT.decode(node, e);
+      let len = x.len;
       const uninit = len > 32768;
       if (uninit) len -= 32768;
-      const physical = node.readUInt16LE(e + 6) * 2 ** 32 + node.readUInt32LE(e + 8);
+      const physical = x.startHi * 2 ** 32 + x.startLo;
       if (len === 0) continue;
       checkPhysical(io, sb, inode, physical, len, where + e);
-      yield { logical, physical, length: len, uninit };
+      yield { logical: x.block, physical, length: len, uninit };
     } else {
-      const leaf = node.readUInt32LE(e + 4) + node.readUInt16LE(e + 8) * 2 ** 32;
+      const x = EXTENT_INDEX.decode(node, e);
+      const leaf = x.leafLo + x.leafHi * 2 ** 32;
       checkPhysical(io, sb, inode, leaf, 1, where + e);
       const child = io.read(leaf * sb.blockSize, sb.blockSize);
-      yield* extentNode(io, sb, inode, child, leaf * sb.blockSize, depth - 1);
+      yield* extentNode(io, sb, inode, child, io.base + leaf * sb.blockSize, depth - 1);
     }
   }
 }
@@ -73,7 +101,7 @@ function* indirect(
     const l = logical + i * span;
     if (l >= limit) return;
     const p = blk.readUInt32LE(i * 4);
-    if (p) yield* indirect(io, sb, inode, p, level - 1, l, limit, ptr * sb.blockSize + i * 4);
+    if (p) yield* indirect(io, sb, inode, p, level - 1, l, limit, io.base + ptr * sb.blockSize + i * 4);
   }
 }
 
@@ -102,7 +130,7 @@ function* blockMapRuns(io: BlockIO, sb: Superblock, inode: Inode): Iterable<Bloc
 /** The runs of a file or directory (not for inline-data inodes or fast symlinks). */
 export function blockRuns(io: BlockIO, sb: Superblock, inode: Inode): Iterable<BlockRun> {
   if (inode.flags & INODE_FLAGS.EXTENTS) {
-    const depth = inode.iblock.readUInt16LE(6);
+    const depth = EXTENT_HEADER.decode(inode.iblock).depth;
     if (depth > 5) {
       throw new CorruptImageError(`${io.name}: ext4 inode ${inode.ino} extent tree depth ${depth} is impossible`, inode.offset + 0x28);
     }

@@ -167,9 +167,9 @@ export class Ext4Fs {
       // Inline directory: 4-byte parent inode, entries in the rest of i_block, more in the system.data xattr.
       const parent = dir.iblock.readUInt32LE(0);
       yield { name: '..', ino: parent, type: 'dir' };
-      yield* parseDirBlock(this.io, dir.iblock.subarray(4), dir.offset + 0x28 + 4, opts);
+      yield* parseDirBlock(this.io.name, dir.iblock.subarray(4), dir.offset + 0x28 + 4, opts);
       const more = findInodeXattr(dir, 7, 'data');
-      if (more && more.length) yield* parseDirBlock(this.io, more, dir.offset, opts);
+      if (more && more.length) yield* parseDirBlock(this.io.name, more, dir.offset, opts);
       return;
     }
     const bs = this.sb.blockSize;
@@ -178,7 +178,7 @@ export class Ext4Fs {
       if (run.uninit) continue;
       for (let i = 0; i < run.length && run.logical + i < nblocks; i++) {
         const at = (run.physical + i) * bs;
-        yield* parseDirBlock(this.io, this.io.read(at, bs), at, opts);
+        yield* parseDirBlock(this.io.name, this.io.read(at, bs), this.io.base + at, opts);
       }
     }
   }

@@ -2,6 +2,7 @@
 // bitmaps, including groups whose bitmap was never initialised (BLOCK_UNINIT), the way e2fsprogs reads them.
 import type { BlockIO } from '../io.ts';
 import { CorruptImageError } from '../../errors.ts';
+import { layout } from '../layout.ts';
 import { COMPAT, INCOMPAT, RO_COMPAT, type Superblock } from './superblock.ts';
 export type { ByteRange } from '../sparse.ts';
 
@@ -17,6 +18,62 @@ export interface GroupDesc {
   flags: number;
 }
 
+
+const GD_LO = {
+  blockBitmapLo: [0x0, 'u32'],
+  inodeBitmapLo: [0x4, 'u32'],
+  inodeTableLo: [0x8, 'u32'],
+  freeBlocksCountLo: [0xc, 'u16'],
+  freeInodesCountLo: [0xe, 'u16'],
+  usedDirsCountLo: [0x10, 'u16'],
+  flags: [0x12, 'u16'],
+  excludeBitmapLo: [0x14, 'u32'],
+  blockBitmapCsumLo: [0x18, 'u16'],
+  inodeBitmapCsumLo: [0x1a, 'u16'],
+  itableUnusedLo: [0x1c, 'u16'],
+  checksum: [0x1e, 'u16'],
+} as const;
+/** A 32-byte group descriptor (without the 64bit feature). */
+export const GROUP_DESC_32 = layout('ext4 group descriptor (32)', 32, GD_LO);
+/** A 64-byte group descriptor (64bit feature): the 32-byte one plus the high halves. */
+export const GROUP_DESC_64 = layout('ext4 group descriptor (64)', 64, {
+  ...GD_LO,
+  blockBitmapHi: [0x20, 'u32'],
+  inodeBitmapHi: [0x24, 'u32'],
+  inodeTableHi: [0x28, 'u32'],
+  freeBlocksCountHi: [0x2c, 'u16'],
+  freeInodesCountHi: [0x2e, 'u16'],
+  usedDirsCountHi: [0x30, 'u16'],
+  itableUnusedHi: [0x32, 'u16'],
+  excludeBitmapHi: [0x34, 'u32'],
+  blockBitmapCsumHi: [0x38, 'u16'],
+  inodeBitmapCsumHi: [0x3a, 'u16'],
+  reserved: [0x3c, 'u32'],
+});
+export type GroupDescFields = ReturnType<typeof GROUP_DESC_64.decode> | ReturnType<typeof GROUP_DESC_32.decode>;
+
+/** Decode one descriptor at `at` in `buf` (pure, every byte): 64 bytes when `wide`, else 32. */
+export function decodeGroupDesc(buf: Buffer, wide: boolean, at = 0): GroupDescFields {
+  return wide ? GROUP_DESC_64.decode(buf, at) : GROUP_DESC_32.decode(buf, at);
+}
+
+/** Encode one descriptor (64 bytes when it has the high halves, else 32). */
+export function encodeGroupDesc(d: GroupDescFields): Buffer {
+  return 'blockBitmapHi' in d ? GROUP_DESC_64.encode(d) : GROUP_DESC_32.encode(d);
+}
+
+/** The values the reader uses, lo and hi halves joined. */
+export function groupDesc(d: GroupDescFields): GroupDesc {
+  const w = 'blockBitmapHi' in d ? d : undefined;
+  return {
+    blockBitmap: d.blockBitmapLo + (w ? w.blockBitmapHi * 2 ** 32 : 0),
+    inodeBitmap: d.inodeBitmapLo + (w ? w.inodeBitmapHi * 2 ** 32 : 0),
+    inodeTable: d.inodeTableLo + (w ? w.inodeTableHi * 2 ** 32 : 0),
+    freeBlocks: d.freeBlocksCountLo + (w ? w.freeBlocksCountHi * 65536 : 0),
+    freeInodes: d.freeInodesCountLo + (w ? w.freeInodesCountHi * 65536 : 0),
+    flags: d.flags,
+  };
+}
 
 function isPowerOf(n: number, base: number): boolean {
   while (n > 1 && n % base === 0) n /= base;
@@ -61,27 +118,17 @@ export function readGroupDescs(io: BlockIO, sb: Superblock): GroupDesc[] {
   for (let i = 0; out.length < sb.groupCount; i++) {
     const blk = descBlockLocation(sb, i);
     if (blk >= sb.blocksCount) {
-      throw new CorruptImageError(`${io.name}: ext4 group descriptor block ${blk} is beyond the filesystem`, blk * sb.blockSize);
+      throw new CorruptImageError(`${io.name}: ext4 group descriptor block ${blk} is beyond the filesystem`, io.base + blk * sb.blockSize);
     }
     const buf = io.read(blk * sb.blockSize, sb.blockSize);
     for (let j = 0; j < per && out.length < sb.groupCount; j++) {
-      const d = buf.subarray(j * sb.descSize, (j + 1) * sb.descSize);
-      const hi = (o: number): number => (wide ? d.readUInt32LE(o) * 2 ** 32 : 0);
-      const hi16 = (o: number): number => (wide ? d.readUInt16LE(o) * 65536 : 0);
-      const g: GroupDesc = {
-        blockBitmap: d.readUInt32LE(0x0) + hi(0x20),
-        inodeBitmap: d.readUInt32LE(0x4) + hi(0x24),
-        inodeTable: d.readUInt32LE(0x8) + hi(0x28),
-        freeBlocks: d.readUInt16LE(0xc) + hi16(0x2c),
-        freeInodes: d.readUInt16LE(0xe) + hi16(0x2e),
-        flags: d.readUInt16LE(0x12),
-      };
+      const g = groupDesc(decodeGroupDesc(buf, wide, j * sb.descSize));
       const gi = out.length;
       for (const [what, v] of [['block bitmap', g.blockBitmap], ['inode bitmap', g.inodeBitmap], ['inode table', g.inodeTable]] as const) {
         if (v >= sb.blocksCount) {
           throw new CorruptImageError(
             `${io.name}: ext4 group ${gi} ${what} at block ${v} is beyond the filesystem (${sb.blocksCount} blocks)`,
-            blk * sb.blockSize + j * sb.descSize,
+            io.base + blk * sb.blockSize + j * sb.descSize,
           );
         }
       }

@@ -1,9 +1,61 @@
 // On-disk inodes: locating one in its group's inode table, decoding mode/owner/size/times/flags, device numbers
-// and in-inode extended attributes (needed for inline data).
+// and in-inode extended attributes (needed for inline data). INODE_BASE is the pure codec of the record;
+// readInode is the one read; errors carry image offsets.
 import type { BlockIO } from '../io.ts';
 import { CorruptImageError } from '../../errors.ts';
 import type { Superblock } from './superblock.ts';
 import type { GroupDesc } from './groups.ts';
+import { layout } from '../layout.ts';
+
+/** The first 128 bytes of an on-disk inode (struct ext4_inode up to i_extra_isize). */
+export const INODE_BASE = layout('ext4 inode', 128, {
+  mode: [0x0, 'u16'],
+  uidLo: [0x2, 'u16'],
+  sizeLo: [0x4, 'u32'],
+  atime: [0x8, 'i32'],
+  ctime: [0xc, 'i32'],
+  mtime: [0x10, 'i32'],
+  dtime: [0x14, 'u32'],
+  gidLo: [0x18, 'u16'],
+  linksCount: [0x1a, 'u16'],
+  blocksLo: [0x1c, 'u32'],
+  flags: [0x20, 'u32'],
+  osd1: [0x24, 'u32'],
+  block: [0x28, 'bytes', 60],
+  generation: [0x64, 'u32'],
+  fileAclLo: [0x68, 'u32'],
+  sizeHi: [0x6c, 'u32'],
+  obsoFaddr: [0x70, 'u32'],
+  blocksHi: [0x74, 'u16'],
+  fileAclHi: [0x76, 'u16'],
+  uidHi: [0x78, 'u16'],
+  gidHi: [0x7a, 'u16'],
+  checksumLo: [0x7c, 'u16'],
+  reserved: [0x7e, 'u16'],
+});
+/** The 16-byte head of an extended attribute entry (struct ext4_xattr_entry); the name follows, padded to 4. */
+export const XATTR_ENTRY = layout('ext4 xattr entry', 16, {
+  nameLen: [0, 'u8'],
+  nameIndex: [1, 'u8'],
+  valueOffs: [2, 'u16'],
+  valueInum: [4, 'u32'],
+  valueSize: [8, 'u32'],
+  hash: [12, 'u32'],
+});
+
+/** An on-disk inode of any inode size: the 128-byte base and the bytes after it (extra fields, xattrs). */
+export type InodeFields = ReturnType<typeof INODE_BASE.decode> & { tail: Buffer };
+
+/** Decode an inode record (pure, every byte). */
+export function decodeInodeFields(raw: Buffer): InodeFields {
+  return { ...INODE_BASE.decode(raw), tail: Buffer.from(raw.subarray(128)) };
+}
+
+/** Encode an inode record (128 + tail bytes); the inverse of decodeInodeFields. */
+export function encodeInodeFields(f: InodeFields): Buffer {
+  const { tail, ...base } = f;
+  return Buffer.concat([INODE_BASE.encode(base), tail]);
+}
 
 export const S_IFMT = 0o170000;
 export const INODE_FLAGS = { INDEX: 0x1000, HUGE_FILE: 0x40000, EXTENTS: 0x80000, INLINE_DATA: 0x10000000 } as const;
@@ -25,7 +77,7 @@ export function typeFromMode(mode: number): FileType | undefined {
 
 export interface Inode {
   ino: number;
-  /** Byte offset of the inode inside the filesystem, for error messages. */
+  /** Image offset of the inode (the volume's base added), for error messages. */
   offset: number;
   mode: number;
   type: FileType;
@@ -68,37 +120,39 @@ export function readInode(io: BlockIO, sb: Superblock, groups: GroupDesc[], ino:
   const idx = (ino - 1) % sb.inodesPerGroup;
   const offset = groups[g].inodeTable * sb.blockSize + idx * sb.inodeSize;
   const raw = io.read(offset, sb.inodeSize);
-  return decodeInode(io, raw, ino, offset);
+  return decodeInode(raw, ino, io.base + offset, io.name);
 }
 
-export function decodeInode(io: BlockIO, raw: Buffer, ino: number, offset: number): Inode {
-  const mode = raw.readUInt16LE(0x0);
+/** Decode and check inode `ino` from its record (pure); `offset` is its image offset and `name` the volume's. */
+export function decodeInode(raw: Buffer, ino: number, offset: number, name: string): Inode {
+  const f = INODE_BASE.decode(raw);
+  const mode = f.mode;
   const type = typeFromMode(mode);
   if (!type) {
     throw new CorruptImageError(
-      `${io.name}: ext4 inode ${ino} has an invalid mode 0${mode.toString(8)} (unused or damaged inode)`,
+      `${name}: ext4 inode ${ino} has an invalid mode 0${mode.toString(8)} (unused or damaged inode)`,
       offset,
     );
   }
   const extraIsize = raw.length > 128 ? raw.readUInt16LE(0x80) : 0;
   const hasExtra = (f: number): boolean => raw.length > 128 && 0x80 + extraIsize >= f + 4;
-  const iblock = Buffer.from(raw.subarray(0x28, 0x28 + 60));
+  const iblock = f.block;
   const inode: Inode = {
     ino,
     offset,
     mode,
     type,
-    uid: raw.readUInt16LE(0x2) | (raw.readUInt16LE(0x78) << 16),
-    gid: raw.readUInt16LE(0x18) | (raw.readUInt16LE(0x7a) << 16),
-    size: raw.readUInt32LE(0x4) + raw.readUInt32LE(0x6c) * 2 ** 32,
-    links: raw.readUInt16LE(0x1a),
+    uid: f.uidLo | (f.uidHi << 16),
+    gid: f.gidLo | (f.gidHi << 16),
+    size: f.sizeLo + f.sizeHi * 2 ** 32,
+    links: f.linksCount,
     atime: decodeTime(raw, 0x8, hasExtra(0x8c) ? 0x8c : undefined),
     ctime: decodeTime(raw, 0xc, hasExtra(0x84) ? 0x84 : undefined),
     mtime: decodeTime(raw, 0x10, hasExtra(0x88) ? 0x88 : undefined),
-    flags: raw.readUInt32LE(0x20),
+    flags: f.flags,
     iblock,
-    blocks: raw.readUInt32LE(0x1c) + raw.readUInt16LE(0x74) * 2 ** 32,
-    fileAcl: raw.readUInt32LE(0x68) + raw.readUInt16LE(0x76) * 2 ** 32,
+    blocks: f.blocksLo + f.blocksHi * 2 ** 32,
+    fileAcl: f.fileAclLo + f.fileAclHi * 2 ** 32,
     xattrArea: raw.length > 128 + extraIsize ? Buffer.from(raw.subarray(128 + extraIsize)) : Buffer.alloc(0),
   };
   // Unsigned 32-bit uid/gid (the | above may go negative).
@@ -122,11 +176,7 @@ export function findInodeXattr(inode: Inode, nameIndex: number, name: string): B
   const base = 4;
   let p = base;
   while (p + 16 <= a.length) {
-    const nameLen = a[p];
-    const idx = a[p + 1];
-    const valueOffs = a.readUInt16LE(p + 2);
-    const valueInum = a.readUInt32LE(p + 4);
-    const valueSize = a.readUInt32LE(p + 8);
+    const { nameLen, nameIndex: idx, valueOffs, valueInum, valueSize } = XATTR_ENTRY.decode(a, p);
     if (nameLen === 0 && idx === 0 && valueOffs === 0 && valueInum === 0) break;
     const n = a.subarray(p + 16, p + 16 + nameLen).toString('latin1');
     if (idx === nameIndex && n === name && valueInum === 0) {

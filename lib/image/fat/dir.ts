@@ -4,8 +4,8 @@ import { CorruptImageError } from '../../errors.ts';
 import type { BlockIO } from '../io.ts';
 import type { FatGeometry } from './bpb.ts';
 import type { FatTable } from './table.ts';
-import { imageOffset, NoSpaceError } from './errors.ts';
-import { ATTR_DIR, ATTR_LFN, ATTR_VOLUME, fromDos, lfnChecksum, lfnUnits, shortToString } from './dirent.ts';
+import { NoSpaceError } from './errors.ts';
+import { ATTR_DIR, ATTR_LFN, ATTR_VOLUME, SHORT_ENTRY, fromDos, lfnChecksum, lfnUnits, shortToString } from './dirent.ts';
 
 export interface FatEntry {
   /** Long name, or the short name with the NT lowercase flags applied. */
@@ -124,11 +124,12 @@ export class FatDir {
         firstSlot = lfn.first;
       }
       lfn = null;
+      const se = SHORT_ENTRY.decode(e);
       const isDirectory = (attr & ATTR_DIR) !== 0;
-      const clusterHi = this.g.fatType === 32 ? e.readUInt16LE(20) : 0;
-      const firstCluster = ((clusterHi << 16) | e.readUInt16LE(26)) >>> 0;
-      const size = isDirectory ? 0 : e.readUInt32LE(28);
-      const where = imageOffset(this.io, this.slotOffset(i));
+      const clusterHi = this.g.fatType === 32 ? se.clusterHi : 0;
+      const firstCluster = ((clusterHi << 16) | se.clusterLo) >>> 0;
+      const size = isDirectory ? 0 : se.fileSize;
+      const where = this.io.base + this.slotOffset(i);
       const isDot = shortName === '.' || shortName === '..';
       if (!isDot) {
         if (firstCluster !== 0 && (firstCluster < 2 || firstCluster > this.fat.maxCluster)) {
@@ -150,7 +151,7 @@ export class FatDir {
         isDirectory,
         size,
         firstCluster,
-        mtime: fromDos(e.readUInt16LE(24), e.readUInt16LE(22)),
+        mtime: fromDos(se.wrtDate, se.wrtTime),
         attributes: attr,
         slot: i,
         firstSlot,

@@ -1,6 +1,38 @@
-// FAT directory entries: the 32-byte short entry, VFAT long-name entries (UCS-2, checksums), 8.3 short-name
-// rules (NT lowercase flags like Linux, unique ~N tails), and DOS date/time encoding.
+// FAT directory entries: the 32-byte short entry and VFAT long-name entry as pure layouts (SHORT_ENTRY,
+// LFN_ENTRY), long names (UCS-2, checksums), 8.3 short-name rules (NT lowercase flags like Linux, unique ~N
+// tails), and DOS date/time encoding.
 import { InputError } from '../../errors.ts';
+import { layout } from '../layout.ts';
+
+/** The 32-byte short (8.3) directory entry. */
+export const SHORT_ENTRY = layout('FAT short directory entry', 32, {
+  name: [0, 'bytes', 11],
+  attr: [11, 'u8'],
+  ntRes: [12, 'u8'],
+  crtTimeTenth: [13, 'u8'],
+  crtTime: [14, 'u16'],
+  crtDate: [16, 'u16'],
+  lstAccDate: [18, 'u16'],
+  clusterHi: [20, 'u16'],
+  wrtTime: [22, 'u16'],
+  wrtDate: [24, 'u16'],
+  clusterLo: [26, 'u16'],
+  fileSize: [28, 'u32'],
+});
+export type ShortEntry = ReturnType<typeof SHORT_ENTRY.decode>;
+
+/** A 32-byte VFAT long-name entry: 13 UCS-2 units in three runs, the checksum of its short name. */
+export const LFN_ENTRY = layout('FAT long-name entry', 32, {
+  ord: [0, 'u8'],
+  name1: [1, 'bytes', 10],
+  attr: [11, 'u8'],
+  type: [12, 'u8'],
+  checksum: [13, 'u8'],
+  name2: [14, 'bytes', 12],
+  clusterLo: [26, 'u16'],
+  name3: [28, 'bytes', 4],
+});
+export type LfnEntry = ReturnType<typeof LFN_ENTRY.decode>;
 
 export const ATTR_READ_ONLY = 0x01;
 export const ATTR_HIDDEN = 0x02;
@@ -130,27 +162,26 @@ export function lfnEntries(name: string, short11: Buffer): Buffer[] {
   if (units.length % 13) units.push(0);
   while (units.length < n * 13) units.push(0xffff);
   const out: Buffer[] = [];
+  const run = (u: number[]) => {
+    const b = Buffer.alloc(u.length * 2);
+    u.forEach((x, k) => b.writeUInt16LE(x, k * 2));
+    return b;
+  };
   for (let seq = n; seq >= 1; seq--) {
-    const e = Buffer.alloc(32);
-    e[0] = seq | (seq === n ? 0x40 : 0);
-    e[11] = ATTR_LFN;
-    e[13] = sum;
     const part = units.slice((seq - 1) * 13, seq * 13);
-    for (let k = 0; k < 5; k++) e.writeUInt16LE(part[k], 1 + k * 2);
-    for (let k = 0; k < 6; k++) e.writeUInt16LE(part[5 + k], 14 + k * 2);
-    for (let k = 0; k < 2; k++) e.writeUInt16LE(part[11 + k], 28 + k * 2);
-    out.push(e);
+    out.push(LFN_ENTRY.encode({
+      ord: seq | (seq === n ? 0x40 : 0), name1: run(part.slice(0, 5)), attr: ATTR_LFN, type: 0, checksum: sum,
+      name2: run(part.slice(5, 11)), clusterLo: 0, name3: run(part.slice(11, 13)),
+    }));
   }
   return out;
 }
 
 /** The 13 UCS-2 units of one long-name entry. */
 export function lfnUnits(e: Buffer): number[] {
-  const u: number[] = [];
-  for (let k = 0; k < 5; k++) u.push(e.readUInt16LE(1 + k * 2));
-  for (let k = 0; k < 6; k++) u.push(e.readUInt16LE(14 + k * 2));
-  for (let k = 0; k < 2; k++) u.push(e.readUInt16LE(28 + k * 2));
-  return u;
+  const l = LFN_ENTRY.decode(e);
+  const units = (b: Buffer) => Array.from({ length: b.length / 2 }, (_, k) => b.readUInt16LE(k * 2));
+  return [...units(l.name1), ...units(l.name2), ...units(l.name3)];
 }
 
 /** DOS date and time (2-second resolution, local time taken as UTC for reproducibility) plus 10 ms units. */
@@ -173,21 +204,11 @@ export function fromDos(date: number, time: number, tenths = 0): Date {
 
 /** Build a 32-byte short entry. */
 export function makeShortEntry(raw11: Buffer, nt: number, attr: number, cluster: number, size: number, when: Date): Buffer {
-  const e = Buffer.alloc(32);
-  raw11.copy(e, 0, 0, 11);
-  e[11] = attr;
-  e[12] = nt;
   const t = toDos(when);
-  e[13] = t.tenths;
-  e.writeUInt16LE(t.time, 14);
-  e.writeUInt16LE(t.date, 16);
-  e.writeUInt16LE(t.date, 18);
-  e.writeUInt16LE((cluster >>> 16) & 0xffff, 20);
-  e.writeUInt16LE(t.time, 22);
-  e.writeUInt16LE(t.date, 24);
-  e.writeUInt16LE(cluster & 0xffff, 26);
-  e.writeUInt32LE(size >>> 0, 28);
-  return e;
+  return SHORT_ENTRY.encode({
+    name: Buffer.from(raw11.subarray(0, 11)), attr, ntRes: nt, crtTimeTenth: t.tenths, crtTime: t.time, crtDate: t.date,
+    lstAccDate: t.date, clusterHi: (cluster >>> 16) & 0xffff, wrtTime: t.time, wrtDate: t.date, clusterLo: cluster & 0xffff, fileSize: size >>> 0,
+  });
 }
 
 export function setEntryCluster(e: Buffer, cluster: number): void {

@@ -4,6 +4,7 @@ import { InputError } from '../../errors.ts';
 import type { BlockIO } from '../io.ts';
 import { SECTOR } from '../mbr.ts';
 import { ATTR_VOLUME, makeShortEntry } from './dirent.ts';
+import { encodeBootSector, FSINFO, FSINFO_SIGS } from './bpb.ts';
 
 export interface FormatFat32Options {
   /** Volume label, at most 11 characters (e.g. 'system-boot'). */
@@ -48,41 +49,46 @@ export function formatFat32(io: BlockIO, opts: FormatFat32Options): void {
   }
   if (clusters > 0x0ffffff5) throw new InputError(`${io.name}: too many clusters for FAT32; use a bigger cluster size`);
 
-  const bs = Buffer.alloc(SECTOR);
-  bs.set([0xeb, 0x58, 0x90], 0);
-  bs.write('MSWIN4.1', 3, 'latin1');
-  bs.writeUInt16LE(SECTOR, 11);
-  bs[13] = spc;
-  bs.writeUInt16LE(RESERVED, 14);
-  bs[16] = 2;
-  bs.writeUInt16LE(0, 17);
-  bs.writeUInt16LE(0, 19);
-  bs[21] = 0xf8;
-  bs.writeUInt16LE(0, 22);
-  bs.writeUInt16LE(32, 24); // sectors per track
-  bs.writeUInt16LE(64, 26); // heads
-  bs.writeUInt32LE(opts.hiddenSectors ?? 0, 28);
-  bs.writeUInt32LE(total, 32);
-  bs.writeUInt32LE(fatSectors, 36);
-  bs.writeUInt16LE(0, 40);
-  bs.writeUInt16LE(0, 42);
-  bs.writeUInt32LE(2, 44); // root cluster
-  bs.writeUInt16LE(1, 48); // FSInfo sector
-  bs.writeUInt16LE(6, 50); // backup boot sector
-  bs[64] = 0x80;
-  bs[66] = 0x29;
-  bs.writeUInt32LE(Math.floor(when.getTime() / 1000) >>> 0, 67); // volume id, from the clock: reproducible
-  bs.write((label || 'NO NAME').padEnd(11, ' '), 71, 'latin1');
-  bs.write('FAT32   ', 82, 'latin1');
-  bs[510] = 0x55;
-  bs[511] = 0xaa;
+  const bs = encodeBootSector({
+    kind: 'fat32',
+    jump: Buffer.from([0xeb, 0x58, 0x90]),
+    oemName: Buffer.from('MSWIN4.1', 'latin1'),
+    bytesPerSector: SECTOR,
+    sectorsPerCluster: spc,
+    reservedSectors: RESERVED,
+    numFats: 2,
+    rootEntries: 0,
+    totalSectors16: 0,
+    media: 0xf8,
+    fatSectors16: 0,
+    sectorsPerTrack: 32,
+    heads: 64,
+    hiddenSectors: opts.hiddenSectors ?? 0,
+    totalSectors32: total,
+    fatSectors32: fatSectors,
+    extFlags: 0,
+    fsVersion: 0,
+    rootCluster: 2,
+    fsInfoSector: 1,
+    backupBootSector: 6,
+    reserved: Buffer.alloc(12),
+    driveNumber: 0x80,
+    reserved1: 0,
+    bootSignature: 0x29,
+    volumeId: Math.floor(when.getTime() / 1000) >>> 0, // from the clock: reproducible
+    volumeLabel: Buffer.from((label || 'NO NAME').padEnd(11, ' '), 'latin1'),
+    fsType: Buffer.from('FAT32   ', 'latin1'),
+    bootCode: Buffer.alloc(420),
+    signature: 0xaa55,
+  });
 
-  const fsi = Buffer.alloc(SECTOR);
-  fsi.writeUInt32LE(0x41615252, 0);
-  fsi.writeUInt32LE(0x61417272, 484);
-  fsi.writeUInt32LE(clusters - 1, 488); // all free but the root directory's cluster
-  fsi.writeUInt32LE(2, 492); // last allocated
-  fsi.writeUInt32LE(0xaa550000, 508);
+  const fsi = FSINFO.encode({
+    ...FSINFO_SIGS,
+    reserved1: Buffer.alloc(480),
+    freeCount: clusters - 1, // all free but the root directory's cluster
+    nextFree: 2, // last allocated
+    reserved2: Buffer.alloc(12),
+  });
 
   // Reserved area: boot, FSInfo, (sector 2 has the signature too in Microsoft's layout), backups at 6 and 7.
   const reserved = Buffer.alloc(RESERVED * SECTOR);

@@ -19,7 +19,6 @@ import {
   setEntryMtime,
   validateLongName,
 } from './dirent.ts';
-import { imageOffset } from './errors.ts';
 import { walkTree } from '../tree.ts';
 
 export type { FatEntry } from './dir.ts';
@@ -65,7 +64,7 @@ export class FatFs {
 
   private rootDir(): FatDir {
     const g = this.geometry;
-    return g.fatType === 32 ? new FatDir(this.io, g, this.fat, g.rootCluster, imageOffset(this.io, 44)) : new FatDir(this.io, g, this.fat, 0, 0);
+    return g.fatType === 32 ? new FatDir(this.io, g, this.fat, g.rootCluster, this.io.base + 44) : new FatDir(this.io, g, this.fat, 0, 0);
   }
 
   private openDir(e: DirSlotEntry): FatDir {

@@ -3,8 +3,8 @@
 // search from a next-free hint, and the FAT32 FSInfo free count and hint.
 import { CorruptImageError } from '../../errors.ts';
 import type { BlockIO } from '../io.ts';
-import type { FatGeometry } from './bpb.ts';
-import { imageOffset, NoSpaceError } from './errors.ts';
+import { FSINFO, fsInfoValid, type FatGeometry } from './bpb.ts';
+import { NoSpaceError } from './errors.ts';
 
 const PAGE = 4096;
 const MAX_PAGES = 64; // 256 KiB of FAT cached at most
@@ -37,18 +37,18 @@ export class FatTable {
 
   private readFsInfo(): void {
     const off = this.g.fsInfoSector * this.g.bytesPerSector;
-    const s = this.io.read(off, 512);
-    if (s.readUInt32LE(0) !== 0x41615252 || s.readUInt32LE(484) !== 0x61417272 || s.readUInt32LE(508) !== 0xaa550000) return;
+    const f = FSINFO.decode(this.io.read(off, 512));
+    if (!fsInfoValid(f)) return;
     this.fsInfoValid = true;
-    const free = s.readUInt32LE(488);
+    const free = f.freeCount;
     if (free <= this.g.clusterCount) this.free = free;
-    const next = s.readUInt32LE(492);
+    const next = f.nextFree;
     if (next >= 2 && next <= this.maxCluster) this.hint = next;
   }
 
   /** Byte offset (within the volume) of cluster `n`'s FAT entry in the read FAT, for error messages. */
   entryOffset(n: number): number {
-    return imageOffset(this.io, this.g.fatOffset + this.g.readFat * this.g.fatBytes + Math.floor((n * this.g.fatType) / 8));
+    return this.io.base + this.g.fatOffset + this.g.readFat * this.g.fatBytes + Math.floor((n * this.g.fatType) / 8);
   }
 
   private page(p: number): Buffer {
@@ -250,7 +250,7 @@ export class FatTable {
       const s = Buffer.alloc(8);
       s.writeUInt32LE(this.free >= 0 ? this.free : 0xffffffff, 0);
       s.writeUInt32LE(this.hint >= 2 ? this.hint : 0xffffffff, 4);
-      this.io.write(off + 488, s);
+      this.io.write(off + 488, s); // freeCount and nextFree (FSINFO bytes 488..495), nothing else
     }
     this.fsInfoDirty = false;
   }
