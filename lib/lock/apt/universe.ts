@@ -1,12 +1,15 @@
 // The packages apt could install: every stanza of the Packages indexes read, indexed by name and by what each
 // provides. To hold a 60 000-stanza index in little memory only what choosing a candidate needs stays in memory
-// (name, version, architecture, Multi-Arch, Provides) plus where the stanza lies in its index; the rest (Depends,
-// Filename, SHA256, …) is read back from the index (a StanzaStore) for the few packages the closure visits.
+// (name, version, native or `all`, Multi-Arch, Provides), in columns indexed by a version id, plus where the stanza
+// lies in its index; a version's object is made only when the closure asks for it, and the rest of its stanza
+// (Depends, Filename, SHA256, …) is read back from the index (a StanzaStore) for the few packages it visits.
 // Invariants: only the image's architecture and `all` are kept; a name's candidate is its highest version (ties:
 // the first index read wins, as apt's equal-priority order); the same package+version+arch read twice is kept
-// once; a stanza read back without Filename, Size or SHA256 is an error naming its index and line.
+// once; one id gives one object (the closure compares them by identity); a stanza read back without Filename,
+// Size or SHA256 is an error naming its index and line.
 import { InputError } from '../../errors.ts';
-import { StanzaParser, parseStanzas, type Stanza } from './deb822.ts';
+import { parseStanzas, type Stanza } from './deb822.ts';
+import { PackagesScanner, type ScannedStanza } from './packages-scan.ts';
 import { parseProvides, type Provide } from './depends.ts';
 import { compareVersions, parseVersion, type DebVersion } from './version.ts';
 
@@ -73,11 +76,9 @@ export function versionOf(pv: PackageVersion): DebVersion {
   return (pv.parsed ??= parseVersion(pv.version, `${pv.src.where} line ${pv.line}: ${pv.package}: Version`));
 }
 
-/** Fields read on the first pass; the rest waits for `details`. */
-const FIRST_PASS = ['package', 'version', 'architecture', 'multi-arch', 'provides'];
 const NONE: Provide[] = [];
 
-/** One copy of the few values most stanzas repeat (architecture, Multi-Arch). */
+/** One copy of the few values most stanzas repeat (Multi-Arch). */
 const interned = new Map<string, string>();
 function intern(v: string | undefined): string | undefined {
   if (v === undefined || v.length > 16) return v;
@@ -86,13 +87,51 @@ function intern(v: string | undefined): string | undefined {
   return x;
 }
 
+/** A typed array twice as long, holding `a`. */
+function doubled<T extends { readonly length: number; set(a: ArrayLike<number>): void }>(a: T, make: (len: number) => T): T {
+  const b = make(a.length * 2);
+  b.set(a);
+  return b;
+}
+
+/** Add `id` to a name's entry in a name -> id | ids map (most names have one id: no array for them). */
+function addId(m: Map<string, number | number[]>, name: string, id: number): void {
+  const had = m.get(name);
+  if (had === undefined) m.set(name, id);
+  else if (typeof had === 'number') {
+    if (had !== id) m.set(name, [had, id]);
+  } else if (had[had.length - 1] !== id) had.push(id);
+}
+
+/** What one index read contributes to every version it lists (its origin, store and name for messages). */
+interface IndexSource {
+  origin: PackageVersion['origin'];
+  src: PackageVersion['src'];
+}
+
+/** flags: the version is Architecture: all; its stanza has a Provides field. */
+const ALL = 1;
+const PROVIDES = 2;
+
 export class Universe {
   readonly architecture: string;
-  /** name -> its one version, or its versions (most names have one: no array for them). */
-  private readonly byName = new Map<string, PackageVersion | PackageVersion[]>();
-  private readonly providers = new Map<string, Array<{ pv: PackageVersion; provide: Provide }>>();
-  private readonly stores = new Set<StanzaStore>();
+  // Every version read is an id; its fields live in columns (typed arrays, and string arrays for the name and
+  // version), and its PackageVersion object is only made when the closure asks for it (most never are).
   private count = 0;
+  private readonly names: string[] = [];
+  private readonly versionsOf: string[] = [];
+  private readonly multiArchs: Array<string | undefined> = [];
+  private flags = new Uint8Array(1024);
+  private offsets = new Float64Array(1024);
+  private lengths = new Uint32Array(1024);
+  private lines = new Uint32Array(1024);
+  private sourceOf = new Uint16Array(1024);
+  private readonly sources: IndexSource[] = [];
+  private readonly objects = new Map<number, PackageVersion>();
+  private readonly byName = new Map<string, number | number[]>();
+  /** provided name -> the ids whose Provides name it (their Provide entries are parsed when asked for). */
+  private readonly providers = new Map<string, number | number[]>();
+  private readonly stores = new Set<StanzaStore>();
   constructor(architecture: string) {
     this.architecture = architecture;
   }
@@ -101,11 +140,12 @@ export class Universe {
     return this.count;
   }
 
-  /** A parser that adds the stanzas of one Packages index fed to it in order; `store` must hold the same bytes. */
-  parser(origin: PackageVersion['origin'], where: string, store: StanzaStore): StanzaParser {
+  /** A scanner that adds the stanzas of one Packages index fed to it in order; `store` must hold the same bytes. */
+  parser(origin: PackageVersion['origin'], where: string, store: StanzaStore): PackagesScanner {
     this.stores.add(store);
-    const src = { store, where };
-    return new StanzaParser((st, line, start, end) => this.add(st, origin, src, line, start, end), { fields: FIRST_PASS, name: where, reuse: true });
+    if (this.sources.length >= 0xffff) throw new InputError(`${where}: more than ${0xffff} Packages indexes`);
+    const source = this.sources.push({ origin, src: { store, where } }) - 1;
+    return new PackagesScanner(this.architecture, (st) => this.add(st, source), where);
   }
 
   /** Index a whole Packages text held in memory. */
@@ -118,47 +158,75 @@ export class Universe {
     p.end();
   }
 
-  private add(st: Stanza, origin: PackageVersion['origin'], src: PackageVersion['src'], line: number, offset: number, end: number): void {
-    const arch = st.get('architecture');
-    if (arch !== this.architecture && arch !== 'all') return;
-    const at = `${src.where} line ${line}`;
-    const name = st.get('package');
-    const version = st.get('version');
-    if (!name || !version) throw new InputError(`${at}: a stanza without Package or Version`);
+  private add(st: ScannedStanza, source: number): void {
+    if (st.arch === 2) return;
+    const name = st.package;
+    const version = st.version;
+    if (!name || !version) throw new InputError(`${this.sources[source].src.where} line ${st.line}: a stanza without Package or Version`);
+    const all = st.arch === 1 ? ALL : 0;
     const had = this.byName.get(name);
-    if (had !== undefined && (Array.isArray(had) ? had.some((p) => p.version === version && p.architecture === arch) : had.version === version && had.architecture === arch)) return;
-    const provides = st.get('provides');
-    const pv: PackageVersion = {
-      package: name,
-      version,
+    if (had !== undefined) {
+      const same = (id: number) => this.versionsOf[id] === version && (this.flags[id] & ALL) === all;
+      if (typeof had === 'number' ? same(had) : had.some(same)) return;
+    }
+    const id = this.count++;
+    if (id === this.offsets.length) {
+      this.flags = doubled(this.flags, (l) => new Uint8Array(l));
+      this.offsets = doubled(this.offsets, (l) => new Float64Array(l));
+      this.lengths = doubled(this.lengths, (l) => new Uint32Array(l));
+      this.lines = doubled(this.lines, (l) => new Uint32Array(l));
+      this.sourceOf = doubled(this.sourceOf, (l) => new Uint16Array(l));
+    }
+    this.names.push(name);
+    this.versionsOf.push(version);
+    this.multiArchs.push(intern(st.multiArch));
+    this.flags[id] = all | (st.provides.length ? PROVIDES : 0);
+    this.offsets[id] = st.start;
+    this.lengths[id] = st.end - st.start;
+    this.lines[id] = st.line;
+    this.sourceOf[id] = source;
+    addId(this.byName, name, id);
+    for (const p of st.provides) addId(this.providers, p, id);
+  }
+
+  /** The version object of an id (made once: the closure compares them by identity), its Provides parsed. */
+  private pv(id: number): PackageVersion {
+    let pv = this.objects.get(id);
+    if (pv) return pv;
+    const s = this.sources[this.sourceOf[id]];
+    pv = {
+      package: this.names[id],
+      version: this.versionsOf[id],
       parsed: undefined,
-      architecture: intern(arch)!,
-      origin,
-      provides: provides !== undefined ? parseProvides(provides, `${at}: ${name}: Provides`) : NONE,
-      multiArch: intern(st.get('multi-arch')),
-      src,
-      offset,
-      length: end - offset,
-      line,
+      architecture: this.flags[id] & ALL ? 'all' : this.architecture,
+      origin: s.origin,
+      provides: NONE,
+      multiArch: this.multiArchs[id],
+      src: s.src,
+      offset: this.offsets[id],
+      length: this.lengths[id],
+      line: this.lines[id],
       details: undefined,
     };
-    if (had === undefined) this.byName.set(name, pv);
-    else if (Array.isArray(had)) had.push(pv);
-    else this.byName.set(name, [had, pv]);
-    for (const provide of pv.provides) {
-      const l = this.providers.get(provide.name);
-      if (l) l.push({ pv, provide });
-      else this.providers.set(provide.name, [{ pv, provide }]);
+    if (this.flags[id] & PROVIDES) pv.provides = parseProvides(this.readBack(pv).get('provides') ?? '', `${s.src.where} line ${pv.line}: ${pv.package}: Provides`);
+    this.objects.set(id, pv);
+    return pv;
+  }
+
+  /** The whole stanza of a version, read back from its index. */
+  private readBack(pv: PackageVersion): Stanza {
+    const [st] = parseStanzas(pv.src.store.read(pv.offset, pv.length).toString('utf8'), pv.src.where);
+    if (!st || st.get('package') !== pv.package || st.get('version') !== pv.version) {
+      throw new InputError(`${pv.src.where} line ${pv.line}: the index changed while it was read (${pv.package} ${pv.version} is not there any more)`);
     }
-    this.count++;
+    return st;
   }
 
   /** Filename, Size, SHA256 and relationship fields of a version, read back from its index once. */
   details(pv: PackageVersion): Details {
     if (pv.details) return pv.details;
     const at = `${pv.src.where} line ${pv.line}`;
-    const [st] = parseStanzas(pv.src.store.read(pv.offset, pv.length).toString('utf8'), pv.src.where);
-    if (!st || st.get('package') !== pv.package || st.get('version') !== pv.version) throw new InputError(`${at}: the index changed while it was read (${pv.package} ${pv.version} is not there any more)`);
+    const st = this.readBack(pv);
     const filename = st.get('filename');
     const sha256 = st.get('sha256');
     const size = Number(st.get('size'));
@@ -185,22 +253,32 @@ export class Universe {
   /** Every version of a real package. */
   versions(name: string): PackageVersion[] {
     const v = this.byName.get(name);
-    return v === undefined ? [] : Array.isArray(v) ? v : [v];
+    return v === undefined ? [] : typeof v === 'number' ? [this.pv(v)] : v.map((id) => this.pv(id));
   }
 
   /** The version apt would install: the highest (first read on a tie). */
   candidate(name: string): PackageVersion | undefined {
     const v = this.byName.get(name);
-    if (v === undefined || !Array.isArray(v)) return v;
-    const list = v;
+    if (v === undefined) return undefined;
+    if (typeof v === 'number') return this.pv(v);
     let best: PackageVersion | undefined;
-    for (const p of list) if (!best || compareVersions(versionOf(p), versionOf(best)) > 0) best = p;
+    for (const id of v) {
+      const p = this.pv(id);
+      if (!best || compareVersions(versionOf(p), versionOf(best)) > 0) best = p;
+    }
     return best;
   }
 
   /** Packages whose candidate version provides `name`, with what they provide. */
   providersOf(name: string): Array<{ pv: PackageVersion; provide: Provide }> {
-    return (this.providers.get(name) ?? []).filter((x) => this.candidate(x.pv.package) === x.pv);
+    const ids = this.providers.get(name);
+    const out: Array<{ pv: PackageVersion; provide: Provide }> = [];
+    for (const id of ids === undefined ? [] : typeof ids === 'number' ? [ids] : ids) {
+      const pv = this.pv(id);
+      if (this.candidate(pv.package) !== pv) continue;
+      for (const provide of pv.provides) if (provide.name === name) out.push({ pv, provide });
+    }
+    return out;
   }
 
   /** Release the stores (temporary files) of the indexes read. */
