@@ -150,7 +150,8 @@ export async function readPackagesFile(path: string, src: Pick<AptSource, 'uri' 
     let job: XzJob;
     let store: FileStore;
     try {
-      job = startXz(tmp.path, { input: path, name: where });
+      // One thread: Debian's index is two 24 MiB blocks, and decoding both at once takes xz from 20 MB to 72 MB.
+      job = startXz(tmp.path, { input: path, name: where, threads: false });
       store = new FileStore(openSync(tmp.path, 'r'));
     } finally {
       tmp.drop();

@@ -1,7 +1,7 @@
 // The first pass over a Packages index: a deb822 scanner that works on the bytes and takes from each stanza only
 // what choosing a candidate needs (Package, Version, whether Architecture is the native one or `all`, Multi-Arch,
-// the names it Provides) plus where the stanza lies, so a 60 000-stanza index costs a few strings per stanza and
-// no Map or object. The rest of a stanza (Provides' versions too) is read back later by its byte range (deb822.ts
+// the names it Provides) plus where the stanza lies, as bytes: a 60 000-stanza index costs no string or object
+// per stanza. The rest of a stanza (Provides' versions too) is read back later by its byte range (deb822.ts
 // and depends.ts parse it then, checking it). Pure; no I/O.
 // Invariants: the same deb822 rules as deb822.ts's StanzaParser (field names ASCII case-insensitive, continuation
 // lines, blank or blank-only lines end a stanza, `#` lines ignored, CRLF, any chunking of the input); every
@@ -9,19 +9,31 @@
 // first field line to the end of its last line.
 import { InputError } from '../../errors.ts';
 
-/** What the scanner reports for one stanza (a reused object: the callback must copy what it keeps). */
+/**
+ * What the scanner reports for one stanza: a reused object whose fields point into `bytes` (a reused buffer), so
+ * the callback must copy what it keeps. A missing field is an empty range.
+ */
 export interface ScannedStanza {
-  package: string | undefined;
-  version: string | undefined;
+  bytes: Buffer;
+  /** Package's value: bytes[pkg, pkgEnd). */
+  pkg: number;
+  pkgEnd: number;
+  /** Version's value: bytes[ver, verEnd). */
+  ver: number;
+  verEnd: number;
   /** 0: the native architecture, 1: `all`, 2: another one or none. */
   arch: number;
+  /** Multi-Arch's value, one shared string per value. */
   multiArch: string | undefined;
-  /** The names in Provides (without their versions), each its own string. */
-  provides: string[];
+  /** The names in Provides (without their versions): [start, end) pairs into bytes. */
+  provides: number[];
   line: number;
   start: number;
   end: number;
 }
+
+/** The Multi-Arch values there are (anything else gets a string of its own). */
+const MULTI_ARCH = ['same', 'foreign', 'allowed', 'no'].map((v) => [v, Buffer.from(v)] as const);
 
 const EMPTY = Buffer.alloc(0);
 
@@ -71,7 +83,9 @@ export class PackagesScanner {
   private open = false;
   /** The field the last field line was (for its continuation lines): 2 Provides keeps them, -1 none yet. */
   private field = -1;
-  private readonly cur: ScannedStanza = { package: undefined, version: undefined, arch: 2, multiArch: undefined, provides: [], line: 0, start: 0, end: 0 };
+  private readonly cur: ScannedStanza = { bytes: Buffer.allocUnsafe(4096), pkg: 0, pkgEnd: 0, ver: 0, verEnd: 0, arch: 2, multiArch: undefined, provides: [], line: 0, start: 0, end: 0 };
+  /** Bytes of `cur.bytes` in use. */
+  private used = 0;
   private readonly native: Buffer;
 
   constructor(
@@ -115,9 +129,11 @@ export class PackagesScanner {
   private flush(): void {
     if (this.open) this.onStanza(this.cur);
     const c = this.cur;
-    c.package = c.version = c.multiArch = undefined;
+    c.pkg = c.pkgEnd = c.ver = c.verEnd = 0;
+    c.multiArch = undefined;
     c.provides.length = 0;
     c.arch = 2;
+    this.used = 0;
     this.open = false;
     this.field = -1;
   }
@@ -141,7 +157,7 @@ export class PackagesScanner {
         return;
       }
       if (this.field < 0) throw new InputError(`${this.name} line ${this.lineNo}: a continuation line with no field before it`);
-      if (this.field === 2) provideNames(buf, i, e, this.cur.provides);
+      if (this.field === 2) this.provideNames(buf, i, e);
       this.cur.end = this.pos;
       return;
     }
@@ -165,34 +181,49 @@ export class PackagesScanner {
     while (b > a && (buf[b - 1] === 32 || buf[b - 1] === 9)) b--;
     switch (f) {
       case 1:
-        this.cur.package = buf.toString('utf8', a, b);
+        this.cur.pkg = this.keep(buf, a, b);
+        this.cur.pkgEnd = this.used;
         break;
       case 2:
         this.cur.provides.length = 0; // a repeated field: the last one counts, as in deb822.ts
-        provideNames(buf, a, b, this.cur.provides);
+        this.provideNames(buf, a, b);
         break;
       case 3:
-        this.cur.version = buf.toString('utf8', a, b);
+        this.cur.ver = this.keep(buf, a, b);
+        this.cur.verEnd = this.used;
         break;
       case 4:
         this.cur.arch = bytesAre(buf, a, b, this.native) ? 0 : bytesAre(buf, a, b, ALL) ? 1 : 2;
         break;
       case 5:
-        this.cur.multiArch = buf.toString('utf8', a, b);
+        this.cur.multiArch = MULTI_ARCH.find(([, v]) => bytesAre(buf, a, b, v))?.[0] ?? buf.toString('utf8', a, b);
         break;
     }
   }
-}
 
-/** The names of a Provides list buf[a, b) (`name [(= version)], …`; a name ends at a blank, `(`, `:` or `,`). */
-function provideNames(buf: Buffer, a: number, b: number, out: string[]): void {
-  let i = a;
-  while (i < b) {
-    while (i < b && (buf[i] === 32 || buf[i] === 9 || buf[i] === 44)) i++;
-    const s = i;
-    while (i < b && buf[i] !== 32 && buf[i] !== 9 && buf[i] !== 40 && buf[i] !== 58 && buf[i] !== 44) i++;
-    if (i > s) out.push(buf.toString('utf8', s, i));
-    while (i < b && buf[i] !== 44) i++;
+  /** Copy buf[a, b) into the stanza's own bytes; returns where it starts there. */
+  private keep(buf: Buffer, a: number, b: number): number {
+    const at = this.used;
+    if (at + (b - a) > this.cur.bytes.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.cur.bytes.length * 2, at + (b - a)));
+      this.cur.bytes.copy(grown, 0, 0, at);
+      this.cur.bytes = grown;
+    }
+    buf.copy(this.cur.bytes, at, a, b);
+    this.used = at + (b - a);
+    return at;
+  }
+
+  /** The names of a Provides list buf[a, b) (`name [(= version)], …`; a name ends at a blank, `(`, `:` or `,`). */
+  private provideNames(buf: Buffer, a: number, b: number): void {
+    let i = a;
+    while (i < b) {
+      while (i < b && (buf[i] === 32 || buf[i] === 9 || buf[i] === 44)) i++;
+      const s = i;
+      while (i < b && buf[i] !== 32 && buf[i] !== 9 && buf[i] !== 40 && buf[i] !== 58 && buf[i] !== 44) i++;
+      if (i > s) this.cur.provides.push(this.keep(buf, s, i), this.used);
+      while (i < b && buf[i] !== 44) i++;
+    }
   }
 }
 

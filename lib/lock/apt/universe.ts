@@ -10,6 +10,7 @@
 import { InputError } from '../../errors.ts';
 import { parseStanzas, type Stanza } from './deb822.ts';
 import { PackagesScanner, type ScannedStanza } from './packages-scan.ts';
+import { NameTable } from './name-table.ts';
 import { parseProvides, type Provide } from './depends.ts';
 import { compareVersions, parseVersion, type DebVersion } from './version.ts';
 
@@ -78,29 +79,14 @@ export function versionOf(pv: PackageVersion): DebVersion {
 
 const NONE: Provide[] = [];
 
-/** One copy of the few values most stanzas repeat (Multi-Arch). */
-const interned = new Map<string, string>();
-function intern(v: string | undefined): string | undefined {
-  if (v === undefined || v.length > 16) return v;
-  let x = interned.get(v);
-  if (x === undefined) interned.set(v, (x = v));
-  return x;
-}
+/** Multi-Arch values by code (0: none); any other value is kept by id. */
+const MULTI_ARCH: Array<string | undefined> = [undefined, 'same', 'foreign', 'allowed', 'no'];
 
 /** A typed array twice as long, holding `a`. */
 function doubled<T extends { readonly length: number; set(a: ArrayLike<number>): void }>(a: T, make: (len: number) => T): T {
   const b = make(a.length * 2);
   b.set(a);
   return b;
-}
-
-/** Add `id` to a name's entry in a name -> id | ids map (most names have one id: no array for them). */
-function addId(m: Map<string, number | number[]>, name: string, id: number): void {
-  const had = m.get(name);
-  if (had === undefined) m.set(name, id);
-  else if (typeof had === 'number') {
-    if (had !== id) m.set(name, [had, id]);
-  } else if (had[had.length - 1] !== id) had.push(id);
 }
 
 /** What one index read contributes to every version it lists (its origin, store and name for messages). */
@@ -113,24 +99,81 @@ interface IndexSource {
 const ALL = 1;
 const PROVIDES = 2;
 
+/**
+ * Lists of ids by entry (a name's versions, a provided name's providers) as linked cells in typed arrays, in the
+ * order added; the same id added twice in a row is kept once.
+ */
+class IdLists {
+  private head = new Int32Array(1024).fill(-1);
+  private tail = new Int32Array(1024).fill(-1);
+  private cellId = new Int32Array(1024);
+  private cellNext = new Int32Array(1024);
+  private cells = 0;
+
+  add(entry: number, id: number): void {
+    while (entry >= this.head.length) {
+      this.head = doubled(this.head, (l) => new Int32Array(l).fill(-1));
+      this.tail = doubled(this.tail, (l) => new Int32Array(l).fill(-1));
+    }
+    const t = this.tail[entry];
+    if (t >= 0 && this.cellId[t] === id) return;
+    if (this.cells === this.cellId.length) {
+      this.cellId = doubled(this.cellId, (l) => new Int32Array(l));
+      this.cellNext = doubled(this.cellNext, (l) => new Int32Array(l));
+    }
+    const c = this.cells++;
+    this.cellId[c] = id;
+    this.cellNext[c] = -1;
+    if (t >= 0) this.cellNext[t] = c;
+    else this.head[entry] = c;
+    this.tail[entry] = c;
+  }
+
+  /** The first cell of an entry's list (-1: none); walk it with cellNext, read it with cellId (no allocation). */
+  first(entry: number): number {
+    return entry < 0 || entry >= this.head.length ? -1 : this.head[entry];
+  }
+  next(cell: number): number {
+    return this.cellNext[cell];
+  }
+  id(cell: number): number {
+    return this.cellId[cell];
+  }
+
+  /** The ids of an entry (-1: none), in the order added. */
+  ids(entry: number): number[] {
+    const out: number[] = [];
+    if (entry < 0 || entry >= this.head.length) return out;
+    for (let c = this.head[entry]; c >= 0; c = this.cellNext[c]) out.push(this.cellId[c]);
+    return out;
+  }
+}
+
 export class Universe {
   readonly architecture: string;
-  // Every version read is an id; its fields live in columns (typed arrays, and string arrays for the name and
-  // version), and its PackageVersion object is only made when the closure asks for it (most never are).
+  // Every version read is an id; its fields live in columns (typed arrays; names in NameTables, versions in one
+  // buffer), and its PackageVersion object is only made when the closure asks for it (most never are).
   private count = 0;
-  private readonly names: string[] = [];
-  private readonly versionsOf: string[] = [];
-  private readonly multiArchs: Array<string | undefined> = [];
+  private readonly names = new NameTable();
+  private readonly byName = new IdLists();
+  /** provided names, and for each the ids whose Provides name it (their Provide entries are parsed when asked). */
+  private readonly provided = new NameTable();
+  private readonly providers = new IdLists();
+  private versionPool = Buffer.allocUnsafe(1 << 16);
+  private versionUsed = 0;
+  private nameOf = new Int32Array(1024);
+  private verStart = new Uint32Array(1024);
+  private verEnd = new Uint32Array(1024);
   private flags = new Uint8Array(1024);
+  private multiArch = new Uint8Array(1024);
   private offsets = new Float64Array(1024);
   private lengths = new Uint32Array(1024);
   private lines = new Uint32Array(1024);
   private sourceOf = new Uint16Array(1024);
+  /** Multi-Arch values that are none of MULTI_ARCH's, by id. */
+  private readonly otherMultiArch = new Map<number, string>();
   private readonly sources: IndexSource[] = [];
   private readonly objects = new Map<number, PackageVersion>();
-  private readonly byName = new Map<string, number | number[]>();
-  /** provided name -> the ids whose Provides name it (their Provide entries are parsed when asked for). */
-  private readonly providers = new Map<string, number | number[]>();
   private readonly stores = new Set<StanzaStore>();
   constructor(architecture: string) {
     this.architecture = architecture;
@@ -158,35 +201,52 @@ export class Universe {
     p.end();
   }
 
+  /** Is version `id` the bytes b[v, vEnd) with the given `all` flag? */
+  private sameVersion(id: number, b: Buffer, v: number, vEnd: number, all: number): boolean {
+    if ((this.flags[id] & ALL) !== all) return false;
+    const s = this.verStart[id];
+    return this.verEnd[id] - s === vEnd - v && this.versionPool.compare(b, v, vEnd, s, this.verEnd[id]) === 0;
+  }
+
   private add(st: ScannedStanza, source: number): void {
     if (st.arch === 2) return;
-    const name = st.package;
-    const version = st.version;
-    if (!name || !version) throw new InputError(`${this.sources[source].src.where} line ${st.line}: a stanza without Package or Version`);
+    const b = st.bytes;
+    if (st.pkg === st.pkgEnd || st.ver === st.verEnd) throw new InputError(`${this.sources[source].src.where} line ${st.line}: a stanza without Package or Version`);
     const all = st.arch === 1 ? ALL : 0;
-    const had = this.byName.get(name);
-    if (had !== undefined) {
-      const same = (id: number) => this.versionsOf[id] === version && (this.flags[id] & ALL) === all;
-      if (typeof had === 'number' ? same(had) : had.some(same)) return;
-    }
+    const name = this.names.add(b, st.pkg, st.pkgEnd);
+    for (let c = this.byName.first(name); c >= 0; c = this.byName.next(c)) if (this.sameVersion(this.byName.id(c), b, st.ver, st.verEnd, all)) return;
     const id = this.count++;
     if (id === this.offsets.length) {
+      this.nameOf = doubled(this.nameOf, (l) => new Int32Array(l));
+      this.verStart = doubled(this.verStart, (l) => new Uint32Array(l));
+      this.verEnd = doubled(this.verEnd, (l) => new Uint32Array(l));
       this.flags = doubled(this.flags, (l) => new Uint8Array(l));
+      this.multiArch = doubled(this.multiArch, (l) => new Uint8Array(l));
       this.offsets = doubled(this.offsets, (l) => new Float64Array(l));
       this.lengths = doubled(this.lengths, (l) => new Uint32Array(l));
       this.lines = doubled(this.lines, (l) => new Uint32Array(l));
       this.sourceOf = doubled(this.sourceOf, (l) => new Uint16Array(l));
     }
-    this.names.push(name);
-    this.versionsOf.push(version);
-    this.multiArchs.push(intern(st.multiArch));
+    const vlen = st.verEnd - st.ver;
+    if (this.versionUsed + vlen > this.versionPool.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.versionPool.length * 2, this.versionUsed + vlen));
+      this.versionPool.copy(grown, 0, 0, this.versionUsed);
+      this.versionPool = grown;
+    }
+    b.copy(this.versionPool, this.versionUsed, st.ver, st.verEnd);
+    this.verStart[id] = this.versionUsed;
+    this.verEnd[id] = this.versionUsed += vlen;
+    this.nameOf[id] = name;
+    const ma = MULTI_ARCH.indexOf(st.multiArch);
+    this.multiArch[id] = ma;
+    if (ma < 0) this.otherMultiArch.set(id, st.multiArch!);
     this.flags[id] = all | (st.provides.length ? PROVIDES : 0);
     this.offsets[id] = st.start;
     this.lengths[id] = st.end - st.start;
     this.lines[id] = st.line;
     this.sourceOf[id] = source;
-    addId(this.byName, name, id);
-    for (const p of st.provides) addId(this.providers, p, id);
+    this.byName.add(name, id);
+    for (let i = 0; i < st.provides.length; i += 2) this.providers.add(this.provided.add(b, st.provides[i], st.provides[i + 1]), id);
   }
 
   /** The version object of an id (made once: the closure compares them by identity), its Provides parsed. */
@@ -195,13 +255,13 @@ export class Universe {
     if (pv) return pv;
     const s = this.sources[this.sourceOf[id]];
     pv = {
-      package: this.names[id],
-      version: this.versionsOf[id],
+      package: this.names.text(this.nameOf[id]),
+      version: this.versionPool.toString('utf8', this.verStart[id], this.verEnd[id]),
       parsed: undefined,
       architecture: this.flags[id] & ALL ? 'all' : this.architecture,
       origin: s.origin,
       provides: NONE,
-      multiArch: this.multiArchs[id],
+      multiArch: this.multiArch[id] === 255 ? this.otherMultiArch.get(id) : MULTI_ARCH[this.multiArch[id]],
       src: s.src,
       offset: this.offsets[id],
       length: this.lengths[id],
@@ -252,28 +312,20 @@ export class Universe {
 
   /** Every version of a real package. */
   versions(name: string): PackageVersion[] {
-    const v = this.byName.get(name);
-    return v === undefined ? [] : typeof v === 'number' ? [this.pv(v)] : v.map((id) => this.pv(id));
+    return this.byName.ids(this.names.find(name)).map((id) => this.pv(id));
   }
 
   /** The version apt would install: the highest (first read on a tie). */
   candidate(name: string): PackageVersion | undefined {
-    const v = this.byName.get(name);
-    if (v === undefined) return undefined;
-    if (typeof v === 'number') return this.pv(v);
     let best: PackageVersion | undefined;
-    for (const id of v) {
-      const p = this.pv(id);
-      if (!best || compareVersions(versionOf(p), versionOf(best)) > 0) best = p;
-    }
+    for (const p of this.versions(name)) if (!best || compareVersions(versionOf(p), versionOf(best)) > 0) best = p;
     return best;
   }
 
   /** Packages whose candidate version provides `name`, with what they provide. */
   providersOf(name: string): Array<{ pv: PackageVersion; provide: Provide }> {
-    const ids = this.providers.get(name);
     const out: Array<{ pv: PackageVersion; provide: Provide }> = [];
-    for (const id of ids === undefined ? [] : typeof ids === 'number' ? [ids] : ids) {
+    for (const id of this.providers.ids(this.provided.find(name))) {
       const pv = this.pv(id);
       if (this.candidate(pv.package) !== pv) continue;
       for (const provide of pv.provides) if (provide.name === name) out.push({ pv, provide });
