@@ -38,7 +38,8 @@ export class NameTable {
       e.set(this.ends);
       this.ends = e;
     }
-    this.pool.set(buf.subarray(a, b), this.used);
+    const pool = this.pool;
+    for (let i = 0; i < len; i++) pool[this.used + i] = buf[a + i];
     const entry = this.size++;
     this.starts[entry] = this.used;
     this.ends[entry] = this.used + len;

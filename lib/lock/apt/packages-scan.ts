@@ -196,7 +196,7 @@ export class PackagesScanner {
         this.cur.arch = bytesAre(buf, a, b, this.native) ? 0 : bytesAre(buf, a, b, ALL) ? 1 : 2;
         break;
       case 5:
-        this.cur.multiArch = MULTI_ARCH.find(([, v]) => bytesAre(buf, a, b, v))?.[0] ?? buf.toString('utf8', a, b);
+        this.cur.multiArch = multiArchOf(buf, a, b);
         break;
     }
   }
@@ -209,7 +209,8 @@ export class PackagesScanner {
       this.cur.bytes.copy(grown, 0, 0, at);
       this.cur.bytes = grown;
     }
-    buf.copy(this.cur.bytes, at, a, b);
+    const dst = this.cur.bytes;
+    for (let i = a; i < b; i++) dst[at + i - a] = buf[i]; // names are short: a loop beats copy()'s overhead
     this.used = at + (b - a);
     return at;
   }
@@ -225,6 +226,11 @@ export class PackagesScanner {
       while (i < b && buf[i] !== 44) i++;
     }
   }
+}
+
+function multiArchOf(buf: Buffer, a: number, b: number): string {
+  for (const [name, bytes] of MULTI_ARCH) if (bytesAre(buf, a, b, bytes)) return name;
+  return buf.toString('utf8', a, b);
 }
 
 function bytesAre(buf: Buffer, a: number, b: number, want: Buffer): boolean {
