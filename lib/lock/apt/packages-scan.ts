@@ -8,6 +8,7 @@
 // non-continuation line must be `Field: value`; values are trimmed of blanks; a stanza's byte range covers its
 // first field line to the end of its last line.
 import { InputError } from '../../errors.ts';
+import { LineSplitter } from './deb822.ts';
 
 /**
  * What the scanner reports for one stanza: a reused object whose fields point into `bytes` (a reused buffer), so
@@ -34,8 +35,6 @@ export interface ScannedStanza {
 
 /** The Multi-Arch values there are (anything else gets a string of its own). */
 const MULTI_ARCH = ['same', 'foreign', 'allowed', 'no'].map((v) => [v, Buffer.from(v)] as const);
-
-const EMPTY = Buffer.alloc(0);
 
 /** Field names the scanner keeps, lower-case with their colon. */
 const F_PACKAGE = Buffer.from('package:');
@@ -75,9 +74,9 @@ function keptField(buf: Buffer, s: number, e: number): number {
 const NAME_LEN = [0, F_PACKAGE.length, F_PROVIDES.length, F_VERSION.length, F_ARCH.length, F_MULTIARCH.length];
 
 export class PackagesScanner {
-  private tail: Buffer = EMPTY;
+  private readonly lines = new LineSplitter((buf, s, nl) => this.lineOf(buf, s, nl));
   private lineNo = 0;
-  /** Byte offset in the input of the next line (the start of `tail`). */
+  /** Byte offset in the input of the next line. */
   private pos = 0;
   /** In a stanza (a field line was seen since the last blank line). */
   private open = false;
@@ -97,32 +96,11 @@ export class PackagesScanner {
   }
 
   push(bytes: Buffer): void {
-    let start = 0;
-    if (this.tail.length) {
-      // Only the line cut by the previous chunk is joined: chunks themselves are never copied.
-      const nl = bytes.indexOf(10);
-      if (nl < 0) {
-        this.tail = Buffer.concat([this.tail, bytes]);
-        return;
-      }
-      const line = Buffer.concat([this.tail, bytes.subarray(0, nl + 1)]);
-      this.tail = EMPTY;
-      this.lineOf(line, 0, line.length - 1);
-      start = nl + 1;
-    }
-    for (;;) {
-      const nl = bytes.indexOf(10, start);
-      if (nl < 0) break;
-      this.lineOf(bytes, start, nl);
-      start = nl + 1;
-    }
-    if (start < bytes.length) this.tail = Buffer.from(bytes.subarray(start)); // a copy of the cut line only
+    this.lines.push(bytes);
   }
 
   end(): void {
-    const rest = this.tail;
-    this.tail = EMPTY;
-    if (rest.length) this.lineOf(rest, 0, rest.length);
+    this.lines.end();
     this.flush();
   }
 
