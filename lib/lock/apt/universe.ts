@@ -1,12 +1,13 @@
 // The packages apt could install: every stanza of the Packages indexes read, indexed by name and by what each
 // provides. To hold a 60 000-stanza index in little memory only what choosing a candidate needs stays in memory
-// (name, version, native or `all`, Multi-Arch, Provides), in columns indexed by a version id, plus where the stanza
-// lies in its index; a version's object is made only when the closure asks for it, and the rest of its stanza
-// (Depends, Filename, SHA256, …) is read back from the index (a StanzaStore) for the few packages it visits.
+// (name, version, native or `all`, Multi-Arch, the names it provides) plus where the stanza lies in its index, as
+// bytes in NameTables and typed columns indexed by a version id: no string or object per stanza. A version's object
+// is made only when the closure asks for it; then its Provides are parsed, and the rest of its stanza (Depends,
+// Filename, SHA256, …) is read back from the index (a StanzaStore) for the few packages it visits.
 // Invariants: only the image's architecture and `all` are kept; a name's candidate is its highest version (ties:
 // the first index read wins, as apt's equal-priority order); the same package+version+arch read twice is kept
 // once; one id gives one object (the closure compares them by identity); a stanza read back without Filename,
-// Size or SHA256 is an error naming its index and line.
+// Size or SHA256, or with a malformed Provides, is an error naming its index and line.
 import { InputError } from '../../errors.ts';
 import { parseStanzas, type Stanza } from './deb822.ts';
 import { PackagesScanner, type ScannedStanza } from './packages-scan.ts';
