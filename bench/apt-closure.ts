@@ -49,19 +49,25 @@ const packagesXz = join(cacheDir, 'Packages.xz');
   const sources = ['/etc/apt/sources.list.d/debian.sources'].filter(existsSync).flatMap((f) => parseDeb822Sources(readFileSync(f, 'utf8'), f));
   const src = sources.find((s) => s.suite === SUITE) ?? { uri: 'http://deb.debian.org/debian', suite: SUITE, components: ['main'], origin: 'default' };
   const inRelease = join(cacheDir, 'InRelease');
-  if (!existsSync(inRelease)) {
+  const fetchInRelease = () => {
     sh('curl', ['-fsS', '-o', `${inRelease}.tmp`, distUrl(src, 'InRelease')]);
     sh('gpgv', ['--keyring', DEBIAN_KEYRING, `${inRelease}.tmp`]);
     renameSync(`${inRelease}.tmp`, inRelease);
-  }
-  const m = new RegExp(`^ ([0-9a-f]{64}) +(\\d+) ${INDEX.replace(/[.]/g, '\\.')}$`, 'm').exec(readFileSync(inRelease, 'utf8').split('SHA256:')[1] ?? '');
-  if (!m) throw new Error(`${inRelease}: no SHA256 line for ${INDEX}`);
-  const okSum = () => existsSync(packagesXz) && sh('sha256sum', [packagesXz]).split(' ')[0] === m[1];
-  if (!okSum()) {
+  };
+  const listed = (): [string, number] => {
+    const m = new RegExp(`^ ([0-9a-f]{64}) +(\\d+) ${INDEX.replace(/[.]/g, '\\.')}$`, 'm').exec(readFileSync(inRelease, 'utf8').split('SHA256:')[1] ?? '');
+    if (!m) throw new Error(`${inRelease}: no SHA256 line for ${INDEX}`);
+    return [m[1], Number(m[2])];
+  };
+  const sum = (f: string) => sh('sha256sum', [f]).split(' ')[0];
+  if (!existsSync(inRelease)) fetchInRelease();
+  if (!existsSync(packagesXz) || sum(packagesXz) !== listed()[0]) {
+    fetchInRelease(); // the mirror moved on since the cached one: a fresh pair
+    const [sha, size] = listed();
     sh('curl', ['-fsS', '-o', `${packagesXz}.tmp`, distUrl(src, INDEX)]);
-    if (sh('sha256sum', [`${packagesXz}.tmp`]).split(' ')[0] !== m[1]) throw new Error(`${distUrl(src, INDEX)}: sha256 differs from its InRelease`);
+    if (sum(`${packagesXz}.tmp`) !== sha) throw new Error(`${distUrl(src, INDEX)}: sha256 differs from its InRelease`);
     renameSync(`${packagesXz}.tmp`, packagesXz);
-    console.log(`fetched ${distUrl(src, INDEX)} (${(Number(m[2]) / 2 ** 20).toFixed(1)} MiB), checked against its InRelease`);
+    console.log(`fetched ${distUrl(src, INDEX)} (${(size / 2 ** 20).toFixed(1)} MiB), checked against its InRelease`);
   }
 }
 const plain = sh('xz', ['-dc', packagesXz]);
