@@ -1,211 +1,238 @@
-// Benchmark: the apt install closure of the reference profile's packages (aptPackagesByRole of profiles/yarpi4.yaml:
-// docker.io, conntrack, socat, …, glusterfs-server, lvm2, xfsprogs) against a Packages index of realistic size:
-// Debian bookworm's main/binary-arm64 (~60 000 stanzas), fetched once from this machine's Debian mirror into
-// bench/.tmp/apt (with its InRelease) and served from 127.0.0.1 by a static server in its own process. Each round
-// runs the resolver's public entry from the compiled tree in a fresh process with an empty cache: InRelease
-// checked with Debian's keyring read from a base image (ext4 made with mkfs.ext4 -d, holding a debootstrap-like
-// dpkg status: the closure of bookworm's required + important packages), Packages.xz downloaded and checked,
-// parsed, closed. Baselines timed in the same rounds, alternating: `xz -dc Packages.xz > /dev/null` (the floor: just
-// decoding the index) and `apt-get install --simulate` on the same index and status in a private apt state (its
-// lists and binary cache already built; not timed: its `apt-get update`). The closure must equal apt's.
-// Prints per-round times, median + spread, and the peak RSS of our process (/usr/bin/time %M).
-// Targets: median < 2 s, peak RSS <= 150 MB. Usage: npx tsx bench/apt-closure.ts [--runs N]
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// Benchmark: `pi-image lock` (the compiled CLI, as a child process) resolving the reference profile's OS packages
+// (aptPackagesByRole of profiles/yarpi4.yaml: curl … docker.io, conntrack, socat, …, glusterfs-server, lvm2,
+// xfsprogs) against a Packages index of realistic size: Debian bookworm's real main/binary-arm64 Packages.xz
+// (~62 000 stanzas, 8.7 MB; 49 MB decompressed), fetched once from this machine's Debian mirror into
+// ~/.cache/pi-image-bench (its InRelease checked with gpgv and Debian's keyring, the file with sha256sum).
+// The local archive: that Packages.xz under dists/bookworm/, a Release by `apt-ftparchive release`, InRelease
+// clearsigned by a gpg key made at bench time, served from 127.0.0.1 (port 0). The base image: an Ubuntu look-alike
+// disk (MBR, FAT32 + ext4, made by the real tools) whose root holds a debootstrap-like dpkg status (what
+// `apt-get install --simulate` of bookworm's required + important packages installs, each stanza as the archive
+// has it plus Status), an apt source naming deb.debian.org bookworm (the profile's mirror replaces it) and the
+// bench key. The profile: a copy of yarpi4.yaml pointed at that image and mirror (os.codename bookworm), with the
+// reference package list as apt.packages and kubernetes/glusterfs off, so `lock` fetches nothing but the apt chain
+// (the rest is bench/lock.ts's business); the bench checks that the list is the reference profile's.
+// Each round: a fresh cache holding only the base image (as after a first build), then `lock --json` — InRelease
+// fetched and verified with the key read from the image, Packages.xz fetched and checked, decompressed, indexed,
+// closed. Baselines in the same rounds, alternating order (bench/lib/measure.ts): apt from an empty private state
+// (`apt-get update` of the same archive + `apt-get install --simulate`, the same work as ours) and `apt-get
+// install --simulate` alone (lists and binary cache already built). The lock's closure must equal apt's.
+// Targets: lock median < 2 s, peak RSS of its process tree <= 150 MB.
+// Usage: npx tsx bench/apt-closure.ts [--rounds N] [--cpu-prof DIR]
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { parseDocument } from 'yaml';
+import { ROOT, cli, loadavg, machineLine, measure, median, memoryLine, ratioLine, rounds, roundsArg, type Side } from './lib/measure.ts';
+import { ENV, makeKey, serveDir, sign, stopAgent } from '../test/helpers/apt-repo.ts';
+import { makeUbuntuLookalike } from '../test/helpers/lookalike.ts';
 import { parseDeb822Sources, distUrl } from '../lib/lock/apt/sources.ts';
-import { fetchRelease, fetchVerified, readPackagesFile } from '../lib/lock/apt/archive.ts';
-import { readKeyring } from '../lib/lock/apt/keyring.ts';
-import { Universe } from '../lib/lock/apt/universe.ts';
-import { installClosure } from '../lib/lock/apt/closure.ts';
-import { StanzaParser, writeStanzas } from '../lib/lock/apt/deb822.ts';
 import { aptPackagesByRole } from '../lib/lock/apt/packages-for.ts';
 import { loadProfile } from '../lib/cluster/profile.ts';
-import { openDecoded, detectFormat } from '../lib/source/decompress.ts';
-import { newestTs } from './lib/newest-ts.ts';
+import { decodeLock } from '../lib/lock/lockfile.ts';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const args = process.argv.slice(2);
-const runs = Number(args[args.indexOf('--runs') + 1]) || 5;
+const n = roundsArg(5);
 const ARCH = 'arm64';
 const SUITE = 'bookworm';
-const KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
-const now = (): number => Number(process.hrtime.bigint()) / 1e9;
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const fmt = (n: number): string => n.toFixed(2);
+const DEBIAN_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
+const INDEX = `main/binary-${ARCH}/Packages.xz`;
+const run = promisify(execFile);
+const sh = (cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): string =>
+  execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 << 20, env: opts.env ?? ENV, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
 
-/** Wall seconds, CPU seconds (user + system, the process and its children) and peak RSS (MB) of a command. */
-function timed(cmd: string, argv: string[]): { secs: number; cpu: number; rssMB: number; stdout: string } {
-  const t0 = now();
-  const r = spawnSync('/usr/bin/time', ['-f', '%M %U %S', cmd, ...argv], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  const secs = now() - t0;
-  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status}):\n${r.stderr.slice(-3000)}`);
-  const [kb, user, sys] = r.stderr.trim().split('\n').pop()!.split(' ').map(Number);
-  return { secs, cpu: user + sys, rssMB: kb / 1024, stdout: r.stdout };
-}
-
-const tmp = join(ROOT, 'bench', '.tmp', 'apt');
-mkdirSync(tmp, { recursive: true });
-
-// 1. The compiled tree (as `npm run build` makes it), rebuilt when a source is newer.
-const dist = join(ROOT, 'bench', '.tmp', 'apt-dist');
-if (!existsSync(join(dist, '.built')) || Math.max(newestTs(join(ROOT, 'lib')), newestTs(join(ROOT, 'bin'))) > statSync(join(dist, '.built')).mtimeMs) {
-  rmSync(dist, { recursive: true, force: true });
-  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', dist], { stdio: 'inherit' });
-  writeFileSync(join(dist, '.built'), '');
-}
-
-// 2. Debian's real index, once: InRelease verified with Debian's keyring, Packages.xz checked against it.
-const mirrorDir = join(tmp, 'mirror');
-const localIndex = join(mirrorDir, 'dists', SUITE, 'main', `binary-${ARCH}`, 'Packages.xz');
-if (!existsSync(localIndex)) {
-  const hostSources = ['/etc/apt/sources.list.d/debian.sources'].filter(existsSync).flatMap((f) => parseDeb822Sources(readFileSync(f, 'utf8'), f));
-  const src = hostSources.find((s) => s.suite === SUITE) ?? { uri: 'http://deb.debian.org/debian', suite: SUITE, components: ['main'], origin: 'default' };
-  const keys = await readKeyring([{ name: KEYRING, data: readFileSync(KEYRING) }]);
-  const release = await fetchRelease(src, keys, { cacheDir: join(tmp, 'fetch-cache') });
-  const f = release.files.get(`main/binary-${ARCH}/Packages.xz`)!;
-  const path = await fetchVerified(distUrl(src, `main/binary-${ARCH}/Packages.xz`), f.sha256, f.size, { cacheDir: join(tmp, 'fetch-cache') });
-  mkdirSync(dirname(localIndex), { recursive: true });
-  copyFileSync(path, localIndex);
-  writeFileSync(join(mirrorDir, 'dists', SUITE, 'InRelease'), execFileSync('curl', ['-fsS', distUrl(src, 'InRelease')]));
-  console.log(`fetched ${distUrl(src, 'InRelease')} and Packages.xz (${(f.size / 2 ** 20).toFixed(1)} MiB)`);
-}
-let stanzas = 0;
+// 1. Debian's real index, once: InRelease verified by gpgv with Debian's keyring, Packages.xz by its sha256 there.
+const cacheDir = join(homedir(), '.cache', 'pi-image-bench', `debian-${SUITE}-${ARCH}`);
+mkdirSync(cacheDir, { recursive: true });
+const packagesXz = join(cacheDir, 'Packages.xz');
 {
-  const d = await openDecoded(localIndex, detectFormat(localIndex));
-  const p = new StanzaParser(() => stanzas++, { fields: ['package'] });
-  for await (const c of d.stream) p.push(c as Buffer);
-  p.end();
+  const sources = ['/etc/apt/sources.list.d/debian.sources'].filter(existsSync).flatMap((f) => parseDeb822Sources(readFileSync(f, 'utf8'), f));
+  const src = sources.find((s) => s.suite === SUITE) ?? { uri: 'http://deb.debian.org/debian', suite: SUITE, components: ['main'], origin: 'default' };
+  const inRelease = join(cacheDir, 'InRelease');
+  const fetchInRelease = () => {
+    sh('curl', ['-fsS', '-o', `${inRelease}.tmp`, distUrl(src, 'InRelease')]);
+    sh('gpgv', ['--keyring', DEBIAN_KEYRING, `${inRelease}.tmp`]);
+    renameSync(`${inRelease}.tmp`, inRelease);
+  };
+  const listed = (): [string, number] => {
+    const m = new RegExp(`^ ([0-9a-f]{64}) +(\\d+) ${INDEX.replace(/[.]/g, '\\.')}$`, 'm').exec(readFileSync(inRelease, 'utf8').split('SHA256:')[1] ?? '');
+    if (!m) throw new Error(`${inRelease}: no SHA256 line for ${INDEX}`);
+    return [m[1], Number(m[2])];
+  };
+  const sum = (f: string) => sh('sha256sum', [f]).split(' ')[0];
+  if (!existsSync(inRelease)) fetchInRelease();
+  if (!existsSync(packagesXz) || sum(packagesXz) !== listed()[0]) {
+    fetchInRelease(); // the mirror moved on since the cached one: a fresh pair
+    const [sha, size] = listed();
+    sh('curl', ['-fsS', '-o', `${packagesXz}.tmp`, distUrl(src, INDEX)]);
+    if (sum(`${packagesXz}.tmp`) !== sha) throw new Error(`${distUrl(src, INDEX)}: sha256 differs from its InRelease`);
+    renameSync(`${packagesXz}.tmp`, packagesXz);
+    console.log(`fetched ${distUrl(src, INDEX)} (${(size / 2 ** 20).toFixed(1)} MiB), checked against its InRelease`);
+  }
 }
+const plain = sh('xz', ['-dc', packagesXz]);
+const stanzas = plain.split('\n\n').filter((s) => /^Package:/m.test(s));
 
-// 3. A debootstrap-like base: the closure of bookworm's required + important packages, as installed.
-const status = join(tmp, 'status');
-if (!existsSync(status)) {
-  const universe = new Universe(ARCH);
-  await readPackagesFile(localIndex, { uri: 'x', suite: SUITE }, universe);
-  const prio: string[] = [];
-  const d = await openDecoded(localIndex, detectFormat(localIndex));
-  const p = new StanzaParser((st) => {
-    if (['required', 'important'].includes(st.get('priority') ?? '') && (st.get('architecture') === ARCH || st.get('architecture') === 'all')) prio.push(st.get('package')!);
-  }, { fields: ['package', 'priority', 'architecture'] });
-  for await (const c of d.stream) p.push(c as Buffer);
-  p.end();
-  const base = installClosure(universe, [], [...new Set(prio)].sort());
-  // Each installed package's stanza as the archive has it (every field), plus its Status, as dpkg keeps it: apt
-  // hashes Installed-Size and the relationship fields, and takes a stanza that differs for another version.
-  const want = new Set(base.map((b) => `${b.package} ${b.version} ${b.architecture}`));
-  const out: Array<Array<[string, string]>> = [];
-  const d2 = await openDecoded(localIndex, detectFormat(localIndex));
-  const p2 = new StanzaParser((st) => {
-    if (!want.has(`${st.get('package')} ${st.get('version')} ${st.get('architecture')}`)) return;
-    want.delete(`${st.get('package')} ${st.get('version')} ${st.get('architecture')}`);
-    const fields = [...st].map(([k, v]): [string, string] => [k.replace(/(^|-)[a-z]/g, (c) => c.toUpperCase()), v]);
-    out.push([fields[0], ['Status', 'install ok installed'], ...fields.slice(1).filter(([k]) => !['Filename', 'Size', 'Md5sum', 'Sha256'].includes(k))]);
-  });
-  for await (const c of d2.stream) p2.push(c as Buffer);
-  p2.end();
-  writeFileSync(status, writeStanzas(out));
+// 2. The local archive, signed by a key made now, on 127.0.0.1.
+mkdirSync(join(ROOT, 'bench', '.tmp'), { recursive: true });
+const work = mkdtempSync(join(ROOT, 'bench', '.tmp', 'apt-closure-'));
+const key = makeKey(work, 'bench');
+const archive = join(work, 'archive');
+const dist = join(archive, 'dists', SUITE);
+mkdirSync(join(dist, 'main', `binary-${ARCH}`), { recursive: true });
+copyFileSync(packagesXz, join(dist, INDEX));
+// The plain file too while Release is written: apt only takes an index whose uncompressed name Release lists.
+writeFileSync(join(dist, INDEX.replace(/\.xz$/, '')), plain);
+writeFileSync(
+  join(dist, 'Release'),
+  sh('apt-ftparchive', ['-o', `APT::FTPArchive::Release::Suite=${SUITE}`, '-o', `APT::FTPArchive::Release::Codename=${SUITE}`, '-o', `APT::FTPArchive::Release::Architectures=${ARCH}`, '-o', 'APT::FTPArchive::Release::Components=main', 'release', '.'], { cwd: dist }),
+);
+rmSync(join(dist, INDEX.replace(/\.xz$/, '')));
+sign(dist, key);
+const server = await serveDir(archive);
+
+// A private apt state over that archive (no locking, no languages, recommends off, this architecture only).
+function aptOptions(d: string, status: string): string[] {
+  for (const s of ['state/lists/partial', 'cache/archives/partial', 'parts', 'prefs']) mkdirSync(join(d, s), { recursive: true });
+  writeFileSync(join(d, 'sources.list'), `deb ${server.url} ${SUITE} main\n`);
+  writeFileSync(join(d, 'trusted.gpg'), key.binary);
+  return [
+    '-o', `Dir::State=${d}/state`, '-o', `Dir::State::status=${status}`, '-o', `Dir::Cache=${d}/cache`,
+    '-o', `Dir::Etc::SourceList=${d}/sources.list`, '-o', `Dir::Etc::SourceParts=${d}/parts`,
+    '-o', `Dir::Etc::Trusted=${d}/trusted.gpg`, '-o', `Dir::Etc::TrustedParts=${d}/parts`,
+    '-o', `Dir::Etc::Preferences=${d}/prefs/none`, '-o', `Dir::Etc::PreferencesParts=${d}/prefs`,
+    '-o', `APT::Architecture=${ARCH}`, '-o', `APT::Architectures::=${ARCH}`, '-o', 'Debug::NoLocking=1',
+    '-o', 'APT::Install-Recommends=false', '-o', 'Acquire::Languages=none',
+  ];
 }
-const installedCount = readFileSync(status, 'utf8').split('\n\n').length;
-
-// 4. The static mirror, in its own process.
-const server = spawn(process.execPath, ['-e', `
-  const http = require('http'), fs = require('fs'), path = require('path');
-  const root = ${JSON.stringify(mirrorDir)};
-  const s = http.createServer((q, r) => {
-    const f = path.join(root, decodeURIComponent(new URL(q.url, 'http://x').pathname));
-    if (!f.startsWith(root) || !fs.existsSync(f) || !fs.statSync(f).isFile()) { r.writeHead(404).end(); return; }
-    r.writeHead(200, { 'Content-Length': fs.statSync(f).size });
-    fs.createReadStream(f).pipe(r);
-  });
-  s.listen(0, '127.0.0.1', () => console.log(s.address().port));
-`], { stdio: ['ignore', 'pipe', 'inherit'] });
-const port = await new Promise<number>((resolve) => server.stdout!.once('data', (d) => resolve(Number(String(d).trim()))));
-const mirror = `http://127.0.0.1:${port}/`;
-
-// 5. The base image: status, sources (the stock URI the mirror replaces), Debian's keyring by signed-by.
-const imgDir = join(tmp, 'image');
-const image = join(tmp, 'root.ext4');
-rmSync(imgDir, { recursive: true, force: true });
-for (const [p, data] of Object.entries({
-  'var/lib/dpkg/status': readFileSync(status),
-  'etc/apt/sources.list': `deb [signed-by=${KEYRING}] http://deb.debian.org/debian ${SUITE} main\n`,
-  [KEYRING.slice(1)]: readFileSync(KEYRING),
-})) {
-  mkdirSync(dirname(join(imgDir, p)), { recursive: true });
-  writeFileSync(join(imgDir, p), data);
-}
-rmSync(image, { force: true });
-execFileSync('truncate', ['-s', '64M', image]);
-execFileSync('mkfs.ext4', ['-q', '-F', '-d', imgDir, image], { env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
-
-const { profile } = await loadProfile(join(ROOT, 'profiles', 'yarpi4.yaml'));
-const roles = aptPackagesByRole(profile);
-const requested = [...new Set(Object.values(roles).flat())];
-
-// 6. apt's private state for the baseline (update once, not timed).
-const aptDir = join(tmp, 'apt-state');
-rmSync(aptDir, { recursive: true, force: true });
-for (const s of ['state/lists/partial', 'cache/archives/partial', 'parts', 'prefs']) mkdirSync(join(aptDir, s), { recursive: true });
-writeFileSync(join(aptDir, 'sources.list'), `deb ${mirror} ${SUITE} main\n`);
-const aptOpts = [
-  '-o', `Dir::State=${aptDir}/state`, '-o', `Dir::State::status=${status}`, '-o', `Dir::Cache=${aptDir}/cache`,
-  '-o', `Dir::Etc::SourceList=${aptDir}/sources.list`, '-o', `Dir::Etc::SourceParts=${aptDir}/parts`,
-  '-o', `Dir::Etc::Trusted=${KEYRING}`, '-o', `Dir::Etc::TrustedParts=${aptDir}/parts`,
-  '-o', `Dir::Etc::Preferences=${aptDir}/prefs/none`, '-o', `Dir::Etc::PreferencesParts=${aptDir}/prefs`,
-  '-o', `APT::Architecture=${ARCH}`, '-o', `APT::Architectures::=${ARCH}`, '-o', 'Debug::NoLocking=1',
-  '-o', 'APT::Install-Recommends=false', '-o', 'Acquire::Languages=none', '-o', 'Acquire::Check-Valid-Until=false',
-];
-execFileSync('apt-get', [...aptOpts, '-qq', 'update']);
-const aptSim = (): Array<[string, string]> =>
-  execFileSync('apt-get', [...aptOpts, '-s', 'install', ...requested], { encoding: 'utf8', maxBuffer: 64 << 20 })
-    .split('\n').map((l) => /^Inst (\S+) (?:\[[^\]]*\] )?\((\S+) /.exec(l)).filter((m): m is RegExpExecArray => m !== null).map((m): [string, string] => [m[1], m[2]])
+const inst = (out: string): Array<[string, string]> =>
+  out.split('\n').map((l) => /^Inst (\S+) (?:\[[^\]]*\] )?\((\S+) /.exec(l)).filter((x): x is RegExpExecArray => x !== null).map((x): [string, string] => [x[1], x[2]])
     .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-execFileSync('apt-get', [...aptOpts, '-s', 'install', ...requested], { stdio: 'ignore' }); // builds its binary cache
 
-const xzT: number[] = [];
-const aptT: number[] = [];
-const ours: number[] = [];
-const cpu = { xz: [] as number[], apt: [] as number[], ours: [] as number[] };
-let rss = 0;
-let last: { count: number; bytes: number; entries: Array<[string, string]> } | undefined;
 try {
-  for (let i = 0; i < runs; i++) {
-    const x = timed('sh', ['-c', `xz -dc "${localIndex}" > /dev/null`]);
-    xzT.push(x.secs);
-    cpu.xz.push(x.cpu);
-    const a = timed('apt-get', [...aptOpts, '-s', 'install', ...requested]);
-    aptT.push(a.secs);
-    cpu.apt.push(a.cpu);
-    const cache = join(tmp, `cache-${i}`);
-    rmSync(cache, { recursive: true, force: true });
-    const r = timed(process.execPath, [join(ROOT, 'bench', 'apt-closure-entry.mjs'), dist, image, mirror, SUITE, cache, JSON.stringify(roles)]);
-    rmSync(cache, { recursive: true, force: true });
-    ours.push(r.secs);
-    cpu.ours.push(r.cpu);
-    rss = Math.max(rss, r.rssMB);
-    last = JSON.parse(r.stdout.trim().split('\n').pop()!);
-    console.log(`round ${i + 1}: xz -dc ${fmt(xzT[i])} s (cpu ${fmt(x.cpu)}), apt-get -s ${fmt(aptT[i])} s (cpu ${fmt(a.cpu)}), pi-image ${fmt(r.secs)} s (cpu ${fmt(r.cpu)}), ${r.rssMB.toFixed(0)} MB`);
+  // 3. A debootstrap-like base: apt's own closure of the required + important packages on an empty system, each
+  // installed stanza as the archive has it (apt compares them with the index), with dpkg's Status.
+  const empty = join(work, 'empty-status');
+  writeFileSync(empty, '');
+  const setup = aptOptions(join(work, 'apt-setup'), empty);
+  await run('apt-get', [...setup, '-qq', 'update'], { env: ENV });
+  const field = (s: string, f: string) => new RegExp(`^${f}: (.*)$`, 'm').exec(s)?.[1];
+  const prio = [...new Set(stanzas.filter((s) => ['required', 'important'].includes(field(s, 'Priority') ?? '')).map((s) => field(s, 'Package')!))].sort();
+  const base = new Set(inst((await run('apt-get', [...setup, '-s', 'install', ...prio], { env: ENV, maxBuffer: 64 << 20 })).stdout).map(([p, v]) => `${p} ${v}`));
+  const statusText = stanzas
+    .filter((s) => base.delete(`${field(s, 'Package')} ${field(s, 'Version')}`))
+    .map((s) => s.replace(/^(Package: .*\n)/, '$1Status: install ok installed\n').replace(/^(Filename|Size|MD5sum|SHA256|Description-md5): .*\n?/gm, '').trimEnd())
+    .join('\n\n') + '\n';
+  if (base.size) throw new Error(`not in the index: ${[...base].join(', ')}`);
+  const status = join(work, 'status');
+  writeFileSync(status, statusText);
+  const installed = statusText.split('\n\n').length;
+
+  // 4. The base image: that status, an apt source the profile's mirror replaces, the bench key in trusted.gpg.d.
+  const look = await makeUbuntuLookalike(join(work, 'base'), {
+    bootMiB: 33,
+    rootMiB: 24,
+    bulkBytes: 0,
+    extraRootFiles: {
+      'var/lib/dpkg/status': statusText,
+      'var/lib/dpkg/arch': `${ARCH}\n`,
+      'etc/apt/sources.list': `deb http://deb.debian.org/debian ${SUITE} main\n`,
+      'etc/apt/trusted.gpg.d/pi-image-bench.gpg': key.binary,
+    },
+  });
+
+  // 5. The profile: the reference one pointed at this image and mirror, its package list as apt.packages.
+  const { profile: ref } = await loadProfile(join(ROOT, 'profiles', 'yarpi4.yaml'));
+  const roles = aptPackagesByRole(ref);
+  const requested = [...new Set(Object.values(roles).flat())];
+  const doc = parseDocument(readFileSync(join(ROOT, 'profiles', 'yarpi4.yaml'), 'utf8'));
+  doc.set('image', look.img);
+  doc.setIn(['os', 'codename'], SUITE);
+  doc.setIn(['apt', 'mirror'], server.url);
+  doc.setIn(['apt', 'packages'], requested);
+  doc.setIn(['kubernetes', 'enabled'], false);
+  doc.setIn(['glusterfs', 'enabled'], false);
+  mkdirSync(join(work, 'p'));
+  const profilePath = join(work, 'p', 'pi-image.yaml');
+  writeFileSync(profilePath, doc.toString());
+  const { profile: ours } = await loadProfile(profilePath);
+  if (JSON.stringify(aptPackagesByRole(ours)) !== JSON.stringify(roles)) throw new Error(`the bench profile asks for ${JSON.stringify(aptPackagesByRole(ours))}, the reference for ${JSON.stringify(roles)}`);
+
+  // 6. A seed cache holding the base image (a first lock, not timed); apt's state for the "-s only" baseline.
+  // --cpu-prof DIR: the lock runs under `node --cpu-prof` (a .cpuprofile per round into DIR, for finding the cost).
+  const prof = process.argv.indexOf('--cpu-prof');
+  const piImage = cli();
+  if (prof >= 0) piImage.splice(1, 0, '--cpu-prof', '--cpu-prof-dir', process.argv[prof + 1]!);
+  const lockArgs = (cache: string) => [...piImage, 'lock', '--profile', profilePath, '--cache', cache, '--json'];
+  const seed = join(work, 'seed-cache');
+  await measure(lockArgs(seed)[0], lockArgs(seed).slice(1));
+  const warm = aptOptions(join(work, 'apt-warm'), status);
+  await run('apt-get', [...warm, '-qq', 'update'], { env: ENV });
+  await run('apt-get', [...warm, '-s', 'install', ...requested], { env: ENV, maxBuffer: 64 << 20 }); // builds pkgcache.bin
+
+  const closures: Record<string, string> = {};
+  const cacheOf = (r: number) => join(work, `cache-${r}`);
+  const aptCold = (r: number) => join(work, `apt-cold-${r}`);
+  const sides: Side[] = [
+    {
+      name: 'pi-image lock',
+      run: async (r) => {
+        mkdirSync(cacheOf(r));
+        cpSync(join(seed, 'images'), join(cacheOf(r), 'images'), { recursive: true });
+        if (existsSync(join(seed, 'sources.json'))) copyFileSync(join(seed, 'sources.json'), join(cacheOf(r), 'sources.json'));
+        const m = await measure(lockArgs(cacheOf(r))[0], lockArgs(cacheOf(r)).slice(1));
+        const lock = decodeLock(readFileSync(join(work, 'p', 'pi-image.lock'), 'utf8'));
+        closures.ours = JSON.stringify(lock.packages.map((p): [string, string] => [p.package, p.version]).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)));
+        return m;
+      },
+      after: (r) => rmSync(cacheOf(r), { recursive: true, force: true }),
+    },
+    {
+      name: 'apt-get update + -s',
+      run: async (r) => {
+        const o = aptOptions(aptCold(r), status).map((a) => `'${a}'`).join(' ');
+        const m = await measure('sh', ['-c', `apt-get ${o} -qq update && apt-get ${o} -s install ${requested.join(' ')}`]);
+        closures.aptCold = JSON.stringify(inst(m.stdout));
+        return m;
+      },
+      after: (r) => rmSync(aptCold(r), { recursive: true, force: true }),
+    },
+    {
+      name: 'apt-get -s',
+      run: async () => {
+        const m = await measure('apt-get', [...warm, '-s', 'install', ...requested]);
+        closures.apt = JSON.stringify(inst(m.stdout));
+        return m;
+      },
+    },
+  ];
+  const loadBefore = loadavg();
+  const uptimeBefore = sh('uptime', []).trim();
+  console.log(`apt-closure bench: ${machineLine()}`);
+  console.log(`  index: Debian ${SUITE} ${INDEX}, ${stanzas.length} stanzas (${(plain.length / 2 ** 20).toFixed(1)} MiB decompressed); base image: ${installed} packages installed; ${requested.length} requested: ${requested.join(' ')}`);
+  const res = await rounds(n, sides);
+  const uptimeAfter = sh('uptime', []).trim();
+  const lockRuns = res.runs[0];
+  const secs = lockRuns.map((m) => m.secs);
+  const entries = JSON.parse(closures.ours) as Array<[string, string]>;
+  console.log('');
+  console.log(`  pi-image lock: median ${median(secs).toFixed(2)} s, spread ${Math.min(...secs).toFixed(2)}-${Math.max(...secs).toFixed(2)} s over ${n} rounds (target < 2 s)`);
+  console.log(`  ${ratioLine(res, 'pi-image lock', 'apt-get update + -s').text}`);
+  console.log(`  ${ratioLine(res, 'pi-image lock', 'apt-get -s').text}`);
+  for (const s of res.names) console.log(`  ${memoryLine(res, s).text}`);
+  console.log(`  peak RSS of the lock's process tree: ${memoryLine(res, 'pi-image lock').treeMB.toFixed(0)} MB (target <= 150 MB)`);
+  console.log(`  load: ${loadBefore} before, ${loadavg()} after; uptime before: ${uptimeBefore}; after: ${uptimeAfter}`);
+  const same = closures.ours === closures.apt && closures.ours === closures.aptCold;
+  console.log(`  closure: ${entries.length} .debs; equal to apt-get --simulate's: ${same ? 'yes' : 'NO'}`);
+  if (!same) {
+    const a = new Set((JSON.parse(closures.apt) as string[][]).map((x) => x.join(' ')));
+    const o = new Set(entries.map((x) => x.join(' ')));
+    console.log(`  only apt: ${[...a].filter((x) => !o.has(x)).join(', ')}`);
+    console.log(`  only pi-image: ${[...o].filter((x) => !a.has(x)).join(', ')}`);
+    process.exitCode = 1;
   }
 } finally {
-  server.kill();
-}
-const apt = aptSim();
-const same = JSON.stringify(apt) === JSON.stringify(last!.entries);
-console.log('');
-console.log(`apt-closure bench: ${runs} round(s); index ${stanzas} stanzas (bookworm main ${ARCH}), ${installedCount} packages installed in the base, ${requested.length} requested: ${requested.join(' ')}`);
-console.log(`  ${execFileSync('nproc').toString().trim()} cores, load ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}`);
-console.log(`  xz -dc Packages.xz > /dev/null   median ${fmt(median(xzT))} s  (${xzT.map(fmt).join(', ')}); cpu median ${fmt(median(cpu.xz))} s`);
-console.log(`  apt-get install --simulate      median ${fmt(median(aptT))} s  (${aptT.map(fmt).join(', ')}); cpu median ${fmt(median(cpu.apt))} s  (binary cache prebuilt)`);
-console.log(`  pi-image resolve (no .debs)     median ${fmt(median(ours))} s  spread ${fmt(Math.min(...ours))}-${fmt(Math.max(...ours))} s; cpu median ${fmt(median(cpu.ours))} s  (target < 2 s)`);
-console.log(`  ratio pi-image / xz -dc         median ${fmt(median(ours.map((o, i) => o / xzT[i])))}x wall, ${fmt(median(cpu.ours.map((o, i) => o / cpu.xz[i])))}x cpu`);
-console.log(`  peak RSS of the resolve         ${rss.toFixed(0)} MB  (target <= 150 MB)`);
-console.log(`  closure: ${last!.count} .debs, ${(last!.bytes / 2 ** 20).toFixed(1)} MiB; equal to apt-get --simulate: ${same ? 'yes' : 'NO'}`);
-if (!same) {
-  const a = new Set(apt.map((x) => x.join(' ')));
-  const o = new Set(last!.entries.map((x) => x.join(' ')));
-  console.log(`  only apt: ${[...a].filter((x) => !o.has(x)).join(', ')}`);
-  console.log(`  only pi-image: ${[...o].filter((x) => !a.has(x)).join(', ')}`);
-  process.exitCode = 1;
+  await server.close();
+  stopAgent(key);
+  rmSync(work, { recursive: true, force: true });
 }

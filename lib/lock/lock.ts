@@ -9,7 +9,7 @@ import { resolveImage } from '../source/resolve.ts';
 import { FileIO } from '../image/io.ts';
 import type { OnProgress } from '../progress.ts';
 import { InputError } from '../errors.ts';
-import { LOCK_FILE, ROLES, decodeLock, encodeLock, packageId, requestsDigest, type Lock, type LockFile, type LockImage, type LockRequest, type PackageResolver, type Role } from './lockfile.ts';
+import { LOCK_FILE, ROLES, decodeLock, encodeLock, normaliseLock, packageId, requestsDigest, type Lock, type LockFile, type LockImage, type LockRequest, type PackageResolver, type Role } from './lockfile.ts';
 import { BlobStore } from './store.ts';
 import { lockFile } from './files.ts';
 import { profileRequests, addonManifestImages } from './requests.ts';
@@ -136,7 +136,8 @@ export async function makeLock(opts: LockOptions = {}): Promise<LockResult> {
     renameSync(tmp, path);
   }
   const fetched = opts.fetch ? await ensureLocked(lock, { cacheDir: opts.cacheDir, onProgress: opts.onProgress, retries: opts.retries, backoffMs: opts.backoffMs }) : undefined;
-  return { path, lock: decodeLock(text, path), text, changed, platform, ...(fetched !== undefined ? { fetched } : {}) };
+  // The lock as its text reads back (normalised), without parsing that text again (YAML costs ~0.3 s here).
+  return { path, lock: normaliseLock(lock), text, changed, platform, ...(fetched !== undefined ? { fetched } : {}) };
 }
 
 /** One request per id (package names asked by both roles become one request with both). */

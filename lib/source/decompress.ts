@@ -206,11 +206,12 @@ export interface XzJob {
 const PROGRESS_MS = 200;
 
 /** Start `xz -dc` into `dest`, reading `input` (a path) or, without one, what is written to the job's stdin. */
-export function startXz(dest: string, opts: { input?: string; name?: string; signal?: AbortSignal; onBytes?: (done: number) => void }): XzJob {
+export function startXz(dest: string, opts: { input?: string; name?: string; signal?: AbortSignal; onBytes?: (done: number) => void; /** false: one thread (a threaded decoder holds every block it decodes at once) */ threads?: boolean }): XzJob {
   const name = opts.name ?? (opts.input ? basename(opts.input) : basename(dest));
   const outFd = openSync(dest, 'w', 0o644);
   let stderr = '';
-  const child = spawn('xz', opts.input ? ['-dc', ...XZ_THREADS, '--', opts.input] : ['-dc', ...XZ_THREADS], { stdio: [opts.input ? 'ignore' : 'pipe', outFd, 'pipe'], signal: opts.signal });
+  const threads = opts.threads === false ? [] : XZ_THREADS;
+  const child = spawn('xz', opts.input ? ['-dc', ...threads, '--', opts.input] : ['-dc', ...threads], { stdio: [opts.input ? 'ignore' : 'pipe', outFd, 'pipe'], signal: opts.signal });
   child.stdin?.on('error', () => undefined); // EPIPE when xz stops early: its exit status tells why
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (d: string) => (stderr += d));

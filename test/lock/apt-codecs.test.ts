@@ -5,6 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { parseStanzas, StanzaParser, writeStanzas, type Stanza } from '../../lib/lock/apt/deb822.ts';
+import { PackagesScanner } from '../../lib/lock/apt/packages-scan.ts';
 import { parseDepends, parseProvides, provideMeets } from '../../lib/lock/apt/depends.ts';
 import { parseDpkgStatus, nativeArchFromStatus } from '../../lib/lock/apt/status.ts';
 import { parseSourcesList, parseDeb822Sources, distUrl, poolUrl } from '../../lib/lock/apt/sources.ts';
@@ -61,6 +62,62 @@ test('deb822: the streaming parser gives the same stanzas however the bytes are 
   }
   assert.throws(() => parseStanzas('Package foo\n', 'X'), (e: unknown) => e instanceof InputError && /X line 1/.test((e as Error).message));
   assert.throws(() => parseStanzas(' orphan\n', 'X'), /continuation line/);
+});
+
+test('Packages scanner: the same stanzas, fields and byte ranges as the deb822 parser, however the bytes are cut', () => {
+  const text = Buffer.from(
+    [
+      '# a comment',
+      'package: low',
+      'VERSION: 1.0',
+      'Architecture: arm64',
+      'Description: shört ünïcode',
+      ' Provides: not-a-field',
+      'Provides: virt-a (= 1.0), virt-b,',
+      ' virt-c:any',
+      'Multi-Arch: foreign',
+      '',
+      ' \t',
+      'Package: other-arch',
+      'Version: 2',
+      'Architecture: amd64',
+      '',
+      'Package: indep',
+      'Version: 1:3~b1',
+      'Architecture:   all  ',
+      'Packages-List: not Package',
+      'Provides: dup',
+      'Provides: last-wins',
+      '',
+      'Package: noarch',
+      'Version: 4',
+    ].join('\r\n'),
+  );
+  const want = parseStanzas(text.toString()).map((st) => ({
+    package: st.get('package'),
+    version: st.get('version'),
+    arch: st.get('architecture') === 'arm64' ? 0 : st.get('architecture') === 'all' ? 1 : 2,
+    multiArch: st.get('multi-arch'),
+    provides: parseProvides(st.get('provides') ?? '').map((p) => p.name),
+  }));
+  assert.equal(want.map((w) => w.provides), [['virt-a', 'virt-b', 'virt-c'], [], ['last-wins'], []]);
+  for (const cut of [1, 2, 3, 7, 64, 1000]) {
+    const got: Array<(typeof want)[number] & { range: string }> = [];
+    const p = new PackagesScanner('arm64', (s) => {
+      const str = (a: number, b: number) => (a === b ? undefined : s.bytes.toString('utf8', a, b));
+      const provides = [];
+      for (let i = 0; i < s.provides.length; i += 2) provides.push(str(s.provides[i], s.provides[i + 1])!);
+      got.push({ package: str(s.pkg, s.pkgEnd), version: str(s.ver, s.verEnd), arch: s.arch, multiArch: s.multiArch, provides, range: text.subarray(s.start, s.end).toString() });
+    });
+    for (let i = 0; i < text.length; i += cut) p.push(text.subarray(i, i + cut));
+    p.end();
+    assert.equal(got.map(({ range: _, ...g }) => g), want, `cut ${cut}`);
+    // Each byte range reads back as exactly its stanza.
+    assert.equal(got.map((g) => parseStanzas(g.range)[0].get('package')), want.map((w) => w.package), `cut ${cut}`);
+    assert.ok(got[0].range.startsWith('package: low') && got[0].range.endsWith('Multi-Arch: foreign\r\n'), got[0].range);
+  }
+  assert.throws(() => new PackagesScanner('arm64', () => {}, 'P').push(Buffer.from('Package: a\nnot a field\n')), (e: unknown) => e instanceof InputError && /P line 2: "not a field" is not a "Field: value" line/.test((e as Error).message));
+  assert.throws(() => new PackagesScanner('arm64', () => {}, 'P').push(Buffer.from(' orphan\n')), /P line 1: a continuation line/);
 });
 
 test('deb822 writer round-trips through the parser', () => {

@@ -9,13 +9,14 @@ import { createHash } from 'node:crypto';
 import { join, basename } from 'node:path';
 import { Cache, readJson, type DownloadRecord } from '../../source/cache.ts';
 import { download, fetchText } from '../../source/download.ts';
-import { detectFormat, openDecoded } from '../../source/decompress.ts';
+import { detectFormat, openDecoded, startXz, usesSystemXz, type XzJob } from '../../source/decompress.ts';
 import { InputError, VerifyError } from '../../errors.ts';
 import type { OnProgress } from '../../progress.ts';
 import { verifyClearsigned, type PublicKey } from './keyring.ts';
 import { parseRelease, checkRelease, type Release } from './release.ts';
 import { distUrl, poolUrl, type AptSource } from './sources.ts';
 import type { StanzaStore, Universe } from './universe.ts';
+import type { PackagesScanner } from './packages-scan.ts';
 
 export interface ArchiveOptions {
   cacheDir?: string;
@@ -80,23 +81,26 @@ export async function loadPackagesIndex(src: AptSource, release: Release, compon
   return url;
 }
 
-/** The decompressed index in an unlinked temporary file: stanzas are read back from it by offset. */
-class TempFileStore implements StanzaStore {
+/** A private temporary directory, removed at once (the open file descriptors keep their files' bytes). */
+function privateTemp(): { path: string; drop: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'pi-image-packages-'));
+  return { path: join(dir, 'Packages'), drop: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A decompressed index in a file (an unlinked temporary one, or a plain Packages in the cache): read by offset. */
+class FileStore implements StanzaStore {
   private fd: number | undefined;
-  private size = 0;
-  constructor() {
-    const dir = mkdtempSync(join(tmpdir(), 'pi-image-packages-'));
-    const path = join(dir, 'Packages');
-    this.fd = openSync(path, 'w+', 0o600);
-    rmSync(dir, { recursive: true, force: true }); // gone from the tree at once; the fd keeps the bytes
+  size = 0;
+  constructor(fd: number) {
+    this.fd = fd;
   }
   append(b: Buffer): void {
     let w = 0;
     while (w < b.length) w += writeSync(this.fd!, b, w, b.length - w, this.size + w);
     this.size += b.length;
   }
-  read(offset: number, length: number): Buffer {
-    const out = Buffer.alloc(length);
+  read(offset: number, length: number, into?: Buffer): Buffer {
+    const out = into ?? Buffer.alloc(length);
     let r = 0;
     while (r < length) {
       const n = readSync(this.fd!, out, r, length - r, offset + r);
@@ -111,20 +115,84 @@ class TempFileStore implements StanzaStore {
   }
 }
 
+/** The buffer the file paths read through: one, reused (chunks of a stream would each be a new allocation). */
+const READ_SIZE = 1 << 20;
+
+/** Feed a file to `scan` from `pos` on, through one buffer, until a read returns nothing; returns the end. */
+function scanFile(store: FileStore, buf: Buffer, scan: PackagesScanner, pos: number): number {
+  for (;;) {
+    const got = store.read(pos, buf.length, buf);
+    if (got.length === 0) return pos;
+    scan.push(got);
+    pos += got.length;
+  }
+}
+
 /**
- * Stream a (compressed or plain) Packages file on disk into `universe`; the decompressed bytes go to a temporary
- * file the universe reads stanzas back from (released by universe.close()).
+ * Stream a (compressed or plain) Packages file on disk into `universe`; the stanzas are read back later from a
+ * file (released by universe.close()). A plain file is scanned where it is. An .xz goes through the system's
+ * `xz -dc` into an unlinked temporary file that is scanned behind xz as it grows (the bytes never pass through a
+ * pipe or a stream's chunks: one buffer is reused); otherwise (.gz, or no xz) the decoded stream is written to
+ * such a file and scanned as it comes.
  */
 export async function readPackagesFile(path: string, src: Pick<AptSource, 'uri' | 'suite'>, universe: Universe, where = path): Promise<void> {
-  const decoded = await openDecoded(path, detectFormat(path));
-  const store = new TempFileStore();
-  const parser = universe.parser({ uri: src.uri, suite: src.suite, flat: src.suite.endsWith('/') }, where, store);
+  const origin = { uri: src.uri, suite: src.suite, flat: src.suite.endsWith('/') };
+  const format = detectFormat(path);
+  if (format === 'raw') {
+    const store = new FileStore(openSync(path, 'r'));
+    const scan = universe.parser(origin, where, store);
+    scanFile(store, Buffer.allocUnsafe(READ_SIZE), scan, 0);
+    scan.end();
+    return;
+  }
+  const tmp = privateTemp();
+  if (usesSystemXz(format)) {
+    let job: XzJob;
+    let store: FileStore;
+    try {
+      // One thread: Debian's index is two 24 MiB blocks, and decoding both at once takes xz from 20 MB to 72 MB.
+      job = startXz(tmp.path, { input: path, name: where, threads: false });
+      store = new FileStore(openSync(tmp.path, 'r'));
+    } finally {
+      tmp.drop();
+    }
+    const scan = universe.parser(origin, where, store);
+    let exited = false;
+    job.result.then(
+      () => (exited = true),
+      () => (exited = true),
+    );
+    const buf = Buffer.allocUnsafe(READ_SIZE);
+    try {
+      let pos = 0;
+      for (;;) {
+        const last = exited; // read after xz has exited: this pass sees every byte it wrote
+        pos = scanFile(store, buf, scan, pos);
+        if (last) break;
+        await new Promise((r) => setTimeout(r, 4));
+      }
+      scan.end();
+    } catch (err) {
+      await job.result; // xz's own failure (damaged data), once it has seen the rest, explains a scan error better
+      throw err;
+    }
+    await job.result;
+    return;
+  }
+  const decoded = await openDecoded(path, format, { name: where });
+  let store: FileStore;
+  try {
+    store = new FileStore(openSync(tmp.path, 'w+', 0o600));
+  } finally {
+    tmp.drop();
+  }
+  const scan = universe.parser(origin, where, store);
   for await (const chunk of decoded.stream) {
     store.append(chunk as Buffer);
-    parser.push(chunk as Buffer);
+    scan.push(chunk as Buffer);
   }
   await decoded.finished();
-  parser.end();
+  scan.end();
 }
 
 /** The URL of a package version's .deb. */

@@ -8,20 +8,58 @@ import { InputError } from '../../errors.ts';
 /** One stanza: lower-cased field name -> value (multi-line values joined with "\n"). */
 export type Stanza = Map<string, string>;
 
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Cuts bytes fed in chunks into lines: `onLine(buf, s, nl)` gets the line buf[s, nl), whose "\n" (or the input's
+ * end) is at nl. Only a line cut by a chunk boundary is copied; the chunks themselves are not kept.
+ */
+export class LineSplitter {
+  private tail: Buffer = EMPTY;
+  constructor(private readonly onLine: (buf: Buffer, s: number, nl: number) => void) {}
+
+  push(bytes: Buffer): void {
+    let start = 0;
+    if (this.tail.length) {
+      const nl = bytes.indexOf(10);
+      if (nl < 0) {
+        this.tail = Buffer.concat([this.tail, bytes]);
+        return;
+      }
+      const line = Buffer.concat([this.tail, bytes.subarray(0, nl + 1)]);
+      this.tail = EMPTY;
+      this.onLine(line, 0, line.length - 1);
+      start = nl + 1;
+    }
+    for (;;) {
+      const nl = bytes.indexOf(10, start);
+      if (nl < 0) break;
+      this.onLine(bytes, start, nl);
+      start = nl + 1;
+    }
+    if (start < bytes.length) this.tail = Buffer.from(bytes.subarray(start)); // a copy of the cut line only
+  }
+
+  /** The input has ended: its last line, when it had no "\n". */
+  end(): void {
+    const rest = this.tail;
+    this.tail = EMPTY;
+    if (rest.length) this.onLine(rest, 0, rest.length);
+  }
+}
+
 /**
  * Incremental parser: feed bytes (or text) with `push`, call `end`; each finished stanza goes to `onStanza`. It
  * works on the bytes: only the kept fields' values become strings, each its own (never a slice pinning a chunk).
  */
-const EMPTY = Buffer.alloc(0);
-
 export class StanzaParser {
-  private tail: Buffer = EMPTY;
+  private readonly lines = new LineSplitter((buf, s, nl) => this.lineOf(buf, s, nl));
   private cur: Stanza = new Map();
   private field: string | undefined;
   private keep = false;
   private line = 0;
   private startLine = 0;
-  /** Byte offset in the input of the next line (the start of `tail`); of the current stanza; past its last line. */
+  /** Byte offset in the input of the next line; of the current stanza; past its last line. */
   private pos = 0;
   private startOff = 0;
   private endOff = 0;
@@ -58,33 +96,11 @@ export class StanzaParser {
   }
 
   push(chunk: Buffer | string): void {
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
-    let start = 0;
-    if (this.tail.length) {
-      // Only the line cut by the previous chunk is joined: chunks themselves are never copied.
-      const nl = bytes.indexOf(10);
-      if (nl < 0) {
-        this.tail = Buffer.concat([this.tail, bytes]);
-        return;
-      }
-      const line = Buffer.concat([this.tail, bytes.subarray(0, nl + 1)]);
-      this.tail = EMPTY;
-      this.lineOf(line, 0, line.length - 1);
-      start = nl + 1;
-    }
-    for (;;) {
-      const nl = bytes.indexOf(10, start);
-      if (nl < 0) break;
-      this.lineOf(bytes, start, nl);
-      start = nl + 1;
-    }
-    if (start < bytes.length) this.tail = Buffer.from(bytes.subarray(start)); // a copy of the cut line only
+    this.lines.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
   }
 
   end(): void {
-    const rest = this.tail;
-    this.tail = EMPTY;
-    if (rest.length) this.lineOf(rest, 0, rest.length);
+    this.lines.end();
     this.flush();
   }
 

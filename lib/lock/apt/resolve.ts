@@ -87,7 +87,8 @@ function toEntry(u: Universe, pv: PackageVersion, roles: string[]): AptLockEntry
   const d = u.details(pv);
   const control: Record<string, string> = {};
   const NAMES: Record<string, string> = { 'pre-depends': 'Pre-Depends', depends: 'Depends', provides: 'Provides', conflicts: 'Conflicts', breaks: 'Breaks', replaces: 'Replaces', essential: 'Essential' };
-  for (const [k, v] of Object.entries(d.rel)) if (v !== undefined) control[NAMES[k] ?? k] = v;
+  // A relationship field folded over lines means the same on one line (the lock keeps one-line values).
+  for (const [k, v] of Object.entries(d.rel)) if (v !== undefined) control[NAMES[k] ?? k] = v.replace(/[ \t]*\n[ \t]*/g, ' ');
   if (pv.multiArch) control['Multi-Arch'] = pv.multiArch;
   return {
     package: pv.package,
