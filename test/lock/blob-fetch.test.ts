@@ -8,7 +8,7 @@ import { createServer } from 'node:http';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import fetch from 'node-fetch';
+import { getBody } from '../../lib/lock/blob-http.ts';
 import { fetchBlob } from '../../lib/lock/blob-fetch.ts';
 
 const blob = randomBytes(3 << 20);
@@ -40,7 +40,7 @@ test.after(() => {
 
 test('an interrupted blob resumes with Range and is verified', async () => {
   const dest = join(dir, 'good');
-  const r = await fetchBlob({ dest, digest, size: blob.length, what: 'test blob', backoffMs: 10, get: (range) => fetch(url, { headers: range ? { Range: range } : {} }) });
+  const r = await fetchBlob({ dest, digest, size: blob.length, what: 'test blob', backoffMs: 10, get: (range) => getBody(url, range ? { Range: range } : {}) });
   assert.ok(readFileSync(dest).equals(blob));
   assert.is(ranges[0], undefined);
   assert.match(ranges[1] ?? '', /^bytes=\d+-$/);
@@ -52,7 +52,7 @@ test('a blob that does not hash to its digest is refused and nothing is kept', a
   const dest = join(dir, 'bad');
   let err: unknown;
   try {
-    await fetchBlob({ dest, digest: `sha256:${'0'.repeat(64)}`, size: blob.length, what: 'test blob', backoffMs: 10, get: (range) => fetch(url, { headers: range ? { Range: range } : {} }) });
+    await fetchBlob({ dest, digest: `sha256:${'0'.repeat(64)}`, size: blob.length, what: 'test blob', backoffMs: 10, get: (range) => getBody(url, range ? { Range: range } : {}) });
   } catch (e) {
     err = e;
   }
