@@ -30,12 +30,16 @@ const WRITE_BUF = 2 << 20;
 /** A buffer with less room than this is sent on (a socket read is at most 256 KiB, see blob-http.ts). */
 const LOW_ROOM = 512 << 10;
 
+/** Buffers of finished fetches, for the next ones (shared memory is freed late by the GC: reuse keeps it flat). */
+const spare: SharedArrayBuffer[] = [];
+const MAX_SPARE = 8;
+
 /**
  * Bytes gathered into two shared 2 MiB buffers: a full one goes to disk (a positional write in libuv's pool) and
  * to the hashing thread at once, while the other fills; it is reused when both are done with it.
  */
 class Writer {
-  private readonly bufs = [new SharedArrayBuffer(WRITE_BUF), new SharedArrayBuffer(WRITE_BUF)];
+  private readonly bufs = [spare.pop() ?? new SharedArrayBuffer(WRITE_BUF), spare.pop() ?? new SharedArrayBuffer(WRITE_BUF)];
   private cur = 0;
   private fill = 0;
   private inflight: Promise<unknown> | undefined;
@@ -65,6 +69,15 @@ class Writer {
     this.inflight = undefined;
     if (this.fill > 0) await this.send();
     if (this.failed) throw this.failed;
+  }
+  /** Done with it (flushed, or given up): its buffers go to the next fetch once nothing reads them. */
+  release(): void {
+    const bufs = this.bufs.splice(0);
+    void (this.inflight ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(() => {
+        for (const b of bufs) if (spare.length < MAX_SPARE) spare.push(b);
+      });
   }
   /** Write and hash the current buffer, and switch to the other one. */
   private send(): Promise<void> {
@@ -147,7 +160,11 @@ export async function fetchBlob(o: BlobFetchOptions): Promise<{ fetched: number 
             return wait;
           });
         } finally {
-          await writer.flush(); // before any retry: the file holds exactly `offset` bytes, all of them hashed
+          try {
+            await writer.flush(); // before any retry: the file holds exactly `offset` bytes, all of them hashed
+          } finally {
+            writer.release();
+          }
         }
         if (o.size === 0) break;
       } catch (err) {
