@@ -20,7 +20,7 @@ import { loadProfile } from '../lib/cluster/profile.ts';
 
 const args = process.argv.slice(2);
 const n = roundsArg(5);
-const mib = Number(args[args.indexOf('--mib') + 1]) || 64;
+const mib = Number(args[args.indexOf('--mib') + 1]) || 128;
 const f2 = (x: number): string => x.toFixed(2);
 const spread = (xs: number[]): string => `${f2(Math.min(...xs))}-${f2(Math.max(...xs))}`;
 /** Every build with the same timestamp, so the builds write the same bytes each round. */

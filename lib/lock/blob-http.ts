@@ -29,11 +29,11 @@ export interface BodyResponse {
 }
 
 /** GET `url` with `headers`, following redirects; resolves once the response head is in. */
-export async function getBody(url: string, headers: Record<string, string>, opts: { idleMs?: number } = {}): Promise<BodyResponse> {
+export async function getBody(url: string, headers: Record<string, string>, opts: { idleMs?: number; ca?: string | Buffer } = {}): Promise<BodyResponse> {
   let u = new URL(url);
   let h = { ...headers };
   for (let hops = 0; ; hops++) {
-    const res = await request(u, h, opts.idleMs ?? 30_000);
+    const res = await request(u, h, opts.idleMs ?? 30_000, opts.ca);
     const loc = res.headers.get('location');
     if (![301, 302, 303, 307, 308].includes(res.status) || !loc) return res;
     res.discard();
@@ -46,7 +46,7 @@ export async function getBody(url: string, headers: Record<string, string>, opts
 
 type Framing = { kind: 'length'; left: number } | { kind: 'chunked' } | { kind: 'close' };
 
-function request(u: URL, headers: Record<string, string>, idleMs: number): Promise<BodyResponse> {
+function request(u: URL, headers: Record<string, string>, idleMs: number, ca?: string | Buffer): Promise<BodyResponse> {
   if (u.protocol !== 'http:' && u.protocol !== 'https:') return Promise.reject(new Error(`${u.href}: unsupported protocol ${u.protocol}`));
   const host = u.hostname.replace(/^\[|\]$/g, '');
   const port = Number(u.port) || (u.protocol === 'https:' ? 443 : 80);
@@ -62,7 +62,8 @@ function request(u: URL, headers: Record<string, string>, idleMs: number): Promi
     // The body side: who sees it, bytes waiting for them (copied), and how reading ends.
     let sink: ((c: Buffer) => void | Promise<void>) | undefined;
     let early: Buffer | undefined; // body bytes that came with the head, before read() was called
-    let rest: Buffer | undefined; // the unprocessed part of `buf` while the sink holds the socket back
+    let rest: Buffer | undefined; // the unprocessed rest of a read (a copy) while the sink holds the socket back
+    const backlog: Buffer[] = []; // reads that came while holding back (TLS may hand over what it decrypted)
     let waiting = false;
     let complete = false;
     let ended = false;
@@ -76,7 +77,7 @@ function request(u: URL, headers: Record<string, string>, idleMs: number): Promi
 
     const opts = { host, port, onread: { buffer: buf, callback: (n: number, b: Uint8Array) => onBytes(Buffer.from(b.buffer, b.byteOffset, n)) } };
     const sock: Socket =
-      u.protocol === 'https:' ? tlsConnect({ ...opts, servername: isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'] }) : netConnect(opts);
+      u.protocol === 'https:' ? tlsConnect({ ...opts, servername: isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'], ...(ca ? { ca } : {}) }) : netConnect(opts);
     sock.setNoDelay(true);
     sock.setTimeout(idleMs, () => sock.destroy(new Error(`${u.href}: no data for ${idleMs / 1000} s`)));
     sock.write(text);
@@ -86,11 +87,11 @@ function request(u: URL, headers: Record<string, string>, idleMs: number): Promi
     sock.on('end', () => {
       ended = true;
       if (!res) fail(new Error(`${u.href}: the connection closed before a response`));
-      else if (sink && !waiting && !rest) finishAtEnd();
+      else if (sink && !waiting && !rest && !backlog.length) finishAtEnd();
     });
     sock.on('close', () => {
       if (!res) fail(new Error(`${u.href}: the connection closed before a response`));
-      else if (sink && !waiting && !rest) finishAtEnd();
+      else if (sink && !waiting && !rest && !backlog.length) finishAtEnd();
     });
 
     function fail(err: Error): void {
@@ -143,6 +144,13 @@ function request(u: URL, headers: Record<string, string>, idleMs: number): Promi
         if (framing.kind === 'length' && framing.left === 0 && !early) complete = true;
         resolveHead(res);
         return false; // until read() says where the body goes
+      }
+      if (!sink || waiting) {
+        // Bytes while we hold back: kept (copied), in order, for when the sink is ready.
+        const c = Buffer.from(b);
+        if (!sink) early = early ? Buffer.concat([early, c]) : c;
+        else backlog.push(c);
+        return false;
       }
       return feed(b);
     }
@@ -213,7 +221,7 @@ function request(u: URL, headers: Record<string, string>, idleMs: number): Promi
         if (framing.kind === 'length' && framing.left === 0) complete = true;
         if (r) {
           waiting = true;
-          rest = i < b.length ? b.subarray(i) : undefined;
+          rest = i < b.length ? Buffer.from(b.subarray(i)) : undefined;
           r.then(
             () => {
               waiting = false;
@@ -221,6 +229,7 @@ function request(u: URL, headers: Record<string, string>, idleMs: number): Promi
               rest = undefined;
               if (complete) return done();
               if (more && !feed(more)) return;
+              while (backlog.length) if (!feed(backlog.shift()!)) return;
               if (complete) return done();
               if (ended) finishAtEnd();
               else sock.resume();

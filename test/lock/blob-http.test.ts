@@ -1,11 +1,17 @@
-// blob-http's GET against node's HTTP server on 127.0.0.1: Content-Length, chunked (chunk boundaries split across
-// reads) and until-close bodies arrive whole and in order, also when the reader holds the socket back; a
-// redirect to another origin drops Authorization, a redirect loop and a body cut short are errors saying so.
+// blob-http's GET against node's HTTP and HTTPS servers on 127.0.0.1: Content-Length, chunked (chunk boundaries
+// split across reads) and until-close bodies arrive whole and in order, also when the reader holds the socket back
+// and over TLS (a certificate made by openssl here; an untrusted one is refused); a redirect to another origin
+// drops Authorization, a redirect loop and a body cut short are errors saying so.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createTcp } from 'node:net';
+import { createServer as createHttps } from 'node:https';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getBody } from '../../lib/lock/blob-http.ts';
 
@@ -37,6 +43,11 @@ const handler = (req: IncomingMessage, res: ServerResponse) => {
   res.writeHead(404).end('no');
 };
 const server = createServer(handler);
+// TLS: a certificate for localhost made by openssl at test time; the client trusts it through `ca`.
+const certDir = mkdtempSync(join(tmpdir(), 'pi-image-tls-'));
+execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-keyout', join(certDir, 'key.pem'), '-out', join(certDir, 'cert.pem')], { stdio: 'ignore' });
+const cert = readFileSync(join(certDir, 'cert.pem'));
+const tls = createHttps({ key: readFileSync(join(certDir, 'key.pem')), cert }, handler);
 const server2 = createServer(handler);
 // A server that sends its body and closes, with no length and no chunking.
 const closer = createTcp((s) => {
@@ -46,10 +57,12 @@ const closer = createTcp((s) => {
 });
 let base = '';
 let closeUrl = '';
+let tlsBase = '';
 const port = (s: { address(): unknown }) => (s.address() as { port: number }).port;
 
 test.before(async () => {
-  for (const s of [server, server2, closer]) await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  for (const s of [server, server2, closer, tls]) await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  tlsBase = `https://localhost:${port(tls)}`;
   base = `http://127.0.0.1:${port(server)}`;
   other = `http://localhost:${port(server2)}`;
   closeUrl = `http://127.0.0.1:${port(closer)}/`;
@@ -58,10 +71,12 @@ test.after(() => {
   server.close();
   server2.close();
   closer.close();
+  tls.close();
+  rmSync(certDir, { recursive: true, force: true });
 });
 
 async function collect(url: string, slow = false, headers: Record<string, string> = {}): Promise<{ status: number; body: Buffer }> {
-  const res = await getBody(url, headers);
+  const res = await getBody(url, headers, url.startsWith('https:') ? { ca: cert } : {});
   const parts: Buffer[] = [];
   let n = 0;
   await res.read((c) => {
@@ -80,6 +95,20 @@ test('Content-Length, chunked and until-close bodies arrive whole, also when the
       assert.is(sha(r.body), sha(blob), `${url} slow=${slow}`);
     }
   }
+});
+
+test('over TLS too: Content-Length and chunked bodies whole and in order, also when the reader holds back', async () => {
+  for (const url of [`${tlsBase}/length`, `${tlsBase}/chunked`]) {
+    for (const slow of [false, true]) {
+      const r = await collect(url, slow);
+      assert.is(r.status, 200, url);
+      assert.is(sha(r.body), sha(blob), `${url} slow=${slow}`);
+    }
+  }
+  await getBody(`${tlsBase}/length`, {}).then(
+    () => assert.unreachable('an untrusted certificate must fail'),
+    (e: Error) => assert.match(e.message, /self.signed|certificate/i),
+  );
 });
 
 test('a redirect to another origin drops Authorization; a loop and a short body are errors', async () => {
