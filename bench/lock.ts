@@ -7,7 +7,9 @@
 // round, its median and spread (target >= 0.9x), CPU seconds of both, and the peak memory of the lock's whole
 // process tree (target <= 150 MB). The OS packages are left out (--no-apt): another bench's (apt-closure.ts).
 // Runs the compiled CLI (dist/, rebuilt first when stale).
-// Usage: npx tsx bench/lock.ts [--rounds N] [--mib N]
+// `--other DIR` adds a third side: `node DIR/bin/pi-image.js` (another compiled tree, e.g. an earlier commit's
+// dist/), timed in the same rounds, for a before/after comparison under the same load.
+// Usage: npx tsx bench/lock.ts [--rounds N] [--mib N] [--other DIR]
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { cli, machineLine, measure, median, memoryLine, rounds, roundsArg, sync, ROOT } from './lib/measure.ts';
@@ -19,6 +21,7 @@ const args = process.argv.slice(2);
 const n = roundsArg(5);
 const mib = Number(args[args.indexOf('--mib') + 1]) || 350;
 const f2 = (x: number): string => x.toFixed(2);
+const other = args.includes('--other') ? args[args.indexOf('--other') + 1] : undefined;
 
 console.log(`lock bench: ${machineLine()}`);
 const pi = cli();
@@ -69,24 +72,25 @@ try {
         sync();
       },
     },
-    {
-      name: 'lock --fetch',
-      run: async (r) => {
+    ...[['lock --fetch', pi], ...(other ? [['other lock --fetch', [process.execPath, join(other, 'bin', 'pi-image.js')]]] : [])].map(([name, argv]) => ({
+      name: name as string,
+      run: async (r: number) => {
+        const cmd = argv as string[];
         const cache = join(work, `cache-${r}`);
         mkdirSync(cache);
         cpSync(join(seed, 'images'), join(cache, 'images'), { recursive: true });
         if (existsSync(join(seed, 'sources.json'))) cpSync(join(seed, 'sources.json'), join(cache, 'sources.json'));
         sync();
-        const m = await measure(pi[0]!, [...pi.slice(1), 'lock', '--no-apt', '--fetch', '--profile', profile, '--cache', cache, '--json']);
+        const m = await measure(cmd[0]!, [...cmd.slice(1), 'lock', '--no-apt', '--fetch', '--profile', profile, '--cache', cache, '--json']);
         const result = JSON.parse(m.stdout.trim().split('\n').pop()!) as { fetched: number };
-        if (result.fetched < layerBytes) throw new Error(`lock --fetch fetched only ${result.fetched} bytes of ${layerBytes} layer bytes`);
+        if (result.fetched < layerBytes) throw new Error(`${name} fetched only ${result.fetched} bytes of ${layerBytes} layer bytes`);
         return m;
       },
-      after: (r) => {
+      after: (r: number) => {
         rmSync(join(work, `cache-${r}`), { recursive: true, force: true });
         sync();
       },
-    },
+    })),
   ]);
   const curl = res.runs[0]!;
   const ours = res.runs[1]!;
@@ -97,6 +101,12 @@ try {
   console.log(`  pi-image lock --fetch   median ${f2(median(ours.map((m) => m.secs)))} s  (${ours.map((m) => f2(m.secs)).join(', ')}); CPU median ${f2(median(ours.map((m) => m.cpuSecs)))} s`);
   console.log(`  speed vs curl (curl-time / lock-time per round): median ${f2(median(speed))}x, spread ${f2(Math.min(...speed))}-${f2(Math.max(...speed))}x   (target >= 0.9x)`);
   console.log(`  ${memoryLine(res, 'lock --fetch').text}   (target <= 150 MB)`);
+  if (other) {
+    const o = res.runs[2]!;
+    const os = o.map((m, i) => curl[i]!.secs / m.secs);
+    console.log(`  ${other} lock --fetch: median ${f2(median(o.map((m) => m.secs)))} s (${o.map((m) => f2(m.secs)).join(', ')}); CPU median ${f2(median(o.map((m) => m.cpuSecs)))} s; speed vs curl median ${f2(median(os))}x (${f2(Math.min(...os))}-${f2(Math.max(...os))}x)`);
+    console.log(`  ${memoryLine(res, 'other lock --fetch').text}`);
+  }
 } finally {
   await world.close();
   rmSync(work, { recursive: true, force: true });

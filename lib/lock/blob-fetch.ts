@@ -24,6 +24,8 @@ export interface BlobFetchOptions {
   retries?: number;
   backoffMs?: number;
   onProgress?: OnProgress;
+  /** Stop (the `.partial` stays for a resume); the error thrown is the signal's reason. */
+  signal?: AbortSignal;
 }
 
 const WRITE_BUF = 2 << 20;
@@ -126,6 +128,7 @@ export async function fetchBlob(o: BlobFetchOptions): Promise<{ fetched: number 
     if (offset > 0) await hash.file(partial, offset);
     let failures = 0;
     while (offset < o.size || o.size === 0) {
+      o.signal?.throwIfAborted();
       const before = offset;
       let w: Writer | undefined;
       try {
@@ -148,6 +151,7 @@ export async function fetchBlob(o: BlobFetchOptions): Promise<{ fetched: number 
         const writer = (w = new Writer(fd, offset, hash));
         try {
           await res.read((buf) => {
+            o.signal?.throwIfAborted();
             if (offset + buf.length > o.size) throw new VerifyError(`${o.what}: more than the ${o.size} bytes its digest ${o.digest} names`);
             const wait = writer.push(buf); // copied now (or thrown): only then counted
             offset += buf.length;
@@ -172,7 +176,7 @@ export async function fetchBlob(o: BlobFetchOptions): Promise<{ fetched: number 
           ftruncateSync(fd, 0);
           throw err;
         }
-        if (w?.failed) throw err; // the disk, not the network: asking again does not help
+        if (w?.failed || o.signal?.aborted) throw err; // the disk, not the network, or stopped: not asked again
         const status = (err as { status?: number }).status;
         if (status !== undefined && status < 500 && status !== 408 && status !== 429) throw err;
         failures = offset > before ? 0 : failures + 1;

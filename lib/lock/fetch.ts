@@ -33,7 +33,8 @@ export interface EnsureOptions {
  * The blobs of images into the store, each digest once (images share layers), a few at a time: on two cores three
  * streams keep the link, the hash and the disk busy at once, and the big layers of different images overlap.
  * Images can be added while earlier ones download (lock --fetch adds each as it resolves). After a failure nothing
- * new starts and the running ones finish (no download outlives done()), then done() throws the first failure.
+ * new starts and the running ones finish (no download outlives done()), then done() throws the first failure;
+ * settle() (a refusal elsewhere) stops the running ones at their next piece, leaving them resumable.
  */
 export class BlobFetcher {
   private readonly queue: (() => Promise<void>)[] = [];
@@ -42,6 +43,7 @@ export class BlobFetcher {
   private fetched = 0;
   private failed: { err: unknown } | undefined;
   private idle: (() => void)[] = [];
+  private readonly stop = new AbortController();
   constructor(
     private readonly store: BlobStore,
     private readonly client: RegistryClient,
@@ -57,7 +59,7 @@ export class BlobFetcher {
         this.queue.push(async () => {
           if (b.digest === img.digest) this.store.put((await this.client.manifest(ref, img.digest, ctx)).bytes);
           else {
-            const n = await this.client.blobToFile(ref, b, this.store.path(b.digest), ctx); // (not `+= await`: it races)
+            const n = await this.client.blobToFile(ref, b, this.store.path(b.digest), ctx, this.stop.signal); // (not `+= await`: it races)
             this.fetched += n;
           }
         });
@@ -84,9 +86,10 @@ export class BlobFetcher {
     if (this.failed) throw this.failed.err;
     return this.fetched;
   }
-  /** Wait for the running fetches (after a failure elsewhere), throwing nothing. */
+  /** Stop the running fetches (after a failure elsewhere; their `.partial`s stay to resume) and wait for them. */
   async settle(): Promise<void> {
     this.failed ??= { err: new Error('stopped') };
+    this.stop.abort(new Error('stopped'));
     if (this.running > 0) await new Promise<void>((r) => this.idle.push(r));
   }
 }

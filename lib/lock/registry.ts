@@ -239,7 +239,7 @@ export class RegistryClient {
   }
 
   /** Stream a blob into `dest` (resumable, verified against its digest and size). */
-  async blobToFile(ref: ImageRef, b: LockBlob, dest: string, ctx: { what: string; key: string }): Promise<number> {
+  async blobToFile(ref: ImageRef, b: LockBlob, dest: string, ctx: { what: string; key: string }, signal?: AbortSignal): Promise<number> {
     const url = `${registryBase(ref.registry)}/v2/${ref.name}/blobs/${b.digest}`;
     try {
       const r = await fetchBlob({
@@ -250,6 +250,7 @@ export class RegistryClient {
         retries: this.opts.retries,
         backoffMs: this.opts.backoffMs,
         onProgress: this.opts.onProgress,
+        signal,
         get: (range) => this.blobBody(ref, b.digest, ctx, range ? { Range: range } : {}),
       });
       return r.fetched;
