@@ -9,7 +9,7 @@
 // the servers (registry, files) run in a process of their own (lib/lock-world.ts) and are only used to warm up.
 // Runs the compiled CLI (dist/, rebuilt first when stale).
 // Usage: npx tsx bench/bundle.ts [--rounds N] [--mib N]
-import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { cli, machineLine, measure, median, memoryLine, rounds, roundsArg, sync, ROOT } from './lib/measure.ts';
 import { startWorldProcess } from './lib/lock-world.ts';
@@ -49,6 +49,10 @@ try {
     await build(dir, join(work, 'warm'), [...extra]);
     rmSync(join(work, 'warm'), { recursive: true, force: true });
   }
+  // What the warm builds can take instead of hashing: the bundled images' sums kept beside the base image.
+  const sumsFile = readdirSync(join(cache, 'images')).find((f) => f.includes('.ssd-checksums-'));
+  const bundledKnown = sumsFile ? ((JSON.parse(readFileSync(join(cache, 'images', sumsFile), 'utf8')) as { bundled?: unknown[] }).bundled ?? []).length : 0;
+  console.log(`bundled images with their checksums kept after the warm-up: ${bundledKnown}`);
   // The same bytes build writes as p2 of each node's SSD image, as files (from the same plan), for `cp`.
   const lockPath = join(withDir, 'pi-image.lock');
   const lock = decodeLock(readFileSync(lockPath, 'utf8'));
