@@ -5,7 +5,8 @@
 // blob-fetch.ts). resolveImage picks the platform's manifest from an index, or checks a lone manifest's config,
 // and refuses an image with no variant for the platform.
 // Invariants: every manifest's bytes are checked against the digest they are addressed by; tokens never leave
-// the registry's origin (node-fetch drops Authorization on a cross-host redirect, e.g. to a blob CDN).
+// the registry's origin (node-fetch and blob-http.ts drop Authorization on a cross-origin redirect, e.g. to a
+// blob CDN).
 import { createHash } from 'node:crypto';
 import fetch from 'node-fetch';
 import { LockRefusal } from './errors.ts';
