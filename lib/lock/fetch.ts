@@ -10,14 +10,15 @@ import { staleReason, type Lock, type LockImage } from './lockfile.ts';
 import { RegistryClient } from './registry.ts';
 import { parseImageRef, registryBase } from './reference.ts';
 import { profileRequests } from './requests.ts';
-import { packageNamesByRole, packageRequests } from './apt-packages.ts';
 import { BlobStore } from './store.ts';
 
 /** Refuse a lock that no longer matches the profile, naming the entry. */
-export function checkFresh(lock: Lock, lockPath: string, profile: Profile): void {
-  // A lock made with the apt resolver (it has package requests) is checked against the profile's package list too.
+export async function checkFresh(lock: Lock, lockPath: string, profile: Profile): Promise<void> {
+  // A lock made with the apt resolver (it has package requests) is checked against the profile's package list too
+  // (the apt modules, OpenPGP among them, are loaded only then: a build without packages starts faster).
   const apt = lock.requests.some((r) => r.kind === 'package') || profile.apt.packages.length > 0;
-  const why = staleReason(lock, profileRequests(profile).all.concat(apt ? packageRequests(packageNamesByRole(profile)) : []));
+  const packages = apt ? await import('./apt-packages.ts').then((m) => m.packageRequests(m.packageNamesByRole(profile))) : [];
+  const why = staleReason(lock, profileRequests(profile).all.concat(packages));
   if (why) throw new InputError(`${lockPath} is stale: ${why}`, 'run `pi-image lock` and review the diff');
 }
 

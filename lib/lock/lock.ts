@@ -17,7 +17,6 @@ import { RegistryClient, formatPlatform } from './registry.ts';
 import { parseImageRef } from './reference.ts';
 import { platformOfImage, type ImagePlatform } from './platform.ts';
 import { BlobFetcher, ensureLocked } from './fetch.ts';
-import { aptResolver, packageNamesByRole, packageRequests } from './apt-packages.ts';
 
 export interface LockOptions {
   profile?: string;
@@ -124,10 +123,12 @@ export async function makeLock(opts: LockOptions = {}): Promise<LockResult> {
 
   let packages: Lock['packages'] = [];
   try {
-    const resolver = opts.packages ?? (opts.apt ? aptResolver({ image: opts.image ?? profile.image, profile, cacheDir: opts.cacheDir, mirror: opts.mirror, onProgress: opts.onProgress }) : undefined);
-    const names = resolver ? (opts.packageNames ?? packageNamesByRole)(profile) : undefined;
+    // The apt modules (OpenPGP among them) only when packages are resolved: `--no-apt` starts faster.
+    const apt = opts.packages || opts.apt ? await import('./apt-packages.ts') : undefined;
+    const resolver: PackageResolver | undefined = opts.packages ?? (opts.apt ? apt!.aptResolver({ image: opts.image ?? profile.image, profile, cacheDir: opts.cacheDir, mirror: opts.mirror, onProgress: opts.onProgress }) : undefined);
+    const names = resolver ? (opts.packageNames ?? apt!.packageNamesByRole)(profile) : undefined;
     if (resolver && names && ROLES.some((r) => names[r].length > 0)) {
-      requests.push(...packageRequests(names));
+      requests.push(...apt!.packageRequests(names));
       const res = await resolver({ roles: names, architecture: platform.architecture });
       packages = res.packages;
       const known = new Set(packages.map(packageId));
