@@ -188,8 +188,13 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
     if (ran.status === 'rejected') throw ran.reason;
     const laneResults: LaneResult[] = ran.value;
     // Keep what the lanes learnt: the shared ranges (the same from every lane) and each node's whole-file sha256.
-    const learnt = { ranges: laneResults[0].ssdChecksums.ranges, wholes: new Map(laneResults.flatMap((r) => [...r.ssdChecksums.wholes])) };
-    if (!known || learnt.wholes.size > known.wholes.size) saveSsdChecksums(checksumsFile, learnt);
+    const learnt = {
+      ranges: laneResults[0].ssdChecksums.ranges,
+      wholes: new Map(laneResults.flatMap((r) => [...r.ssdChecksums.wholes])),
+      bundled: new Map(laneResults.flatMap((r) => [...(r.ssdChecksums.bundled ?? [])])),
+    };
+    const newBundled = [...learnt.bundled.keys()].some((k) => !known?.bundled?.has(k));
+    if (!known || learnt.wholes.size > known.wholes.size || newBundled) saveSsdChecksums(checksumsFile, learnt);
     const results = laneResults.flatMap((r) => r.nodes);
     const jobs = lanes.flatMap((l) => l.nodes);
 

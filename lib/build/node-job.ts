@@ -148,7 +148,7 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
     } finally {
       rmSync(kernelTmp, { force: true });
     }
-    const checksums: SsdChecksums = { ranges: new Map(job.ssdChecksums?.ranges ?? []), wholes: new Map(job.ssdChecksums?.wholes ?? []) };
+    const checksums: SsdChecksums = { ranges: new Map(job.ssdChecksums?.ranges ?? []), wholes: new Map(job.ssdChecksums?.wholes ?? []), bundled: new Map(job.ssdChecksums?.bundled ?? []) };
     const ssds = writeSsdImages({
       targets: job.nodes.map((n) => ({ path: join(n.dir, 'ssd.img'), diskSignature: n.ssdSignature, bundle: n.bundle })),
       base,

@@ -15,6 +15,9 @@
 //   per disk signature; both are kept beside the base image (loadSsdChecksums/saveSsdChecksums), so a warm build
 //   hashes only the MBR blocks. They are a function of the base root, the signature and this file's layout,
 //   whose version the saved file carries.
+// - An image with a bundle is keyed by its signature and the bundle's key (the tar is a function of its plan:
+//   BundlePlan.key), with its bundle's range checksums: a warm build with the same lock hashes nothing more
+//   either, so the bundle costs its bytes written.
 import { existsSync, readFileSync, renameSync, writeFileSync, copyFileSync, truncateSync, rmSync, constants } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { dataExtents } from '../image/extents.ts';
@@ -52,7 +55,12 @@ export interface SsdChecksums {
   ranges: Map<number, KnownRange>;
   /** sha256 of the whole image, by disk signature. */
   wholes: Map<number, string>;
+  /** Images with a bundle, by `<signature>:<bundle key>`: the whole sha256 and the checksums of the bundle's ranges. */
+  bundled?: Map<string, { sha256: string; ranges: [number, number, string][] }>;
 }
+
+/** Bundled images remembered per base image (the most recent; each lock change adds one per node). */
+const MAX_BUNDLED = 64;
 
 /** Bump when the bytes writeSsdImages writes change for the same base and signature. */
 const LAYOUT_VERSION = 4;
@@ -61,9 +69,18 @@ const LAYOUT_VERSION = 4;
 export function loadSsdChecksums(file: string): SsdChecksums | undefined {
   if (!existsSync(file)) return undefined;
   try {
-    const saved = JSON.parse(readFileSync(file, 'utf8')) as { version: number; ranges: [number, number, string][]; wholes: [number, string][] };
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as {
+      version: number;
+      ranges: [number, number, string][];
+      wholes: [number, string][];
+      bundled?: [string, { sha256: string; ranges: [number, number, string][] }][];
+    };
     if (saved.version !== LAYOUT_VERSION || !Array.isArray(saved.ranges) || !Array.isArray(saved.wholes)) return undefined;
-    return { ranges: new Map(saved.ranges.map(([first, last, checksum]) => [first, { last, checksum }])), wholes: new Map(saved.wholes) };
+    return {
+      ranges: new Map(saved.ranges.map(([first, last, checksum]) => [first, { last, checksum }])),
+      wholes: new Map(saved.wholes),
+      bundled: new Map(Array.isArray(saved.bundled) ? saved.bundled : []),
+    };
   } catch {
     return undefined; // unreadable: made again by the next build and overwritten
   }
@@ -73,7 +90,8 @@ export function loadSsdChecksums(file: string): SsdChecksums | undefined {
 export function saveSsdChecksums(file: string, c: SsdChecksums): void {
   const tmp = `${file}.tmp-${process.pid}`;
   const ranges = [...c.ranges].filter(([first]) => first > 0).map(([first, r]) => [first, r.last, r.checksum]);
-  writeFileSync(tmp, JSON.stringify({ version: LAYOUT_VERSION, ranges, wholes: [...c.wholes] }));
+  const bundled = [...(c.bundled ?? [])].slice(-MAX_BUNDLED);
+  writeFileSync(tmp, JSON.stringify({ version: LAYOUT_VERSION, ranges, wholes: [...c.wholes], bundled }));
   renameSync(tmp, file);
 }
 
@@ -117,6 +135,10 @@ export function writeSsdImages(opts: {
   const size = rootEnd;
   const checksums = opts.checksums ?? { ranges: new Map<number, KnownRange>(), wholes: new Map<number, string>() };
   const known = checksums.ranges;
+  const bundled = (checksums.bundled ??= new Map());
+  const bundledKey = (t: SsdTarget) => `${t.diskSignature}:${t.bundle!.key}`;
+  /** What an earlier build learnt of this very image (same signature, same bundle), if anything. */
+  const knownBundled = (t: SsdTarget) => (t.bundle ? bundled.get(bundledKey(t)) : undefined);
   const total = fs.info.blocksCount * fs.info.blockSize;
   const mbrOf = (t: SsdTarget) => {
     const partitions = [{ type: 0x83, bootable: false, startLba: p1Lba, sectors: rootSectors }];
@@ -135,16 +157,18 @@ export function writeSsdImages(opts: {
       writeMbr(out, mbrOf(t));
     }
     // The block range holding the MBR (block 0) differs per image; the rest is hashed by the first image only.
-    // Bundle blocks are each image's own: always hashed here, never taken from or kept in `known` (removed below).
+    // Bundle blocks are each image's own: hashed here unless this image (signature and bundle) was built before,
+    // never kept in the shared `known` (each bundled image has its own map: the shared ranges plus its bundle's).
     const bundleBlock = Math.floor(bundleStart / BLOCK);
+    const knownOf = opts.targets.map((t) => (t.bundle ? new BundleRanges(known, bundleBlock, knownBundled(t)?.ranges ?? []) : known));
     const digest = (feed: boolean) => {
       const digesters = opts.targets.map(
         (t, i) =>
           new ImageDigester(sizeOf(t), {
-            known,
+            known: knownOf[i],
             learn: i === 0,
-            hashRange: (first) => first === 0 || first >= bundleBlock || (i === 0 && !known.has(first)),
-            whole: t.bundle !== undefined || !checksums.wholes.has(t.diskSignature),
+            hashRange: (first) => first === 0 || (first >= bundleBlock ? !knownOf[i]!.has(first) : i === 0 && !known.has(first)),
+            whole: t.bundle ? !knownBundled(t) : !checksums.wholes.has(t.diskSignature),
           }),
       );
       for (const [i, out] of outs.entries()) {
@@ -189,7 +213,7 @@ export function writeSsdImages(opts: {
       }
       return digesters.map((d) => d.finish());
     };
-    const allKnown = cloned && known.size > 0 && opts.targets.every((t) => !t.bundle && checksums.wholes.has(t.diskSignature));
+    const allKnown = cloned && known.size > 0 && opts.targets.every((t) => (t.bundle ? knownBundled(t) : checksums.wholes.has(t.diskSignature)));
     let digests: ImageDigest[];
     try {
       digests = digest(!allKnown);
@@ -202,7 +226,14 @@ export function writeSsdImages(opts: {
     const results: SsdImageResult[] & { cloned?: boolean } = opts.targets.map((t, i) => {
       const d = digests[i];
       const rootPartUuid = partUuid(t.diskSignature, 1);
-      if (t.bundle) return { path: t.path, size: sizeOf(t), diskSignature: t.diskSignature, rootPartUuid, digest: d };
+      if (t.bundle) {
+        const k = knownBundled(t);
+        if (k) d.sha256 = k.sha256;
+        // Remembered as the most recent (a Map keeps insertion order; saveSsdChecksums keeps the last ones).
+        bundled.delete(bundledKey(t));
+        bundled.set(bundledKey(t), { sha256: d.sha256, ranges: d.ranges.filter((r) => r.first >= bundleBlock).map((r) => [r.first, r.last, r.checksum]) });
+        return { path: t.path, size: sizeOf(t), diskSignature: t.diskSignature, rootPartUuid, digest: d };
+      }
       if (checksums.wholes.has(t.diskSignature)) d.sha256 = checksums.wholes.get(t.diskSignature)!;
       else checksums.wholes.set(t.diskSignature, d.sha256);
       return { path: t.path, size, diskSignature: t.diskSignature, rootPartUuid, digest: d };
@@ -215,6 +246,32 @@ export function writeSsdImages(opts: {
 }
 
 const BLOCK = 4096;
+
+/**
+ * The range checksums a bundled image sees: its own bundle's (from blocks `from` on, kept here) over the shared
+ * ones, which stay in and go to `shared` (what the first image learns there, the other images read as they go).
+ */
+class BundleRanges extends Map<number, KnownRange> {
+  constructor(
+    private readonly shared: Map<number, KnownRange>,
+    private readonly from: number,
+    own: [number, number, string][],
+  ) {
+    super();
+    for (const [first, last, checksum] of own) super.set(first, { last, checksum });
+  }
+  override get(first: number): KnownRange | undefined {
+    return first >= this.from ? super.get(first) : this.shared.get(first);
+  }
+  override has(first: number): boolean {
+    return first >= this.from ? super.has(first) : this.shared.has(first);
+  }
+  override set(first: number, r: KnownRange): this {
+    if (first >= this.from) super.set(first, r);
+    else this.shared.set(first, r);
+    return this;
+  }
+}
 
 /**
  * Make every target a reflink clone of the base image with the bytes writeSsdImages would write: the base's

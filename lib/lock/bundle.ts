@@ -41,7 +41,15 @@ export interface BundlePlan {
   index: string;
   /** Bytes of the whole tar. */
   size: number;
+  /**
+   * sha256 of what makes the tar's bytes (the format and index.tsv, which names every member with its sha256 and
+   * size): two plans with the same key give the same bytes, so an image's checksums can be remembered by it.
+   */
+  key: string;
 }
+
+/** Bump when bundleChunks lays the same plan out differently. */
+const TAR_FORMAT = 1;
 
 import { createHash } from 'node:crypto';
 
@@ -76,7 +84,8 @@ export function planBundle(lock: Lock, role: Role, store: BlobStore, archives: M
   const index = ['# pi-image bundle index: kind sha256 size member source', ...items.map((i) => [i.kind, i.sha256, i.size, i.name, i.source].join('\t'))].join('\n') + '\n';
   const indexBytes = Buffer.byteLength(index);
   const size = 512 + indexBytes + pad512(indexBytes) + items.reduce((s, i) => s + 512 + i.size + pad512(i.size), 0) + 1024;
-  return { role, items, index, size };
+  const key = createHash('sha256').update(`pi-image bundle tar ${TAR_FORMAT}\n${index}`).digest('hex');
+  return { role, items, index, size, key };
 }
 
 function octal(n: number, width: number): string {

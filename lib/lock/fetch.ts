@@ -6,18 +6,19 @@ import { InputError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
 import { LockRefusal } from './errors.ts';
 import { ensureFile } from './files.ts';
-import { staleReason, type Lock } from './lockfile.ts';
+import { staleReason, type Lock, type LockImage } from './lockfile.ts';
 import { RegistryClient } from './registry.ts';
 import { parseImageRef, registryBase } from './reference.ts';
 import { profileRequests } from './requests.ts';
-import { packageNamesByRole, packageRequests } from './apt-packages.ts';
 import { BlobStore } from './store.ts';
 
 /** Refuse a lock that no longer matches the profile, naming the entry. */
-export function checkFresh(lock: Lock, lockPath: string, profile: Profile): void {
-  // A lock made with the apt resolver (it has package requests) is checked against the profile's package list too.
+export async function checkFresh(lock: Lock, lockPath: string, profile: Profile): Promise<void> {
+  // A lock made with the apt resolver (it has package requests) is checked against the profile's package list too
+  // (the apt modules, OpenPGP among them, are loaded only then: a build without packages starts faster).
   const apt = lock.requests.some((r) => r.kind === 'package') || profile.apt.packages.length > 0;
-  const why = staleReason(lock, profileRequests(profile).all.concat(apt ? packageRequests(packageNamesByRole(profile)) : []));
+  const packages = apt ? await import('./apt-packages.ts').then((m) => m.packageRequests(m.packageNamesByRole(profile))) : [];
+  const why = staleReason(lock, profileRequests(profile).all.concat(packages));
   if (why) throw new InputError(`${lockPath} is stale: ${why}`, 'run `pi-image lock` and review the diff');
 }
 
@@ -27,6 +28,71 @@ export interface EnsureOptions {
   onProgress?: OnProgress;
   retries?: number;
   backoffMs?: number;
+}
+
+/**
+ * The blobs of images into the store, each digest once (images share layers), a few at a time: on two cores three
+ * streams keep the link, the hash and the disk busy at once, and the big layers of different images overlap.
+ * Images can be added while earlier ones download (lock --fetch adds each as it resolves). After a failure nothing
+ * new starts and the running ones finish (no download outlives done()), then done() throws the first failure;
+ * settle() (a refusal elsewhere) stops the running ones at their next piece, leaving them resumable.
+ */
+export class BlobFetcher {
+  private readonly queue: (() => Promise<void>)[] = [];
+  private readonly seen = new Set<string>();
+  private running = 0;
+  private fetched = 0;
+  private failed: { err: unknown } | undefined;
+  private idle: (() => void)[] = [];
+  private readonly stop = new AbortController();
+  constructor(
+    private readonly store: BlobStore,
+    private readonly client: RegistryClient,
+    private readonly limit = 3,
+  ) {}
+  add(images: Pick<LockImage, 'id' | 'key' | 'digest' | 'size' | 'mediaType' | 'config' | 'layers'>[]): void {
+    for (const img of images) {
+      const ref = parseImageRef(img.id);
+      const ctx = { what: `image ${img.id}`, key: img.key };
+      for (const b of [{ digest: img.digest, size: img.size, mediaType: img.mediaType }, img.config, ...img.layers]) {
+        if (this.seen.has(b.digest) || this.store.has(b.digest)) continue;
+        this.seen.add(b.digest);
+        this.queue.push(async () => {
+          if (b.digest === img.digest) this.store.put((await this.client.manifest(ref, img.digest, ctx)).bytes);
+          else {
+            const n = await this.client.blobToFile(ref, b, this.store.path(b.digest), ctx, this.stop.signal); // (not `+= await`: it races)
+            this.fetched += n;
+          }
+        });
+      }
+    }
+    while (this.running < this.limit && this.queue.length && !this.failed) this.runOne();
+  }
+  private runOne(): void {
+    const job = this.queue.shift()!;
+    this.running++;
+    job()
+      .catch((err: unknown) => {
+        this.failed ??= { err };
+      })
+      .finally(() => {
+        this.running--;
+        if (this.queue.length && !this.failed) this.runOne();
+        else if (this.running === 0) for (const f of this.idle.splice(0)) f();
+      });
+  }
+  /** Wait for everything added; the bytes fetched, or the first failure. */
+  async done(): Promise<number> {
+    if (this.running > 0) await new Promise<void>((r) => this.idle.push(r));
+    if (this.failed) throw this.failed.err;
+    return this.fetched;
+  }
+  /** Stop the running fetches (after a failure elsewhere; their `.partial`s stay to resume) and wait for them. */
+  async settle(): Promise<void> {
+    this.failed ??= { err: new Error('stopped') };
+    this.stop.abort(new Error('stopped'));
+    if (this.running > 0) await new Promise<void>((r) => this.idle.push(r));
+  }
 }
 
 /** Make sure every entry of the lock is in the store; returns the bytes fetched. */
@@ -40,42 +106,16 @@ export async function ensureLocked(lock: Lock, opts: EnsureOptions = {}): Promis
     await ensureFile(f, { store, architecture: arch, offline: opts.offline, retries: opts.retries, backoffMs: opts.backoffMs, onProgress: opts.onProgress });
     if (!had) fetched += f.size;
   }
-  const client = new RegistryClient({ retries: opts.retries, backoffMs: opts.backoffMs, onProgress: opts.onProgress });
-  // Missing blobs, each once (images share layers), fetched two at a time: a second stream keeps the link busy
-  // while the first one's bytes are hashed and written.
-  const jobs = new Map<string, () => Promise<void>>();
+  const blobs = new BlobFetcher(store, new RegistryClient({ retries: opts.retries, backoffMs: opts.backoffMs, onProgress: opts.onProgress }));
   for (const img of lock.images) {
-    const ref = parseImageRef(img.id);
-    const ctx = { what: `image ${img.id}`, key: img.key };
-    const missing = [{ digest: img.digest, size: img.size, mediaType: img.mediaType }, img.config, ...img.layers].filter((b) => !store.has(b.digest));
+    const missing = [img.digest, img.config.digest, ...img.layers.map((l) => l.digest)].filter((d) => !store.has(d));
     if (missing.length && opts.offline) {
-      throw new LockRefusal(ctx.what, `${registryBase(ref.registry)}/v2/${ref.name}/blobs/${missing[0]!.digest}`, img.key, `${missing.length} blob(s) not in the cache and --offline was given`, 'run `pi-image build` once without --offline to fetch them');
-    }
-    for (const b of missing) {
-      if (jobs.has(b.digest)) continue;
-      jobs.set(b.digest, async () => {
-        if (b.digest === img.digest) store.put((await client.manifest(ref, img.digest, ctx)).bytes);
-        else {
-          const n = await client.blobToFile(ref, b, store.path(b.digest), ctx); // (not `fetched += await …`: it races)
-          fetched += n;
-        }
-      });
+      const ref = parseImageRef(img.id);
+      throw new LockRefusal(`image ${img.id}`, `${registryBase(ref.registry)}/v2/${ref.name}/blobs/${missing[0]!}`, img.key, `${missing.length} blob(s) not in the cache and --offline was given`, 'run `pi-image build` once without --offline to fetch them');
     }
   }
-  const queue = [...jobs.values()];
-  let failed: { err: unknown } | undefined;
-  await Promise.all(
-    Array.from({ length: Math.min(2, queue.length) }, async () => {
-      for (let job = queue.shift(); job && !failed; job = queue.shift()) {
-        try {
-          await job();
-        } catch (err) {
-          failed ??= { err }; // the other fetch finishes first: no download outlives the call
-        }
-      }
-    }),
-  );
-  if (failed) throw failed.err;
+  for (const img of lock.images) blobs.add([img]);
+  fetched += await blobs.done();
   for (const p of lock.packages) {
     if (!store.has(p.sha256)) {
       if (opts.offline) throw new LockRefusal(`package ${p.package}`, p.url, 'apt.packages', 'not in the cache and --offline was given', 'run `pi-image build` once without --offline');

@@ -16,8 +16,7 @@ import { profileRequests, addonManifestImages } from './requests.ts';
 import { RegistryClient, formatPlatform } from './registry.ts';
 import { parseImageRef } from './reference.ts';
 import { platformOfImage, type ImagePlatform } from './platform.ts';
-import { ensureLocked } from './fetch.ts';
-import { aptResolver, packageNamesByRole, packageRequests } from './apt-packages.ts';
+import { BlobFetcher, ensureLocked } from './fetch.ts';
 
 export interface LockOptions {
   profile?: string;
@@ -101,11 +100,21 @@ export async function makeLock(opts: LockOptions = {}): Promise<LockResult> {
   const images: LockImage[] = [];
   let n = 0;
   const sorted = [...wanted].sort(([a], [b]) => (a < b ? -1 : 1));
-  const resolvedImages = await inPool(sorted, 4, async ([id, w]) => {
-    const r = await client.resolveImage(parseImageRef(id), platform.platform, { key: w.key }, (_d, bytes) => store.put(bytes));
-    opts.onProgress?.({ phase: 'resolve images', done: ++n, total: wanted.size, unit: 'items', detail: id });
-    return r;
-  });
+  // With `fetch`, each image's layers start downloading as soon as it is resolved (content-addressed and verified,
+  // so a later refusal leaves only good blobs behind), while the other images are still being resolved.
+  const blobs = opts.fetch ? new BlobFetcher(store, client) : undefined;
+  let resolvedImages: Omit<LockImage, 'key'>[];
+  try {
+    resolvedImages = await inPool(sorted, 4, async ([id, w]) => {
+      const r = await client.resolveImage(parseImageRef(id), platform.platform, { key: w.key }, (_d, bytes) => store.put(bytes));
+      opts.onProgress?.({ phase: 'resolve images', done: ++n, total: wanted.size, unit: 'items', detail: id });
+      blobs?.add([{ ...r, key: w.key }]);
+      return r;
+    });
+  } catch (err) {
+    await blobs?.settle();
+    throw err;
+  }
   for (const [i, [, w]] of sorted.entries()) {
     const resolved = resolvedImages[i]!;
     images.push({ ...resolved, key: w.key });
@@ -113,17 +122,24 @@ export async function makeLock(opts: LockOptions = {}): Promise<LockResult> {
   }
 
   let packages: Lock['packages'] = [];
-  const resolver = opts.packages ?? (opts.apt ? aptResolver({ image: opts.image ?? profile.image, profile, cacheDir: opts.cacheDir, mirror: opts.mirror, onProgress: opts.onProgress }) : undefined);
-  const names = resolver ? (opts.packageNames ?? packageNamesByRole)(profile) : undefined;
-  if (resolver && names && ROLES.some((r) => names[r].length > 0)) {
-    requests.push(...packageRequests(names));
-    const res = await resolver({ roles: names, architecture: platform.architecture });
-    packages = res.packages;
-    const known = new Set(packages.map(packageId));
-    for (const r of ROLES) {
-      for (const id of res.roles[r]) if (!known.has(id)) throw new InputError(`the package resolver listed ${id} for ${r} but returned no entry for it`);
-      roles[r].packages = res.roles[r];
+  try {
+    // The apt modules (OpenPGP among them) only when packages are resolved: `--no-apt` starts faster.
+    const apt = opts.packages || opts.apt ? await import('./apt-packages.ts') : undefined;
+    const resolver: PackageResolver | undefined = opts.packages ?? (opts.apt ? apt!.aptResolver({ image: opts.image ?? profile.image, profile, cacheDir: opts.cacheDir, mirror: opts.mirror, onProgress: opts.onProgress }) : undefined);
+    const names = resolver ? (opts.packageNames ?? apt!.packageNamesByRole)(profile) : undefined;
+    if (resolver && names && ROLES.some((r) => names[r].length > 0)) {
+      requests.push(...apt!.packageRequests(names));
+      const res = await resolver({ roles: names, architecture: platform.architecture });
+      packages = res.packages;
+      const known = new Set(packages.map(packageId));
+      for (const r of ROLES) {
+        for (const id of res.roles[r]) if (!known.has(id)) throw new InputError(`the package resolver listed ${id} for ${r} but returned no entry for it`);
+        roles[r].packages = res.roles[r];
+      }
     }
+  } catch (err) {
+    await blobs?.settle();
+    throw err;
   }
   const merged = mergeRequests(requests);
   const lock: Lock = { lockVersion: 1, inputs: requestsDigest(merged), platform: formatPlatform(platform.platform), files, images, packages, roles, requests: merged };
@@ -135,7 +151,8 @@ export async function makeLock(opts: LockOptions = {}): Promise<LockResult> {
     writeFileSync(tmp, text);
     renameSync(tmp, path);
   }
-  const fetched = opts.fetch ? await ensureLocked(lock, { cacheDir: opts.cacheDir, onProgress: opts.onProgress, retries: opts.retries, backoffMs: opts.backoffMs }) : undefined;
+  // The layers started above (the lock is written first: a failed download leaves a good lock to fetch from).
+  const fetched = blobs ? (await blobs.done()) + (await ensureLocked(lock, { cacheDir: opts.cacheDir, onProgress: opts.onProgress, retries: opts.retries, backoffMs: opts.backoffMs })) : undefined;
   // The lock as its text reads back (normalised), without parsing that text again (YAML costs ~0.3 s here).
   return { path, lock: normaliseLock(lock), text, changed, platform, ...(fetched !== undefined ? { fetched } : {}) };
 }

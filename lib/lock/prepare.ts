@@ -19,7 +19,7 @@ export interface PrepareOptions {
 /** Check the lock, fetch what the cache lacks, make the image archives and each role's bundle plan. */
 export async function prepareBundles(lock: Lock, lockPath: string, profile: Profile, opts: PrepareOptions = {}): Promise<Record<'master' | 'worker', BundlePlan>> {
   const onProgress = opts.onProgress ?? (() => {});
-  checkFresh(lock, lockPath, profile);
+  await checkFresh(lock, lockPath, profile);
   await ensureLocked(lock, { cacheDir: opts.cacheDir, offline: opts.offline, onProgress });
   const store = new BlobStore(opts.cacheDir);
   const archives = new Map<string, ImageArchive>();

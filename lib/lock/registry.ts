@@ -1,16 +1,19 @@
 // An OCI distribution API client (what Docker Hub, quay.io, registry.k8s.io and the distribution registry speak):
 // GET /v2/<name>/manifests/<ref> accepting an OCI index, a Docker manifest list and OCI/Docker manifests; the
 // `WWW-Authenticate: Bearer` challenge answered from the token endpoint it names, then retried; blobs streamed
-// to disk and sha256-verified (resumable: blob-fetch.ts). resolveImage picks the platform's manifest from an index,
-// or checks a lone manifest's config, and refuses an image with no variant for the platform.
+// to disk through a lean HTTP/1.1 reader (blob-http.ts), sha256-verified as they stream (resumable:
+// blob-fetch.ts). resolveImage picks the platform's manifest from an index, or checks a lone manifest's config,
+// and refuses an image with no variant for the platform.
 // Invariants: every manifest's bytes are checked against the digest they are addressed by; tokens never leave
-// the registry's origin (node-fetch drops Authorization on a cross-host redirect, e.g. to a blob CDN).
+// the registry's origin (node-fetch and blob-http.ts drop Authorization on a cross-origin redirect, e.g. to a
+// blob CDN).
 import { createHash } from 'node:crypto';
 import fetch from 'node-fetch';
 import { LockRefusal } from './errors.ts';
 import { formatImageRef, registryBase, type ImageRef } from './reference.ts';
 import type { LockBlob, LockImage } from './lockfile.ts';
-import { fetchBlob, type HttpResponse } from './blob-fetch.ts';
+import { fetchBlob } from './blob-fetch.ts';
+import { getBody, type BodyResponse } from './blob-http.ts';
 import type { OnProgress } from '../progress.ts';
 
 export const MEDIA = {
@@ -58,6 +61,18 @@ export function parseChallenge(header: string): { scheme: string; params: Record
   return { scheme: m[1]!.toLowerCase(), params };
 }
 
+/** What is read of an HTTP response (node-fetch's Response has it); kept here so the public types name no
+ *  node-fetch. */
+export interface HttpResponse {
+  status: number;
+  statusText: string;
+  ok: boolean;
+  headers: { get(name: string): string | null };
+  body: NodeJS.ReadableStream | null;
+  arrayBuffer(): Promise<ArrayBuffer>;
+  json(): Promise<unknown>;
+}
+
 export interface RegistryClientOptions {
   /** Where refusals point (the profile key of the manifest or image). */
   retries?: number;
@@ -70,27 +85,53 @@ export class RegistryClient {
   constructor(private readonly opts: RegistryClientOptions = {}) {}
 
   /** One authenticated GET against a registry's v2 API; answers a Bearer challenge once. */
-  async get(ref: ImageRef, path: string, ctx: { what: string; key: string }, headers: Record<string, string> = {}): Promise<HttpResponse> {
+  get(ref: ImageRef, path: string, ctx: { what: string; key: string }, headers: Record<string, string> = {}): Promise<HttpResponse> {
+    return this.authed(
+      ref,
+      path,
+      ctx,
+      (url, auth) => fetch(url, { headers: { 'User-Agent': USER_AGENT, ...headers, ...auth }, redirect: 'follow', follow: 10, compress: false }),
+      (res) => res.arrayBuffer().catch(() => undefined),
+    );
+  }
+
+  /** A blob's body through blob-http.ts (gigabytes: one reused read buffer), authenticated like get(). */
+  blobBody(ref: ImageRef, digest: string, ctx: { what: string; key: string }, headers: Record<string, string> = {}): Promise<BodyResponse> {
+    return this.authed(
+      ref,
+      `blobs/${digest}`,
+      ctx,
+      (url, auth) => getBody(url, { 'User-Agent': USER_AGENT, ...headers, ...auth }),
+      (res) => res.discard(),
+    );
+  }
+
+  /** `send` with the repository's token (when one is known); a Bearer challenge is answered once, then sent again. */
+  private async authed<T extends { status: number; headers: { get(name: string): string | null } }>(
+    ref: ImageRef,
+    path: string,
+    ctx: { what: string; key: string },
+    send: (url: string, auth: Record<string, string>) => Promise<T>,
+    drop: (res: T) => unknown,
+  ): Promise<T> {
     const url = `${registryBase(ref.registry)}/v2/${ref.name}/${path}`;
     const tokenKey = `${ref.registry}|${ref.name}`;
-    const send = async (): Promise<HttpResponse> => {
-      const h: Record<string, string> = { 'User-Agent': USER_AGENT, ...headers };
+    const attempt = async (): Promise<T> => {
       const t = this.tokens.get(tokenKey);
-      if (t) h.Authorization = `Bearer ${t}`;
       try {
-        return await fetch(url, { headers: h, redirect: 'follow', follow: 10, compress: false });
+        return await send(url, t ? { Authorization: `Bearer ${t}` } : {});
       } catch (err) {
         const msg = (err as Error).message;
         throw new LockRefusal(ctx.what, url, ctx.key, /redirect/i.test(msg) ? `redirect loop (${msg})` : `cannot reach the registry: ${msg}`);
       }
     };
-    let res = await send();
+    let res = await attempt();
     if (res.status === 401) {
-      await res.arrayBuffer().catch(() => undefined);
+      await drop(res);
       const ch = parseChallenge(res.headers.get('www-authenticate') ?? '');
       if (ch.scheme !== 'bearer' || !ch.params.realm) throw new LockRefusal(ctx.what, url, ctx.key, `HTTP 401 without a Bearer challenge (${res.headers.get('www-authenticate') ?? 'none'})`);
       this.tokens.set(tokenKey, await this.token(ch.params, ref, ctx));
-      res = await send();
+      res = await attempt();
     }
     return res;
   }
@@ -199,7 +240,7 @@ export class RegistryClient {
   }
 
   /** Stream a blob into `dest` (resumable, verified against its digest and size). */
-  async blobToFile(ref: ImageRef, b: LockBlob, dest: string, ctx: { what: string; key: string }): Promise<number> {
+  async blobToFile(ref: ImageRef, b: LockBlob, dest: string, ctx: { what: string; key: string }, signal?: AbortSignal): Promise<number> {
     const url = `${registryBase(ref.registry)}/v2/${ref.name}/blobs/${b.digest}`;
     try {
       const r = await fetchBlob({
@@ -210,7 +251,8 @@ export class RegistryClient {
         retries: this.opts.retries,
         backoffMs: this.opts.backoffMs,
         onProgress: this.opts.onProgress,
-        get: (range) => this.get(ref, `blobs/${b.digest}`, ctx, range ? { Range: range } : {}),
+        signal,
+        get: (range) => this.blobBody(ref, b.digest, ctx, range ? { Range: range } : {}),
       });
       return r.fetched;
     } catch (err) {

@@ -1,14 +1,14 @@
 // The registry blob fetch resumes: a server on 127.0.0.1 that cuts the first response halfway and honours Range
 // afterwards; the blob is complete and verified, the second request asked for the rest only. A wrong digest
-// leaves nothing in the store.
+// leaves nothing in the store; a stopped fetch leaves its bytes for the next to resume.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import fetch from 'node-fetch';
+import { getBody } from '../../lib/lock/blob-http.ts';
 import { fetchBlob } from '../../lib/lock/blob-fetch.ts';
 
 const blob = randomBytes(3 << 20);
@@ -40,7 +40,7 @@ test.after(() => {
 
 test('an interrupted blob resumes with Range and is verified', async () => {
   const dest = join(dir, 'good');
-  const r = await fetchBlob({ dest, digest, size: blob.length, what: 'test blob', backoffMs: 10, get: (range) => fetch(url, { headers: range ? { Range: range } : {} }) });
+  const r = await fetchBlob({ dest, digest, size: blob.length, what: 'test blob', backoffMs: 10, get: (range) => getBody(url, range ? { Range: range } : {}) });
   assert.ok(readFileSync(dest).equals(blob));
   assert.is(ranges[0], undefined);
   assert.match(ranges[1] ?? '', /^bytes=\d+-$/);
@@ -52,13 +52,34 @@ test('a blob that does not hash to its digest is refused and nothing is kept', a
   const dest = join(dir, 'bad');
   let err: unknown;
   try {
-    await fetchBlob({ dest, digest: `sha256:${'0'.repeat(64)}`, size: blob.length, what: 'test blob', backoffMs: 10, get: (range) => fetch(url, { headers: range ? { Range: range } : {} }) });
+    await fetchBlob({ dest, digest: `sha256:${'0'.repeat(64)}`, size: blob.length, what: 'test blob', backoffMs: 10, get: (range) => getBody(url, range ? { Range: range } : {}) });
   } catch (e) {
     err = e;
   }
   assert.match(String(err), /test blob: sha256 mismatch: expected sha256:0{64}/);
   assert.not.ok(existsSync(dest));
   assert.not.ok(existsSync(`${dest}.partial`));
+});
+
+test('a stopped fetch keeps its .partial, and the next one resumes from it', async () => {
+  const dest = join(dir, 'stopped');
+  const stop = new AbortController();
+  const get = (range?: string) => getBody(url, range ? { Range: range } : {});
+  let err: unknown;
+  try {
+    await fetchBlob({ dest, digest, size: blob.length, what: 'test blob', backoffMs: 10, get, signal: stop.signal, onProgress: () => stop.abort(new Error('stopped by the test')) });
+  } catch (e) {
+    err = e;
+  }
+  assert.match(String(err), /stopped by the test/);
+  assert.not.ok(existsSync(dest));
+  const kept = statSync(`${dest}.partial`).size;
+  assert.ok(kept > 0 && kept < blob.length, `${kept} bytes kept`);
+  const before = ranges.length;
+  const r = await fetchBlob({ dest, digest, size: blob.length, what: 'test blob', backoffMs: 10, get });
+  assert.ok(readFileSync(dest).equals(blob));
+  assert.is(ranges[before], `bytes=${kept}-`, 'resumed from the kept bytes');
+  assert.is(r.fetched, blob.length - kept);
 });
 
 test.run();

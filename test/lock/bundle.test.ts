@@ -131,6 +131,12 @@ test('the bmap covers the bundle: bmaptool copies the image and checks every ran
   const copy = join(work, 'node1-ssd.copy');
   execFileSync('bmaptool', ['copy', '--bmap', bmap, img, copy], { stdio: ['ignore', 'ignore', 'pipe'] });
   assert.is(sha(copy), n.ssd.sha256);
+  // The offline build took the image's sums from the online one (same signature, same bundle): they are the bytes'.
+  assert.is(sha(img), n.ssd.sha256, 'the remembered whole-image sha256 is the image file\'s');
+  const sums = readdirSync(join(cache, 'images')).find((f) => f.includes('.ssd-checksums-'))!;
+  const bundled = JSON.parse(readFileSync(join(cache, 'images', sums), 'utf8')).bundled as [string, { sha256: string }][];
+  assert.is(bundled.length, 2, 'one bundled image per node remembered');
+  assert.ok(bundled.some(([, b]) => b.sha256 === n.ssd.sha256));
   assert.ok(n.ssd.mappedBytes >= n.bundle!.size, 'the bundle is mapped');
   assert.is(n.ssd.partUuids.length, 2);
 });

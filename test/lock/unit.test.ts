@@ -82,6 +82,7 @@ test('the bundle tar (ustar headers written here) is read back by GNU tar, long 
       ],
       index: 'index\n',
       size: 512 + 512 + 512 + 512 + 512 + 3072 + 1024,
+      key: 'unused here',
     };
     const tarFile = join(dir, 'bundle.tar');
     const chunks: Buffer[] = [];
