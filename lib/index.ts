@@ -32,6 +32,6 @@ export { encodeLock, decodeLock, staleReason, type Lock, type LockFile, type Loc
 export { RegistryClient } from './lock/registry.ts';
 
 // The jobs.
-export { build, type BuildOptions, type BuildResult } from './build/build.ts';
+export { build, type BuildOptions, type BuildResult } from './assemble/build.ts';
 export { flash, verifyImage, verifyTarget, FlashVerifyError, type FlashOptions, type FlashResult } from './flash/flash.ts';
 export * from './netboot/index.ts';

@@ -35,7 +35,7 @@ export type BuiltNode = Record<'sd' | 'ssd', { image: string; bmap: string }>;
  * source the user gave (`node`: it may have meant a file that is not there).
  */
 export async function builtNode(outDir: string, node: string): Promise<BuiltNode> {
-  const { readManifest } = await import('../build/manifest.ts'); // when run: --help loads no pipeline code
+  const { readManifest } = await import('../assemble/manifest.ts'); // when run: --help loads no pipeline code
   const manifestPath = join(outDir, 'manifest.json');
   const manifest = readManifest(manifestPath);
   if (!manifest) throw new InputError(`${node}: neither an image file nor a node built in ${outDir}/ (no ${manifestPath})`, `Build it first: pi-image build ${node}`);

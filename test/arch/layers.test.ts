@@ -7,7 +7,7 @@
 //   3 pi/, cloud-init/                           Pi boot files; cloud-init formats (plain input in, text out)
 //   4 cluster/                                   profile, secrets, per-node plan and seed
 //   5 lock/                                      pi-image.lock and the bundles it pins
-//   6 build/, flash/, netboot/, inspect/         the pipelines
+//   6 assemble/, flash/, netboot/, inspect/      the pipelines
 //   7 cli/                                       commands, options, output
 //   8 index.ts                                   the library's public surface
 import { test } from 'uvu';
@@ -25,7 +25,7 @@ const RANKS: Record<string, number> = {
   pi: 3, 'cloud-init': 3,
   cluster: 4,
   lock: 5,
-  build: 6, flash: 6, netboot: 6, inspect: 6,
+  assemble: 6, flash: 6, netboot: 6, inspect: 6,
   cli: 7,
   'index.ts': 8,
 };

@@ -10,7 +10,7 @@ import { gunzipSync } from 'node:zlib';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeUbuntuLookalike, tempDir, stagedFile, type Lookalike } from '../helpers/lookalike.ts';
-import { build, type BuildResult } from '../../lib/build/build.ts';
+import { build, type BuildResult } from '../../lib/assemble/build.ts';
 import { pruneCache } from '../../lib/source/cache.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

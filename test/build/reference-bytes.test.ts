@@ -12,7 +12,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeUbuntuLookalike, tempDir, type Lookalike } from '../helpers/lookalike.ts';
 import { writeFixedSecrets } from '../helpers/fixed-secrets.ts';
-import { build, type BuildResult } from '../../lib/build/build.ts';
+import { build, type BuildResult } from '../../lib/assemble/build.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const EPOCH = 1577836800; // 2020-01-01

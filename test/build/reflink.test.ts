@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, rmSync, readdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeUbuntuLookalike, tempDir } from '../helpers/lookalike.ts';
-import { build, type BuildResult } from '../../lib/build/build.ts';
+import { build, type BuildResult } from '../../lib/assemble/build.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const NODES = ['node1', 'node2', 'node3', 'node4'];

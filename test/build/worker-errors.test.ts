@@ -1,12 +1,12 @@
 // Errors that cross the build's worker-thread boundary arrive as their own class, with their code, hint and
-// fields (lib/errors.ts serializeError/reviveError; the build's lanes, lib/build/pool.ts, and flash's hash workers,
+// fields (lib/errors.ts serializeError/reviveError; the build's lanes, lib/assemble/pool.ts, and flash's hash workers,
 // lib/flash/hash-workers.ts): callers test `instanceof`, not strings.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rmSync, writeFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
-import { runLanes } from '../../lib/build/pool.ts';
-import type { LaneJob } from '../../lib/build/node-job.ts';
+import { runLanes } from '../../lib/assemble/pool.ts';
+import type { LaneJob } from '../../lib/assemble/node-job.ts';
 import { CorruptImageError, InputError, LockRefusal, PiImageError, UsageError, reviveError, serializeError, ERROR_CLASSES } from '../../lib/errors.ts';
 import { DownloadError } from '../../lib/source/download.ts';
 import { hashRangesParallel } from '../../lib/flash/hash-workers.ts';

@@ -1,11 +1,11 @@
 // Test helper: reads a resolved image through openImage(ref) in a worker thread, as the build's lanes do (a read of
 // a growing image blocks its thread until xz has written the bytes), and posts the sha256 of what it read, or the
-// error. Started through lib/build/worker-boot.mjs (tsx in the worker): readInWorker(ref).
+// error. Started through lib/assemble/worker-boot.mjs (tsx in the worker): readInWorker(ref).
 import { Worker, parentPort, workerData, isMainThread } from 'node:worker_threads';
 import { createHash } from 'node:crypto';
 import { openImage, type ImageRef } from '../../lib/source/image-handle.ts';
 
-const boot = new URL('../../lib/build/worker-boot.mjs', import.meta.url);
+const boot = new URL('../../lib/assemble/worker-boot.mjs', import.meta.url);
 
 /** The sha256 of the whole image `ref` names, read in 1 MiB blocks front to back in a worker thread. */
 export function readInWorker(ref: ImageRef): Promise<string> {

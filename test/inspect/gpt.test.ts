@@ -11,7 +11,7 @@ import { closeSync, openSync, readFileSync, readSync, rmSync, truncateSync, writ
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeUbuntuLookalike, tempDir, type Lookalike } from '../helpers/lookalike.ts';
-import { build } from '../../lib/build/build.ts';
+import { build } from '../../lib/assemble/build.ts';
 import { readTable } from '../../lib/image/partition-table.ts';
 import { FileIO } from '../../lib/image/io.ts';
 

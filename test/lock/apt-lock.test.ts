@@ -14,7 +14,7 @@ import { makeUbuntuLookalike, tempDir } from '../helpers/lookalike.ts';
 import { aptFixture, INSTALLED, SOURCES_LIST, SECURITY_SOURCES, type AptFixture } from '../helpers/apt-fixture.ts';
 import { statusText } from '../helpers/apt-repo.ts';
 import { decodeLock } from '../../lib/lock/lockfile.ts';
-import { build } from '../../lib/build/build.ts';
+import { build } from '../../lib/assemble/build.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 let work: string;

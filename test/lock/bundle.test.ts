@@ -12,7 +12,7 @@ import { join, dirname } from 'node:path';
 import { makeUbuntuLookalike, tempDir } from '../helpers/lookalike.ts';
 import { startLockWorld, lockProfile, type LockWorld } from '../helpers/lock-fixtures.ts';
 import { makeLock } from '../../lib/lock/lock.ts';
-import { build, type BuildResult } from '../../lib/build/build.ts';
+import { build, type BuildResult } from '../../lib/assemble/build.ts';
 import { BlobStore } from '../../lib/lock/store.ts';
 import { PACKAGE_ROOT } from '../../lib/cluster/profile.ts';
 

@@ -44,7 +44,7 @@ export const command: CommandModule<GlobalOptions, BuildArgs> = {
       .example('$0 lock && $0 build --all --offline', 'pin first-boot downloads, then build from the cache alone'),
   handler: (argv) =>
     runCommand(argv, async (out) => {
-      const { build } = await import('../../build/build.ts');
+      const { build } = await import('../../assemble/build.ts');
       const nodes = selectedNodes(argv, 'build');
       const result = await build({
         nodes,

@@ -1,6 +1,6 @@
 // A lane of the build: for each of its nodes the SD image, the SSD image, their block maps and checksums and
 // optional compressed copies; the SSD images of the lane in one pass over the base root. Runs inside a worker
-// thread (lib/build/worker.ts), so it takes and returns plain data only.
+// thread (lib/assemble/worker.ts), so it takes and returns plain data only.
 import { writeFileSync, createReadStream, createWriteStream, renameSync, mkdirSync, rmSync, chmodSync } from 'node:fs';
 import { threadId, isMainThread } from 'node:worker_threads';
 import { getPriority, setPriority } from 'node:os';
