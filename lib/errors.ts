@@ -148,6 +148,57 @@ export class UnsatisfiableError extends PiImageError {
   }
 }
 
+/** readMbr met a GUID Partition Table (its MBR holds only a protective 0xEE entry); readTable reads both. */
+export class GptDiskError extends PiImageError {
+  constructor(name: string) {
+    super('GPT', `${name}: GPT disk: an MBR reader cannot read it`, 'Read it with readTable (lib/image/partition-table.ts), which reads MBR and GPT.');
+  }
+}
+
+/** A FAT volume (or a fixed-size FAT12/16 root directory) has no room for what was asked. */
+export class NoSpaceError extends PiImageError {
+  constructor(message: string, hint?: string) {
+    super('NO_SPACE', message, hint ?? 'use a bigger partition, or remove files first');
+  }
+}
+
+/** Flash's verification found the target differs from what was written: `offset` is the first bad byte. */
+export class FlashVerifyError extends VerifyError {
+  readonly offset: number;
+  constructor(message: string, offset: number, hint?: string) {
+    super(message, hint);
+    this.offset = offset;
+  }
+}
+
+/** Why a host could not be reached at all: its name did not resolve, or nothing answered at its address. */
+export type Unreachable = { kind: 'dns' | 'refused' | 'unreachable'; host: string };
+
+/** An HTTP status worth asking again for: the server's trouble (5xx), a timeout (408) or a rate limit (429). */
+export function isRetryableStatus(status: number): boolean {
+  return status >= 500 || status === 408 || status === 429;
+}
+
+/** A download failed for a reason other than a missing file or a bad checksum (HTTP error, network, timeout). */
+export class DownloadError extends PiImageError {
+  readonly url: string;
+  readonly status?: number;
+  /** Asking again will not help (a redirect loop, a wrong kind of answer, a 4xx): no retries. */
+  readonly permanent: boolean;
+  /** The host could not be reached (no network, DNS, nothing listening). */
+  readonly unreachable?: Unreachable;
+  /** The message without the URL in front. */
+  readonly detail: string;
+  constructor(url: string, message: string, opts: { status?: number; permanent?: boolean; unreachable?: Unreachable; hint?: string } = {}) {
+    super('DOWNLOAD', `${url}: ${message}`, opts.hint ?? 'Check the network or the URL, then run the command again.');
+    this.url = url;
+    this.detail = message;
+    this.status = opts.status;
+    this.unreachable = opts.unreachable;
+    this.permanent = opts.permanent === true || (opts.status !== undefined && !isRetryableStatus(opts.status));
+  }
+}
+
 // ---- across a worker thread ------------------------------------------------------------------------------------
 // postMessage's structured clone keeps an Error's message and stack but not its class, code or fields: the sender
 // flattens it to plain data, the receiver rebuilds it from the class of the same name.
@@ -165,10 +216,11 @@ export interface SerializedError {
 
 type ErrorClass = abstract new (...args: never[]) => Error;
 
-/** The classes reviveError knows by name; a layer above adds those defined in lower layers (DownloadError …). */
+/** The classes reviveError knows by name: every error class pi-image has (all of them live in this file). */
 export const ERROR_CLASSES: ErrorClass[] = [
   PiImageError, CorruptImageError, OutOfBoundsError, NotFoundError, SymlinkLoopError, InputError, UsageError,
   VerifyError, SafetyError, SourceError, BuildError, InterruptedError, LockRefusal, UnsatisfiableError,
+  GptDiskError, NoSpaceError, FlashVerifyError, DownloadError,
 ];
 
 const plain = (v: unknown): boolean =>

@@ -8,8 +8,6 @@ import { GptDiskError } from '../image/gpt.ts';
 import { NoSpaceError } from '../image/fat/errors.ts';
 import { DownloadError } from '../source/download.ts';
 
-/** Every error class a lane can throw: the ones of lib/errors.ts and those the image and source layers define. */
-const LANE_ERRORS = [...ERROR_CLASSES, GptDiskError, NoSpaceError, DownloadError];
 
 // From the compiled tree the worker is plain JavaScript; from the sources it needs tsx, registered by a small
 // JavaScript entry in the worker's own thread.
@@ -38,12 +36,12 @@ function runInWorker(job: LaneJob, onProgress: (e: ProgressEvent) => void, worke
       if (m.type === 'progress' && m.event) onProgress(m.event);
       else if (m.type === 'done') finish(() => resolve(m.result!));
       else if (m.type === 'error') {
-        const err = reviveError(m.error!, LANE_ERRORS, `${label}: `);
+        const err = reviveError(m.error!, ERROR_CLASSES, `${label}: `);
         finish(() => reject(err));
       }
     });
     // An exception the lane did not catch arrives structured-cloned (own fields kept, class lost): rebuilt too.
-    worker.on('error', (err) => finish(() => reject(reviveError(serializeError(err), LANE_ERRORS, `${label}: `))));
+    worker.on('error', (err) => finish(() => reject(reviveError(serializeError(err), ERROR_CLASSES, `${label}: `))));
     worker.on('exit', (code) => finish(() => reject(new BuildError(`${label}: build worker exited with code ${code}`))));
     worker.postMessage(job);
   });

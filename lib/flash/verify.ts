@@ -10,7 +10,7 @@ import { availableParallelism } from 'node:os';
 import { FileIO } from '../image/io.ts';
 import { bmapByteRanges, blockRangeBytes, scanAndHash, type Bmap, type BmapRange } from '../image/bmap.ts';
 import { rangesBytes } from '../image/sparse.ts';
-import { VerifyError } from '../errors.ts';
+import { VerifyError, FlashVerifyError } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
 import { hashRangesParallel, compareRangesParallel, Watermark } from './hash-workers.ts';
 import { loadBmap } from './bmap-input.ts';
@@ -22,14 +22,7 @@ const PARALLEL_MIN = 64 << 20;
 /** Pieces of at most this many bytes, so the workers share an extent list with one huge extent. */
 const PIECE = 64 << 20;
 
-/** Verification found the target differs from what was written: `offset` is the first bad byte. */
-export class FlashVerifyError extends VerifyError {
-  readonly offset: number;
-  constructor(message: string, offset: number, hint?: string) {
-    super(message, hint);
-    this.offset = offset;
-  }
-}
+export { FlashVerifyError } from '../errors.ts';
 
 /** Where a following verify found the first difference (undefined: none). */
 export type Mismatch = { range: BmapRange; start: number; length: number } | undefined;

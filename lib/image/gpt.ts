@@ -10,12 +10,7 @@ import { layout } from './layout.ts';
 
 const SECTOR = 512;
 
-/** readMbr met a GUID Partition Table (its MBR holds only a protective 0xEE entry); readTable reads both. */
-export class GptDiskError extends PiImageError {
-  constructor(name: string) {
-    super('GPT', `${name}: GPT disk: an MBR reader cannot read it`, 'Read it with readTable (lib/image/partition-table.ts), which reads MBR and GPT.');
-  }
-}
+export { GptDiskError } from '../errors.ts';
 
 /** GPT type GUIDs pi-image names: fdisk's name, and the MBR type code of the same kind (what a copy into an MBR
  *  carries, lib/image/partition-table.ts). */

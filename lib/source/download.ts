@@ -13,33 +13,12 @@ import { openSync, closeSync, writeSync, ftruncateSync, fstatSync, renameSync, r
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import fetch, { type Response } from 'node-fetch';
-import { PiImageError, NotFoundError, VerifyError } from '../errors.ts';
+import { PiImageError, NotFoundError, VerifyError, DownloadError, type Unreachable } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
 import { hashInto } from './hash.ts';
 import { readJson, writeJsonAtomic, type DownloadRecord } from './cache.ts';
 
-/** Why a host could not be reached at all: its name did not resolve, or nothing answered at its address. */
-export type Unreachable = { kind: 'dns' | 'refused' | 'unreachable'; host: string };
-
-/** A download failed for a reason other than a missing file or a bad checksum (HTTP error, network, timeout). */
-export class DownloadError extends PiImageError {
-  readonly url: string;
-  readonly status?: number;
-  /** Asking again will not help (a redirect loop, a wrong kind of answer, a 4xx): no retries. */
-  readonly permanent: boolean;
-  /** The host could not be reached (no network, DNS, nothing listening). */
-  readonly unreachable?: Unreachable;
-  /** The message without the URL in front. */
-  readonly detail: string;
-  constructor(url: string, message: string, opts: { status?: number; permanent?: boolean; unreachable?: Unreachable; hint?: string } = {}) {
-    super('DOWNLOAD', `${url}: ${message}`, opts.hint ?? 'Check the network or the URL, then run the command again.');
-    this.url = url;
-    this.detail = message;
-    this.status = opts.status;
-    this.unreachable = opts.unreachable;
-    this.permanent = opts.permanent === true || (opts.status !== undefined && !isRetryableStatus(opts.status));
-  }
-}
+export { DownloadError, type Unreachable } from '../errors.ts';
 
 export interface DownloadOptions {
   /** The final path; bytes go to `<dest>.partial` until verified. */
@@ -106,9 +85,6 @@ function defaultBackoff(): number {
   return Number.isFinite(ms) && ms >= 0 && process.env.PI_IMAGE_BACKOFF_MS !== '' ? ms : 1000;
 }
 
-function isRetryableStatus(status: number): boolean {
-  return status >= 500 || status === 408 || status === 429;
-}
 
 /** Download `url` to `opts.dest` (resuming a `.partial` left by an earlier attempt), verifying the sha256. */
 export async function download(url: string, opts: DownloadOptions): Promise<DownloadResult> {
