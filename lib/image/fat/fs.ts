@@ -1,8 +1,7 @@
 // FatFs: path-level operations on a FAT12/16/32 volume held in a BlockIO (a partition window of an image):
 // list, stat, read (whole or streamed), create/overwrite, mkdir, unlink, rmdir, rename, used byte ranges.
 // Every change goes through FatTable (both FATs, FSInfo) and FatDir; timestamps come from an injectable clock.
-import { InputError, NotFoundError } from '../../errors.ts';
-import { CorruptImageError } from '../../errors.ts';
+import { CorruptImageError, InputError, NotFoundError } from '../../errors.ts';
 import type { BlockIO } from '../io.ts';
 import type { ByteRange } from '../sparse.ts';
 import { parseBootSector, type FatGeometry } from './bpb.ts';
@@ -20,12 +19,11 @@ import {
   validateLongName,
 } from './dirent.ts';
 import { walkTree } from '../tree.ts';
+import { readChain, writeChain, type FileSource } from './file-data.ts';
 
 export type { FatEntry } from './dir.ts';
 
 export type { ByteRange } from '../sparse.ts';
-
-const CHUNK = 1 << 20; // streaming read size
 
 function splitPath(path: string): string[] {
   const parts = path.split('/').filter((p) => p !== '' && p !== '.');
@@ -33,11 +31,7 @@ function splitPath(path: string): string[] {
   return parts;
 }
 
-/** A file's bytes given as chunks (in order) that add up to `size`. */
-export interface FileSource {
-  size: number;
-  chunks: Iterable<Uint8Array>;
-}
+export type { FileSource } from './file-data.ts';
 
 export class FatFs {
   readonly fatType: 12 | 16 | 32;
@@ -184,59 +178,12 @@ export class FatFs {
     return this.chunks(e);
   }
 
-  private *chunks(e: DirSlotEntry): Generator<Buffer> {
-    if (e.size === 0) return;
-    const cs = this.clusterSize;
-    const need = Math.ceil(e.size / cs);
-    let left = e.size;
-    let runStart = -1;
-    let runLen = 0;
-    const emit = (): Buffer => {
-      const len = Math.min(runLen * cs, left);
-      const b = this.io.read(this.geometry.dataOffset + (runStart - 2) * cs, len);
-      left -= len;
-      return b;
-    };
-    let got = 0;
-    for (const c of this.fat.chain(e.firstCluster, e.where, need)) {
-      got++;
-      if (runStart >= 0 && c === runStart + runLen && runLen * cs < CHUNK) runLen++;
-      else {
-        if (runStart >= 0) yield emit();
-        runStart = c;
-        runLen = 1;
-      }
-    }
-    if (got < need) {
-      throw new CorruptImageError(`${this.io.name}: file '${e.name}' has ${e.size} bytes but its cluster chain holds only ${got} clusters`, e.where);
-    }
-    if (runStart >= 0) yield emit();
+  private chunks(e: DirSlotEntry): Generator<Buffer> {
+    return readChain(this.io, this.geometry, this.fat, e);
   }
 
-  /**
-   * Write a file's bytes (given as chunks) into clusters `cl` (in order), zeroing the slack of the last cluster;
-   * a chunk is written with as few writes as the chain allows (runs of clusters that follow one another on disk).
-   */
   private writeClusters(cl: number[], src: FileSource): void {
-    const cs = this.clusterSize;
-    let pos = 0;
-    for (const chunk of src.chunks) {
-      if (pos + chunk.length > src.size) throw new InputError(`${this.io.name}: file source gives more than its ${src.size} bytes`);
-      let done = 0;
-      while (done < chunk.length) {
-        const k = Math.floor(pos / cs);
-        const within = pos % cs;
-        let end = k + 1;
-        while (end < cl.length && cl[end] === cl[end - 1] + 1 && (end - k) * cs - within < chunk.length - done && (end - k) * cs < 4 * CHUNK) end++;
-        const n = Math.min(chunk.length - done, (end - k) * cs - within);
-        this.io.write(this.geometry.dataOffset + (cl[k] - 2) * cs + within, chunk.subarray(done, done + n));
-        done += n;
-        pos += n;
-      }
-    }
-    if (pos !== src.size) throw new InputError(`${this.io.name}: file source gave ${pos} bytes, not the ${src.size} it announced`);
-    const slack = cl.length * cs - pos;
-    if (slack > 0) this.io.write(this.geometry.dataOffset + (cl[cl.length - 1] - 2) * cs + (cs - slack), Buffer.alloc(slack));
+    writeChain(this.io, this.geometry, cl, src);
   }
 
   /**
