@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const all = ['fat-write', 'flash', 'netboot', 'fetch', 'build', 'apt-closure', 'lock', 'bundle'];
+const all = ['startup', 'fat-write', 'flash', 'netboot', 'fetch', 'build', 'apt-closure', 'lock', 'bundle'];
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const unknown = wanted.filter((w) => !all.includes(w));
 if (unknown.length) {
