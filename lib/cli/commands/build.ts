@@ -44,8 +44,10 @@ export const command: CommandModule<GlobalOptions, BuildArgs> = {
       .example('$0 lock && $0 build --all --offline', 'pin first-boot downloads, then build from the cache alone'),
   handler: (argv) =>
     runCommand(argv, async (out) => {
-      const { build } = await import('../../assemble/build.ts');
       const nodes = selectedNodes(argv, 'build');
+      // A first line before the pipeline's modules load (a few hundred ms): the user sees at once that it started.
+      out.progress({ phase: 'build', done: 0, detail: 'loading the profile' });
+      const { build } = await import('../../assemble/build.ts');
       const result = await build({
         nodes,
         profile: argv.profile,
