@@ -106,6 +106,18 @@ export class Output {
     }
   };
 
+  /**
+   * The first sign of life, before a command's heavy modules load: a JSON progress event, or the spinner on a
+   * terminal. Nothing on plain non-TTY output (its first line is the pipeline's own, not a placeholder).
+   */
+  starting(phase: string, detail: string): void {
+    if (this.json) return this.event('progress', { phase, done: 0, detail });
+    if (this.quiet || !this.interactive || stderrColumns() <= 0 || !ora) return;
+    if (this.spinner) return;
+    this.spinner = ora({ text: fitText(`${phase}: ${detail}`, stderrColumns() - 3), stream: process.stderr, color: useColor() ? 'cyan' : undefined }).start();
+    process.stderr.on('resize', this.onResize);
+  }
+
   /** A terminal shrunk to no size mid-way: drop the spinner (ora cannot redraw in 0 columns); plain lines follow. */
   private onResize = (): void => {
     if (this.spinner && stderrColumns() === 0) this.stopSpinner();

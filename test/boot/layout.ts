@@ -34,6 +34,8 @@ export const BOOT_TEXT: Record<string, string> = {
   ].join('\n'),
   'syscfg.txt': '# system settings (as in Ubuntu: included from config.txt)\ndtparam=i2c_arm=on\ndtparam=spi=on\n',
   'usercfg.txt': '# Place "config.txt" changes (dtparam, dtoverlay, disable_overscan, etc.) in\n# this file.\n',
+  // The Pi 4 firmware by its name only: build refuses a boot partition without it (QEMU loads the kernel itself).
+  'start4.elf': 'stand-in: the Raspberry Pi 4 firmware file is named here; QEMU never reads it\n',
   'nobtcmd.txt': 'net.ifnames=0 console=tty1 console=ttyS0 root=LABEL=writable rootfstype=ext4 rootwait fixrtc\n',
   // The default seed, as Ubuntu ships it (password login, misspelt instance_id key, eth0 DHCP).
   'user-data': '#cloud-config\nchpasswd:\n  expire: true\n  list:\n  - ubuntu:ubuntu\nssh_pwauth: true\n',

@@ -46,7 +46,7 @@ export const command: CommandModule<GlobalOptions, BuildArgs> = {
     runCommand(argv, async (out) => {
       const nodes = selectedNodes(argv, 'build');
       // A first line before the pipeline's modules load (a few hundred ms): the user sees at once that it started.
-      out.progress({ phase: 'build', done: 0, detail: 'loading the profile' });
+      out.starting('build', 'loading the profile');
       const { build } = await import('../../assemble/build.ts');
       const result = await build({
         nodes,

@@ -30,6 +30,7 @@ export const command: CommandModule<GlobalOptions, LockArgs> = {
       .example('git diff pi-image.lock', 'review what changed before committing it'),
   handler: (argv) =>
     runCommand(argv, async (out) => {
+      out.starting('lock', 'loading the profile'); // before the lock's modules load
       const [{ makeLock }, { packageId }] = await Promise.all([import('../../lock/lock.ts'), import('../../lock/lockfile.ts')]);
       const r = await makeLock({ profile: argv.profile, image: argv.image, cacheDir: argv.cache, mirror: argv.mirror, fetch: argv.fetch, apt: argv.apt, onProgress: out.progress });
       const l = r.lock;

@@ -48,6 +48,7 @@ export const command: CommandModule<GlobalOptions, NetbootArgs> = {
   handler: (argv) =>
     runCommand(argv, async (out) => {
       const selection = selectedNodes(argv, 'netboot');
+      out.starting('netboot', 'loading the profile'); // before the pipeline's modules load
       const [{ loadProfile, selectNodes }, { loadOrCreateSecrets }, { nodePlan }, { netboot }, { readLock }, { prepareBundles }] = await Promise.all([
         import('../../cluster/profile.ts'), import('../../cluster/secrets.ts'),
         import('../../cluster/plan.ts'), import('../../netboot/index.ts'), import('../../lock/lock.ts'), import('../../lock/prepare.ts'),
