@@ -25,6 +25,17 @@ BUNDLE_TAR=${PI_IMAGE_BUNDLE_TAR:-/var/lib/pi-image/bundle.tar}
 
 log() { echo "pi-image[bundle]: $*"; logger -t pi-image "[bundle] $*" 2>/dev/null || true; }
 die() { log "FAILED: $*"; exit 1; }
+# Tell the kernel of partition N's new place on DISK. udev probes the partitions after sfdisk closes the disk (its
+# inotify watch), and a partition it holds open cannot be moved (EBUSY): settle first, and try a few times.
+tell_kernel() {
+  local n=$1 d=$2 i
+  for i in 1 2 3 4 5; do
+    udevadm settle 2>/dev/null || true
+    partx -u --nr "$n" "$d" 2>/dev/null && return 0
+    sleep "$i"
+  done
+  partx -u --nr "$n" "$d"
+}
 
 root_disk() {
   if [ -n "${PI_IMAGE_DISK:-}" ]; then echo "$PI_IMAGE_DISK"; return; fi
@@ -95,7 +106,7 @@ unpack)
     dd if="$disk" of="$disk" bs=1M skip=$((start / 2048)) seek=$((dest / 2048)) count=$((size / 2048)) conv=notrunc,fsync status=none || die "copying the bundle on $disk"
     echo "$dest,$size,da" | sfdisk --quiet --no-reread --no-tell-kernel -N 2 "$disk" || die "sfdisk -N 2 $disk"
     # The kernel learns of the moved p2 first, or it would refuse the grown p1 as overlapping the old one.
-    [ -n "${PI_IMAGE_DISK:-}" ] || partx -u --nr 2 "$disk" || log "warning: partx -u --nr 2 $disk failed"
+    [ -n "${PI_IMAGE_DISK:-}" ] || tell_kernel 2 "$disk" || log "warning: partx -u --nr 2 $disk failed"
     start=$dest
   elif [ "$dest" -lt "$start" ]; then
     log "the disk has no room to move the bundle; the root stays at its size until the bundle is freed"
@@ -105,7 +116,7 @@ unpack)
     log "growing the root partition to $grow sectors"
     echo ",$grow" | sfdisk --quiet --no-reread --no-tell-kernel -N 1 "$disk" || die "sfdisk -N 1 $disk"
     if [ -z "${PI_IMAGE_DISK:-}" ]; then
-      partx -u --nr 1 "$disk" || log "warning: partx -u --nr 1 $disk failed"
+      tell_kernel 1 "$disk" || log "warning: partx -u --nr 1 $disk failed"
       resize2fs "$(findmnt -no SOURCE /)" >/dev/null 2>&1 || log "warning: resize2fs of the root failed"
     fi
   fi
@@ -117,7 +128,7 @@ unpack)
   place_all
   log "freeing partition 2 of $disk for the brick"
   sfdisk --quiet --no-reread --no-tell-kernel --delete "$disk" 2 || die "sfdisk --delete $disk 2"
-  [ -n "${PI_IMAGE_DISK:-}" ] || partx -d --nr 2 "$disk" 2>/dev/null || true
+  [ -n "${PI_IMAGE_DISK:-}" ] || { udevadm settle 2>/dev/null; partx -d --nr 2 "$disk" 2>/dev/null; } || true
   ;;
 verify)
   verify_all
