@@ -22,15 +22,16 @@ const EPOCH = 1577836800; // 2020-01-01
 // A change to any of these must be explained in the commit that makes it.
 // Changed once since, on purpose (c97e54e): the SD images' cluster.env gained PACKAGES (the package list first boot
 // installs, one list with the lock's) in place of EXTRA_PACKAGES, so sd.img and the manifest's sha256s moved; the
-// SSD images and the base did not. h3's, h4's and h5's refactors left all of them unchanged.
+// SSD images and the base did not. h3's, h4's and h5's refactors left all of them unchanged. Changed again (448e756):
+// cloud-init/bundle.sh, which the seed carries, settles udev and retries partx; sd.img and the manifest only.
 const RECORDED = {
   base: 'afd53f659f2b57f864ff705801e610881f13a8a43d65132c8414ce897c29ce47',
-  manifest: '5b62d4a6fc7db32c45052041c15b194506bd5ea7c7a6cf993849eca4a40a8006',
+  manifest: 'ab254656dc5d4e95ef62f74a99366821fe9ff45a3d57163749f70e0be52bf49c',
   images: {
-    node1: { sd: 'e8b009c47af01ce0dc9e932fe93a06bce2c6c8119b5cf3d5e16d9af4f62f1eba', ssd: '931f7044eb8bf8e594de56c248712fe8c793f94beb37590fd0aca4e2421004af' },
-    node2: { sd: '7bcb8ff02e8417974f061e3fcf0f94edfad3824e57db6cba3011b13f12fcc622', ssd: 'd8906bca71561b3aaa17484b2fe5d67fc27ef99f788c7301848d8e44015ec14d' },
-    node3: { sd: 'fab64ffe10781ceb854f54b77d2c6310c0ea8859251312ecf4bc992cb89694ac', ssd: 'a65ee1aa5943b493397f620e075b5e3122b193481b3ff6df10ce505b9aea5627' },
-    node4: { sd: '243f050a351a7496c0d3e97eef64625e086663d970cb7cd5974399818ec41c04', ssd: 'd7b5dc501cc9446ea116c045c42c099a76033b8d649c687ce7fda47e2c602840' },
+    node1: { sd: '75819b950f0833b0d48e11017196b2471f98ee7eabeeabe31cad724ec082b36b', ssd: '931f7044eb8bf8e594de56c248712fe8c793f94beb37590fd0aca4e2421004af' },
+    node2: { sd: '558bad559b217e4cd8aa333f59dbf4363b74e0b440e941d4a7d6737571a2544e', ssd: 'd8906bca71561b3aaa17484b2fe5d67fc27ef99f788c7301848d8e44015ec14d' },
+    node3: { sd: 'ec5c6acdc97301192ae3e5a05ec369da5cef2417dd864a62171657fb5ea09403', ssd: 'a65ee1aa5943b493397f620e075b5e3122b193481b3ff6df10ce505b9aea5627' },
+    node4: { sd: 'f4d0443df671e29e7615b263081f31a645832b61343dcdb00491df53dc3f64f7', ssd: 'd7b5dc501cc9446ea116c045c42c099a76033b8d649c687ce7fda47e2c602840' },
   } as Record<string, { sd: string; ssd: string }>,
 };
 
