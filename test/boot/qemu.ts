@@ -64,7 +64,23 @@ export function qemuMissing(): string | undefined {
   return which('qemu-system-x86_64') ? undefined : 'qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)';
 }
 
+/** Silence on the console this long, before the guest reached userspace, is a stalled TCG guest, not a result. */
+const EARLY_STALL_SECONDS = 120;
+const USERSPACE = /Run \/init as init process|Freeing unused kernel|systemd\[1\]/;
+
+/**
+ * Boot once; a guest whose kernel stops printing before it reaches userspace (seen once in ~15 boots here: the
+ * console froze 1.1 s into the kernel, nothing of pi-image had run) is booted once more, and says so on stderr.
+ */
 export async function boot(opts: BootOptions): Promise<BootResult> {
+  const first = await bootOnce(opts);
+  if (!first.stalledEarly) return first;
+  const last = first.log.trim().split('\n').pop() ?? '';
+  process.stderr.write(`[boot] the guest stalled before userspace (no console output for ${EARLY_STALL_SECONDS} s after "${last.trim()}"); booting it once more\n`);
+  return bootOnce(opts);
+}
+
+async function bootOnce(opts: BootOptions): Promise<BootResult & { stalledEarly: boolean }> {
   const dir = mkdtempSync(join(tmpdir(), 'pi-image-boot-qemu-'));
   const kernel = join(dir, 'kernel');
   writeFileSync(kernel, opts.load.kernelBytes);
@@ -93,8 +109,19 @@ export async function boot(opts: BootOptions): Promise<BootResult> {
   let partial = '';
   let timedOut = false;
   let stopped = false;
+  let userspace = false;
+  let stalledEarly = false;
+  let lastOutput = Date.now();
+  const watch = setInterval(() => {
+    if (userspace || stopped || timedOut || Date.now() - lastOutput < EARLY_STALL_SECONDS * 1000) return;
+    stalledEarly = true;
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+  }, 5000);
   child.stdout.on('data', (d: Buffer) => {
     const s = d.toString('utf8');
+    lastOutput = Date.now();
+    if (!userspace && USERSPACE.test(s)) userspace = true;
     log += s;
     if (opts.logFile) appendFileSync(opts.logFile, s);
     partial += s;
@@ -125,6 +152,7 @@ export async function boot(opts: BootOptions): Promise<BootResult> {
     child.on('close', (code) => resolve(code));
   }).finally(() => {
     clearTimeout(timer);
+    clearInterval(watch);
     rmSync(dir, { recursive: true, force: true });
   });
   return {
@@ -135,5 +163,6 @@ export async function boot(opts: BootOptions): Promise<BootResult> {
     seconds: (Date.now() - started) / 1000,
     poweredOff: /reboot: Power down/.test(log),
     qemuStderr,
+    stalledEarly,
   };
 }
