@@ -89,12 +89,7 @@ export class Output {
     const text = describeProgress(e, now - this.phaseStart);
     const columns = stderrColumns();
     if (this.interactive && columns > 0 && ora) {
-      // The spinner frame is "⠋ " + text: keep it on one line, so ora's redraw clears exactly what it drew.
-      const fitted = fitText(text, columns - 3);
-      if (!this.spinner) {
-        this.spinner = ora({ text: fitted, stream: process.stderr, color: useColor() ? 'cyan' : undefined }).start();
-        process.stderr.on('resize', this.onResize);
-      } else this.spinner.text = fitted;
+      this.showSpinner(text, columns);
       return;
     }
     if (this.spinner) this.stopSpinner();
@@ -113,8 +108,18 @@ export class Output {
   starting(phase: string, detail: string): void {
     if (this.json) return this.event('progress', { phase, done: 0, detail });
     if (this.quiet || !this.interactive || stderrColumns() <= 0 || !ora) return;
-    if (this.spinner) return;
-    this.spinner = ora({ text: fitText(`${phase}: ${detail}`, stderrColumns() - 3), stream: process.stderr, color: useColor() ? 'cyan' : undefined }).start();
+    if (!this.spinner) this.showSpinner(`${phase}: ${detail}`, stderrColumns());
+  }
+
+  /** The spinner with `text` (started on first use). */
+  private showSpinner(text: string, columns: number): void {
+    // The spinner frame is "⠋ " + text: keep it on one line, so ora's redraw clears exactly what it drew.
+    const fitted = fitText(text, columns - 3);
+    if (this.spinner) {
+      this.spinner.text = fitted;
+      return;
+    }
+    this.spinner = ora!({ text: fitted, stream: process.stderr, color: useColor() ? 'cyan' : undefined }).start();
     process.stderr.on('resize', this.onResize);
   }
 
