@@ -6,8 +6,8 @@
 //    image's data extents, holes unread), writeback started as it goes, the first MiB last.
 // 3. on a device: fsync, re-read the partition table, drop its cache, so verify reads the medium.
 // 4. verify.ts: read every mapped range back and compare its sha256 with the bmap (or, mapped on the fly, its bytes
-//    with the image's). A file is checked while written: workers read it back behind the writer and compare it
-//    with the image, and hash the image against the bmap.
+//    with the image's). A file is checked while written: workers read it back behind the writer and hash it
+//    against the bmap (or compare it with the image).
 // Nothing here prints; errors are SafetyError, InputError, FlashVerifyError.
 import { fsyncSync, statSync, renameSync, rmSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';

@@ -86,7 +86,9 @@ async function runShares(path: string, other: string | undefined, tasks: HashTas
     s.tasks.push(t);
     s.load += t.length;
   }
-  for (const s of shares) s.tasks.sort((a, b) => a.start - b.start);
+  // In file order; behind a writer, what touches its head (written last) goes last, so it does not hold up the rest.
+  const late = (t: HashTask) => (opts.follow && t.start < opts.follow.head ? 1 : 0);
+  for (const s of shares) s.tasks.sort((a, b) => late(a) - late(b) || a.start - b.start);
   const out: (string | boolean)[] = new Array(tasks.length);
   await Promise.all(
     shares

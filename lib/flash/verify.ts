@@ -28,11 +28,11 @@ export { FlashVerifyError } from '../errors.ts';
 export type Mismatch = { range: BmapRange; start: number; length: number } | undefined;
 
 /**
- * Plan the verify of a file target that trails its writer (see flash): the target must equal the image, compared
- * in pieces behind the writer (holes in both read as zeros); with a bmap whose ranges carry checksums, the image's
- * ranges must also hash to them — hashed from the start, as the image is all there, so one long range's sha256
- * (which cannot be split) runs beside the writing instead of after it. Together: the target holds what the bmap
- * says, byte for byte. Undefined when it is too small to be worth threads: then it is verified after writing.
+ * Plan the verify of a file target that trails its writer (see flash): workers read the target back in pieces
+ * behind the writer. With a bmap whose ranges carry checksums, the target's ranges must hash to them: one pass that
+ * checks both the write and the image against the bmap (bmaptool checks only the image), and no second read of the
+ * image. Without checksums (a map made on the fly), the pieces must equal the image's (holes in both read as zeros).
+ * Undefined when it is too small to be worth threads: then it is verified after writing.
  */
 export function followingVerify(image: string, target: string, bmap: Bmap | undefined, extents: { start: number; length: number }[] | undefined, imageSize: number) {
   const hashed = bmap && bmap.checksumType !== 'none' && bmap.ranges.every((r) => r.checksum);
@@ -45,23 +45,25 @@ export function followingVerify(image: string, target: string, bmap: Bmap | unde
   const pieceBlocks = pieces.map((t) => ({ first: Math.floor(t.start / bs), last: Math.ceil((t.start + t.length) / bs) - 1 }));
   if (rangesBytes(pieces) < PARALLEL_MIN || pieces.length < 2 || availableParallelism() < 2) return undefined;
   const mark = new Watermark(Math.min(HEAD_BYTES, imageSize));
+  // A range's sha256 cannot be split: hashing, the writer keeps one core and the hashers share the others.
+  const hashers = Math.min(4, availableParallelism() - 1);
   let result!: Promise<Mismatch>;
   return {
     mark,
     get result() {
       return result;
     },
-    /** Start the workers (once the target exists): one compares, one hashes the image when there are checksums. */
+    /** Start the workers (once the target exists). */
     start() {
-      result = (async () => {
-        const [same, sums] = await Promise.all([
-          compareRangesParallel(target, image, pieces, { follow: mark, workers: hashed ? 1 : undefined }),
-          hashed ? hashRangesParallel(image, spans, { algorithm: bmap.checksumType, workers: 1 }) : undefined,
-        ]);
+      result = (async (): Promise<Mismatch> => {
+        if (hashed) {
+          const sums = await hashRangesParallel(target, spans, { algorithm: bmap.checksumType, follow: mark, workers: hashers });
+          const j = sums.findIndex((d, k) => d !== bmap.ranges[k].checksum);
+          return j < 0 ? undefined : { range: bmap.ranges[j], start: spans[j].start, length: spans[j].length };
+        }
+        const same = await compareRangesParallel(target, image, pieces, { follow: mark });
         const i = same.indexOf(false);
-        if (i >= 0) return { range: pieceBlocks[i], start: pieces[i].start, length: pieces[i].length };
-        const j = sums ? sums.findIndex((d, k) => d !== bmap!.ranges[k].checksum) : -1;
-        return j < 0 ? undefined : { range: bmap!.ranges[j], start: spans[j].start, length: spans[j].length };
+        return i < 0 ? undefined : { range: pieceBlocks[i], start: pieces[i].start, length: pieces[i].length };
       })();
       result.catch(() => undefined);
     },
