@@ -16,13 +16,18 @@ const bootUrl = compiled ? new URL('./worker.js', import.meta.url) : new URL('./
 const entry = new URL('./worker.ts', import.meta.url).href;
 
 const LANE_YOUNG_MB = 3;
+// A lane's live heap is ~9 MB (a heap snapshot of a warm build's lane); left to V8's default limit, the garbage of
+// its chunk views and events grew its old generation to ~28 MB before a full collection, per lane. A limit of 24 MB
+// makes V8 collect early: a warm 4-node build's process went from 154-167 MB peak RSS to 134-135 MB.
+const LANE_OLD_MB = 24;
 
 function runInWorker(job: LaneJob, onProgress: (e: ProgressEvent) => void, workers: Worker[]): Promise<LaneResult> {
   const label = job.nodes.map((n) => n.node).join(', ');
   return new Promise((resolve, reject) => {
     // A lane's garbage is short-lived chunk views and events: a young generation of a few MB (instead of V8's
-    // default of up to 48 MB per thread) keeps each lane's heap small, which bounds the build's memory per lane.
-    const worker = new Worker(bootUrl, { workerData: { entry }, resourceLimits: { maxYoungGenerationSizeMb: LANE_YOUNG_MB } });
+    // default of up to 48 MB per thread) and a low old-generation limit keep each lane's heap small, which bounds
+    // the build's memory per lane.
+    const worker = new Worker(bootUrl, { workerData: { entry }, resourceLimits: { maxYoungGenerationSizeMb: LANE_YOUNG_MB, maxOldGenerationSizeMb: LANE_OLD_MB } });
     workers.push(worker);
     let settled = false;
     const finish = (fn: () => void) => {

@@ -12,7 +12,7 @@
 // streams it into the image with constant memory.
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { Lock, Role } from './lockfile.ts';
-import { packageId } from './lockfile.ts';
+import { packageId } from './package-id.ts';
 import type { BlobStore } from './store.ts';
 import type { ImageArchive } from './image-archive.ts';
 import { bundleDebName, bundlePackagesFile, bundleSha256Sums } from './apt/bundle-repo.ts';

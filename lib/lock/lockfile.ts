@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { parseDocument, stringify } from 'yaml';
 import { InputError } from '../errors.ts';
+import { CONTROL_FIELDS, packageId } from './package-id.ts';
 
 export const LOCK_VERSION = 1;
 export const LOCK_FILE = 'pi-image.lock';
@@ -77,10 +78,7 @@ export interface LockPackage {
 }
 
 /** The Packages fields a lock entry may carry, in the order they are written. */
-export const CONTROL_FIELDS = ['Essential', 'Multi-Arch', 'Pre-Depends', 'Depends', 'Provides', 'Conflicts', 'Breaks', 'Replaces'];
-
-/** The id of a package entry in roles lists. */
-export const packageId = (p: Pick<LockPackage, 'package' | 'version' | 'architecture'>): string => `${p.package}_${p.version}_${p.architecture}`;
+export { CONTROL_FIELDS, packageId } from './package-id.ts';
 
 export interface Lock {
   lockVersion: typeof LOCK_VERSION;

@@ -12,7 +12,7 @@
 import { InputError } from '../../errors.ts';
 import { writeStanzas } from './deb822.ts';
 import type { AptLockEntry } from './types.ts';
-import { CONTROL_FIELDS } from '../lockfile.ts';
+import { CONTROL_FIELDS } from '../package-id.ts';
 
 const ORDER = CONTROL_FIELDS;
 
