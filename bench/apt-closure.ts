@@ -24,7 +24,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
-import { ROOT, cli, loadavg, machineLine, measure, median, memoryLine, ratioLine, rounds, roundsArg, type Side } from './lib/measure.ts';
+import { ROOT, cli, loadavg, machineLine, measure, median, memoryLine, ratioLine, rounds, roundsArg, type Side, startLine } from './lib/measure.ts';
 import { ENV, makeKey, serveDir, sign, stopAgent } from '../test/helpers/apt-repo.ts';
 import { makeUbuntuLookalike } from '../test/helpers/lookalike.ts';
 import { parseDeb822Sources, distUrl } from '../lib/lock/apt/sources.ts';
@@ -208,7 +208,7 @@ try {
   ];
   const loadBefore = loadavg();
   const uptimeBefore = sh('uptime', []).trim();
-  console.log(`apt-closure bench: ${machineLine()}`);
+  console.log(startLine('apt-closure'));
   console.log(`  index: Debian ${SUITE} ${INDEX}, ${stanzas.length} stanzas (${(plain.length / 2 ** 20).toFixed(1)} MiB decompressed); base image: ${installed} packages installed; ${requested.length} requested: ${requested.join(' ')}`);
   const res = await rounds(n, sides);
   const uptimeAfter = sh('uptime', []).trim();

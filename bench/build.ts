@@ -11,7 +11,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { realisticImage } from './lib/realistic-image.ts';
-import { cli, machineLine, measure, memoryLine, ratioLine, rounds, roundsArg, sync, ROOT, SBIN_PATH } from './lib/measure.ts';
+import { cli, machineLine, measure, memoryLine, ratioLine, rounds, roundsArg, sync, ROOT, SBIN_PATH, startLine } from './lib/measure.ts';
 
 const n = roundsArg(3);
 const args = process.argv.slice(2);
@@ -33,7 +33,7 @@ const baseIn = (cache: string): string => {
 const results: string[] = [];
 
 try {
-  console.log(`build bench: ${machineLine()}`);
+  console.log(startLine('build'));
   execFileSync('sh', ['-c', `cat "${img.xz}" > /dev/null`]);
 
   if (!args.includes('--skip-cold')) {

@@ -11,7 +11,7 @@
 // Usage: npx tsx bench/bundle.ts [--rounds N] [--mib N]
 import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { cli, machineLine, measure, median, memoryLine, rounds, roundsArg, sync, ROOT } from './lib/measure.ts';
+import { cli, machineLine, measure, median, memoryLine, rounds, roundsArg, sync, ROOT, startLine } from './lib/measure.ts';
 import { startWorldProcess } from './lib/lock-world.ts';
 import { decodeLock } from '../lib/lock/lockfile.ts';
 import { prepareBundles } from '../lib/lock/prepare.ts';
@@ -26,7 +26,7 @@ const spread = (xs: number[]): string => `${f2(Math.min(...xs))}-${f2(Math.max(.
 /** Every build with the same timestamp, so the builds write the same bytes each round. */
 const env = { SOURCE_DATE_EPOCH: '1577836800' };
 
-console.log(`bundle bench: ${machineLine()}`);
+console.log(startLine('bundle'));
 const pi = cli();
 mkdirSync(join(ROOT, 'bench', '.tmp'), { recursive: true });
 const work = mkdtempSync(join(ROOT, 'bench', '.tmp', 'bundle-'));

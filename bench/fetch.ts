@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { realisticImage } from './lib/realistic-image.ts';
 import { sha256OfFile } from '../lib/source/hash.ts';
-import { cli, machineLine, measure, memoryLine, ratioLine, rounds, roundsArg, sync, ROOT } from './lib/measure.ts';
+import { cli, machineLine, measure, memoryLine, ratioLine, rounds, roundsArg, sync, ROOT, startLine } from './lib/measure.ts';
 
 const args = process.argv.slice(2);
 const n = roundsArg(3);
@@ -21,7 +21,7 @@ const MiB = 2 ** 20;
 
 const image = await realisticImage();
 const rawSize = statSync(image.img).size;
-console.log(`fetch bench: ${machineLine()}`);
+console.log(startLine('fetch'));
 console.log(`image: ${(rawSize / 2 ** 30).toFixed(1)} GiB raw, ${(statSync(image.xz).size / MiB).toFixed(0)} MiB .xz`);
 const pi = cli();
 const xzSha = await sha256OfFile(image.xz);

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { realisticImage } from './lib/realistic-image.ts';
-import { cli, machineLine, measure, memoryLine, ratioLine, rounds, roundsArg, sync, ROOT, SBIN_PATH, median, type Measured } from './lib/measure.ts';
+import { cli, machineLine, measure, memoryLine, ratioLine, rounds, roundsArg, sync, ROOT, SBIN_PATH, median, type Measured, startLine } from './lib/measure.ts';
 
 const n = roundsArg(5);
 const { img } = await realisticImage();
@@ -41,7 +41,7 @@ const note = (side: string, m: Measured): Measured => {
 };
 
 try {
-  console.log(`flash bench: ${machineLine()}`);
+  console.log(startLine('flash'));
   console.log(`image ${img}: ${(statSync(img).size / 2 ** 30).toFixed(2)} GiB, ${(statSync(img).blocks * 512 / 2 ** 30).toFixed(2)} GiB allocated`);
   execFileSync('sh', ['-c', `cat "${img}" > /dev/null`]); // the image in the page cache for every side
   execFileSync('bmaptool', ['-q', 'create', '-o', bmap, img], { env: { ...process.env, ...env } });

@@ -12,7 +12,7 @@
 // Usage: npx tsx bench/lock.ts [--rounds N] [--mib N] [--other DIR]
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { cli, machineLine, measure, median, memoryLine, rounds, roundsArg, sync, ROOT } from './lib/measure.ts';
+import { cli, machineLine, measure, median, memoryLine, rounds, roundsArg, sync, ROOT, startLine } from './lib/measure.ts';
 import { startWorldProcess } from './lib/lock-world.ts';
 import { decodeLock } from '../lib/lock/lockfile.ts';
 import { parseImageRef, registryBase } from '../lib/lock/reference.ts';
@@ -23,7 +23,7 @@ const mib = Number(args[args.indexOf('--mib') + 1]) || 350;
 const f2 = (x: number): string => x.toFixed(2);
 const other = args.includes('--other') ? args[args.indexOf('--other') + 1] : undefined;
 
-console.log(`lock bench: ${machineLine()}`);
+console.log(startLine('lock'));
 const pi = cli();
 mkdirSync(join(ROOT, 'bench', '.tmp'), { recursive: true });
 const work = mkdtempSync(join(ROOT, 'bench', '.tmp', 'lock-'));

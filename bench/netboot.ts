@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { realisticImage } from './lib/realistic-image.ts';
-import { cli, machineLine, measure, memoryLine, ratioLine, rounds, roundsArg, sync, ROOT, SBIN_PATH } from './lib/measure.ts';
+import { cli, machineLine, measure, memoryLine, ratioLine, rounds, roundsArg, sync, ROOT, SBIN_PATH, startLine } from './lib/measure.ts';
 
 const n = roundsArg(3);
 const ri = await realisticImage();
@@ -15,7 +15,7 @@ const pi = cli();
 mkdirSync(join(ROOT, 'bench', '.tmp'), { recursive: true });
 const dir = mkdtempSync(join(ROOT, 'bench', '.tmp', 'netboot-'));
 try {
-  console.log(`netboot bench: ${machineLine()}`);
+  console.log(startLine('netboot'));
   execFileSync('sh', ['-c', `cat "${ri.img}" > /dev/null`]);
   // netboot names board directories by serial: the reference profile with one for node1.
   const profile = join(dir, 'profile.yaml');

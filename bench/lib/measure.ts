@@ -11,7 +11,7 @@
 // - max1: the largest single process of the tree from getrusage (`/usr/bin/time -f %M`), exact but not a sum.
 // Linux only (it reads /proc).
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -183,6 +183,27 @@ export function memoryLine(res: RoundsResult, side: string): { treeMB: number; t
 
 export function loadavg(): string {
   return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+}
+
+/**
+ * A bench's header: the machine and its load, after starting from a clean page cache when the bench may (root).
+ * On this kind of VM a page cache left full by earlier work made every write pay for reclaim, and the same run's
+ * system time swung 0.7-2.0 s between identical rounds; dropping it once at the start, before the bench makes or
+ * warms its inputs, leaves both sides of every round the same memory to write into. Nothing is dropped between
+ * rounds: each round's `after` removes what it wrote (and syncs).
+ */
+export function startLine(name: string): string {
+  execFileSync('sync');
+  let dropped = 'page cache kept (not root)';
+  if (process.getuid?.() === 0) {
+    try {
+      writeFileSync('/proc/sys/vm/drop_caches', '3');
+      dropped = 'page cache dropped at the start';
+    } catch {
+      dropped = 'page cache kept (drop_caches not writable)';
+    }
+  }
+  return `${name} bench: ${machineLine()}; ${dropped}`;
 }
 
 /** One line naming the machine and its load, for every bench's header. */
