@@ -9,7 +9,8 @@
 //   to those same bytes, sharing the base's blocks.
 //
 // Invariants:
-// - Every node's SSD image is the same apart from its MBR, so several are written in one pass.
+// - Every node's SSD image is the same apart from its MBR: the root's range checksums are hashed by the first
+//   image only, and several images follow a base still being decompressed in one pass.
 // - The images are hashed while they are written, never read back.
 // - The block-range checksums of the root are computed once per base image, each node's whole-file sha256 once
 //   per disk signature; both are kept beside the base image (loadSsdChecksums/saveSsdChecksums), so a warm build
@@ -177,24 +178,31 @@ export function writeSsdImages(opts: {
       }
       const buf = Buffer.allocUnsafe(CHUNK);
       let lastReport = 0;
-      for (const r of fs.usedRangesLazily()) {
-        if (!feed) {
-          // Clones with every checksum known: nothing to read, only the map to note.
-          for (const d of digesters) d.touch(p1Start + r.start, r.length);
-          continue;
-        }
-        for (let off = r.start; off < r.start + r.length; ) {
-          const n = Math.min(CHUNK, r.start + r.length - off);
-          const view = buf.subarray(0, n);
-          src.readInto(view, off);
-          for (const [i, out] of outs.entries()) {
-            if (!cloned) out.write(p1Start + off, view);
-            digesters[i].update(p1Start + off, view);
+      // Copying from a complete base, one image after the other, as cp would: the base is read again from the page
+      // cache, and each image's writes stay sequential (several files grown in step cost the kernel more). From a
+      // base still being decompressed, every image in the one pass that follows it.
+      const passes = !cloned && feed && opts.basePath !== undefined ? outs.map((_, i) => [i]) : [outs.map((_, i) => i)];
+      for (const [k, pass] of passes.entries()) {
+        for (const r of fs.usedRangesLazily()) {
+          if (!feed) {
+            // Clones with every checksum known: nothing to read, only the map to note.
+            for (const d of digesters) d.touch(p1Start + r.start, r.length);
+            continue;
           }
-          off += n;
-          if (opts.onProgress && off - lastReport >= 64 << 20) {
-            lastReport = off;
-            opts.onProgress({ phase: cloned ? 'checksum root' : 'copy root', done: off, total, unit: 'bytes', detail: opts.detail });
+          for (let off = r.start; off < r.start + r.length; ) {
+            const n = Math.min(CHUNK, r.start + r.length - off);
+            const view = buf.subarray(0, n);
+            src.readInto(view, off);
+            for (const i of pass) {
+              if (!cloned) outs[i].write(p1Start + off, view);
+              digesters[i].update(p1Start + off, view);
+            }
+            off += n;
+            const done = k * total + off;
+            if (opts.onProgress && done - lastReport >= 64 << 20) {
+              lastReport = done;
+              opts.onProgress({ phase: cloned ? 'checksum root' : 'copy root', done, total: total * passes.length, unit: 'bytes', detail: opts.detail });
+            }
           }
         }
       }

@@ -106,7 +106,11 @@ export function writePathFor(target: string, isDevice: boolean): string {
 
 /** Open what writePathFor named: a device exclusively, its first `imageSize` bytes; a file new, that size, sparse. */
 export function openForWrite(writePath: string, isDevice: boolean, imageSize: number): FileIO {
-  return isDevice ? FileIO.open(writePath, { write: true, exclusive: true, size: imageSize }) : FileIO.create(writePath, imageSize);
+  if (isDevice) return FileIO.open(writePath, { write: true, exclusive: true, size: imageSize });
+  const file = FileIO.create(writePath, imageSize);
+  // Its full size at once: the verify's workers read it by path behind the writer, holes included.
+  file.truncate(imageSize);
+  return file;
 }
 
 /** A flash into a file that was killed (kill -9, power cut) left `.NAME.partial-PID`: removed by the next flash

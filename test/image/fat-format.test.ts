@@ -19,6 +19,7 @@ function formatted(name: string, mib: number, clusterSize?: number): FatImage {
   const off = mib > 100 ? 0 : 2048 * 512; // big volumes unpartitioned: fsck.fat then reads the sparse file directly
   const size = mib * 1024 * 1024;
   const io = FileIO.create(path, off + size);
+  io.truncate(off + size); // its full size now: sfdisk opens it by path while it is open here (see FileIO.create)
   if (off) must('sfdisk', ['-q', path], `label: dos\nlabel-id: 0x12345678\nstart=2048, size=${size / 512}, type=c\n`);
   const vol = new SliceIO(io, off, size);
   formatFat32(vol, { label: 'system-boot', clusterSize, clock, hiddenSectors: off / 512 });
