@@ -24,7 +24,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
-import { ROOT, cli, loadavg, machineLine, measure, median, memoryLine, ratioLine, rounds, roundsArg, type Side, startLine } from './lib/measure.ts';
+import { ROOT, cli, loadavg, measure, median, memoryLine, ratioLine, rounds, roundsArg, type Side, startLine } from './lib/measure.ts';
 import { ENV, makeKey, serveDir, sign, stopAgent } from '../test/helpers/apt-repo.ts';
 import { makeUbuntuLookalike } from '../test/helpers/lookalike.ts';
 import { parseDeb822Sources, distUrl } from '../lib/lock/apt/sources.ts';

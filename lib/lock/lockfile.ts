@@ -77,7 +77,6 @@ export interface LockPackage {
   control?: Record<string, string>;
 }
 
-/** The Packages fields a lock entry may carry, in the order they are written. */
 export { CONTROL_FIELDS, packageId } from './package-id.ts';
 
 export interface Lock {
