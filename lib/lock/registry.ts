@@ -1,19 +1,17 @@
 // An OCI distribution API client (what Docker Hub, quay.io, registry.k8s.io and the distribution registry speak):
 // GET /v2/<name>/manifests/<ref> accepting an OCI index, a Docker manifest list and OCI/Docker manifests; the
 // `WWW-Authenticate: Bearer` challenge answered from the token endpoint it names, then retried; blobs streamed
-// to disk through a lean HTTP/1.1 reader (blob-http.ts), sha256-verified as they stream (resumable:
+// to disk through a lean HTTP/1.1 reader (source/http-body.ts), sha256-verified as they stream (resumable:
 // blob-fetch.ts). resolveImage picks the platform's manifest from an index, or checks a lone manifest's config,
 // and refuses an image with no variant for the platform.
 // Invariants: every manifest's bytes are checked against the digest they are addressed by; tokens never leave
-// the registry's origin (node-fetch and blob-http.ts drop Authorization on a cross-origin redirect, e.g. to a
-// blob CDN).
+// the registry's origin (source/http-body.ts drops Authorization on a cross-origin redirect, e.g. to a blob CDN).
 import { createHash } from 'node:crypto';
-import fetch from 'node-fetch';
 import { LockRefusal } from './errors.ts';
 import { formatImageRef, registryBase, type ImageRef } from './reference.ts';
 import type { LockBlob, LockImage } from './lockfile.ts';
 import { fetchBlob } from './blob-fetch.ts';
-import { getBody, type BodyResponse } from './blob-http.ts';
+import { getBody, getSmall, type BodyResponse, type SmallResponse } from '../source/http-body.ts';
 import type { OnProgress } from '../progress.ts';
 
 export const MEDIA = {
@@ -61,18 +59,6 @@ export function parseChallenge(header: string): { scheme: string; params: Record
   return { scheme: m[1]!.toLowerCase(), params };
 }
 
-/** What is read of an HTTP response (node-fetch's Response has it); kept here so the public types name no
- *  node-fetch. */
-export interface HttpResponse {
-  status: number;
-  statusText: string;
-  ok: boolean;
-  headers: { get(name: string): string | null };
-  body: NodeJS.ReadableStream | null;
-  arrayBuffer(): Promise<ArrayBuffer>;
-  json(): Promise<unknown>;
-}
-
 export interface RegistryClientOptions {
   /** Where refusals point (the profile key of the manifest or image). */
   retries?: number;
@@ -85,17 +71,17 @@ export class RegistryClient {
   constructor(private readonly opts: RegistryClientOptions = {}) {}
 
   /** One authenticated GET against a registry's v2 API; answers a Bearer challenge once. */
-  get(ref: ImageRef, path: string, ctx: { what: string; key: string }, headers: Record<string, string> = {}): Promise<HttpResponse> {
+  get(ref: ImageRef, path: string, ctx: { what: string; key: string }, headers: Record<string, string> = {}): Promise<SmallResponse> {
     return this.authed(
       ref,
       path,
       ctx,
-      (url, auth) => fetch(url, { headers: { 'User-Agent': USER_AGENT, ...headers, ...auth }, redirect: 'follow', follow: 10, compress: false }),
-      (res) => res.arrayBuffer().catch(() => undefined),
+      (url, auth) => getSmall(url, { 'User-Agent': USER_AGENT, ...headers, ...auth }),
+      () => undefined, // read already
     );
   }
 
-  /** A blob's body through blob-http.ts (gigabytes: one reused read buffer), authenticated like get(). */
+  /** A blob's body through source/http-body.ts (gigabytes: one reused read buffer), authenticated like get(). */
   blobBody(ref: ImageRef, digest: string, ctx: { what: string; key: string }, headers: Record<string, string> = {}): Promise<BodyResponse> {
     return this.authed(
       ref,
@@ -140,14 +126,19 @@ export class RegistryClient {
     const u = new URL(p.realm!);
     if (p.service) u.searchParams.set('service', p.service);
     u.searchParams.set('scope', p.scope ?? `repository:${ref.name}:pull`);
-    let res: HttpResponse;
+    let res: SmallResponse;
     try {
-      res = await fetch(u.toString(), { headers: { 'User-Agent': USER_AGENT }, redirect: 'follow', follow: 10 });
+      res = await getSmall(u.toString(), { 'User-Agent': USER_AGENT });
     } catch (err) {
       throw new LockRefusal(ctx.what, u.toString(), ctx.key, `token endpoint: ${(err as Error).message}`);
     }
     if (!res.ok) throw new LockRefusal(ctx.what, u.toString(), ctx.key, `token endpoint answered HTTP ${res.status}`);
-    const body = (await res.json().catch(() => ({}))) as { token?: string; access_token?: string };
+    let body: { token?: string; access_token?: string } = {};
+    try {
+      body = (res.json() ?? {}) as typeof body;
+    } catch {
+      /* not JSON: no token, said below */
+    }
     const t = body.token ?? body.access_token;
     if (!t) throw new LockRefusal(ctx.what, u.toString(), ctx.key, 'token endpoint gave no token');
     return t;
@@ -159,7 +150,7 @@ export class RegistryClient {
     const res = await this.get(ref, `manifests/${reference}`, ctx, { Accept: ACCEPT });
     if (res.status === 404) throw new LockRefusal(ctx.what, url, ctx.key, 'HTTP 404: no such image or tag in the registry');
     if (!res.ok) throw new LockRefusal(ctx.what, url, ctx.key, `HTTP ${res.status} ${res.statusText}`);
-    const bytes = Buffer.from(await res.arrayBuffer());
+    const bytes = res.bytes;
     const digest = digestOf(bytes);
     const claimed = res.headers.get('docker-content-digest');
     if (reference.startsWith('sha256:') && digest !== reference) throw new LockRefusal(ctx.what, url, ctx.key, `manifest bytes hash to ${digest}, not the ${reference} asked for`);
@@ -234,7 +225,7 @@ export class RegistryClient {
     if (b.size > 4 << 20) throw new LockRefusal(ctx.what, url, ctx.key, `config blob of ${b.size} bytes is too large`);
     const res = await this.get(ref, `blobs/${b.digest}`, ctx);
     if (!res.ok) throw new LockRefusal(ctx.what, url, ctx.key, `HTTP ${res.status} ${res.statusText}`);
-    const bytes = Buffer.from(await res.arrayBuffer());
+    const bytes = res.bytes;
     if (digestOf(bytes) !== b.digest) throw new LockRefusal(ctx.what, url, ctx.key, `blob hashes to ${digestOf(bytes)}, not ${b.digest}`);
     return bytes;
   }

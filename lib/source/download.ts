@@ -1,5 +1,6 @@
-// Verified, resumable HTTP downloads with node-fetch.
-// - The body streams into `<dest>.partial` while a sha256 runs over it.
+// Verified, resumable HTTP downloads (images, release files, .debs) over http-body.ts's lean GET.
+// - The body goes through a BodyWriter: written at its offset in `<dest>.partial` and hashed on the hashing
+//   thread while the socket reads on, so a download costs one core less than reading, hashing and writing in turn.
 // - An interruption (reset, timeout, 5xx, a killed process) resumes with `Range` from the bytes on disk, re-hashed
 //   first when resuming in a new run; `If-Range` makes a changed file restart from zero.
 // - Not retried: a failure asking again cannot fix (4xx, a redirect loop, Content-Encoding, an HTML page), and a
@@ -8,15 +9,16 @@
 // - Only a download whose sha256 matches is renamed to `<dest>`; a mismatch deletes the bytes and names both hashes.
 // - A `.partial` stays after a failure only when a resume can use it (bytes on disk, Range honoured), and only
 //   then does the error say to run again.
-import { createHash, type Hash } from 'node:crypto';
-import { openSync, closeSync, writeSync, ftruncateSync, fstatSync, renameSync, rmSync, existsSync, readFileSync } from 'node:fs';
+// - A tap sees the file's bytes in order, each piece only once it is on disk.
+import { openSync, closeSync, ftruncateSync, fstatSync, renameSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import fetch, { type Response } from 'node-fetch';
 import { PiImageError, NotFoundError, VerifyError, DownloadError, type Unreachable } from '../errors.ts';
 import type { OnProgress } from '../progress.ts';
-import { hashInto } from './hash.ts';
 import { readJson, writeJsonAtomic, type DownloadRecord } from './cache.ts';
+import { getBody, getSmall, MAX_REDIRECTS, type BodyResponse, type SmallResponse } from './http-body.ts';
+import { BodyWriter } from './body-writer.ts';
+import { ThreadHash } from './hash-thread.ts';
 
 export { DownloadError, type Unreachable } from '../errors.ts';
 
@@ -74,11 +76,6 @@ interface PartialMeta {
 
 const USER_AGENT = 'pi-image (+https://github.com/pi-image)';
 
-/** Hash the first `length` bytes of a file (resuming: what an earlier run wrote). */
-async function hashPrefix(path: string, length: number, hash: Hash): Promise<void> {
-  if (length > 0) await hashInto(hash, path, { length });
-}
-
 /** The first retry delay: PI_IMAGE_BACKOFF_MS when set (a slow link, or tests of the CLI), else 1 s. */
 function defaultBackoff(): number {
   const ms = Number(process.env.PI_IMAGE_BACKOFF_MS);
@@ -100,15 +97,16 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
     rmSync(partial, { force: true });
     meta = { url };
   }
-  const fd = openSync(partial, 'a+');
+  closeSync(openSync(partial, 'a'));
+  const fd = openSync(partial, 'r+'); // not append: the writes are positional
   let offset = fstatSync(fd).size;
-  let hash = createHash('sha256');
+  let hash = new ThreadHash();
   let fetched = 0;
   let restartedOnce = false;
   let tap = offset === 0 ? opts.tap : undefined;
   if (!tap) opts.tap?.reset();
   try {
-    await hashPrefix(partial, offset, hash);
+    if (offset > 0) await hash.file(partial, offset);
     const resumedFrom = offset;
     let failures = 0;
     for (;;) {
@@ -136,7 +134,7 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
         continue;
       }
       if (!done) continue;
-      const sha256 = hash.digest('hex');
+      const sha256 = await hash.digest();
       if (opts.expectedSha256 && sha256 !== opts.expectedSha256) {
         if (resumedFrom > 0 && !restartedOnce) {
           // The bytes from the earlier run may belong to an older file: fetch it whole once before failing.
@@ -160,6 +158,7 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
       return { path: opts.dest, sha256, size: offset, resumedFrom, bytesFetched: fetched, etag: meta.etag };
     }
   } catch (err) {
+    hash.drop();
     try {
       closeSync(fd);
     } catch {
@@ -192,7 +191,8 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
     tap = undefined;
     ftruncateSync(fd, 0);
     offset = 0;
-    hash = createHash('sha256');
+    hash.drop();
+    hash = new ThreadHash();
     meta = { url };
   }
 
@@ -207,32 +207,33 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
       timer = setTimeout(() => ctl.abort(new DownloadError(url, `no data for ${idle / 1000} s`)), idle);
     };
     try {
-      const headers: Record<string, string> = { 'Accept-Encoding': 'identity', 'User-Agent': USER_AGENT };
+      const headers: Record<string, string> = { 'User-Agent': USER_AGENT };
       if (offset > 0) {
         headers.Range = `bytes=${offset}-`;
         const validator = meta!.etag && !meta!.etag.startsWith('W/') ? meta!.etag : meta!.lastModified;
         if (validator) headers['If-Range'] = validator;
       }
       arm();
-      let res: Response;
+      let res: BodyResponse;
       try {
-        res = await fetch(url, { headers, signal: ctl.signal, compress: false, redirect: 'follow', follow: MAX_REDIRECTS });
+        res = await getBody(url, headers, { idleMs: 0, signal: ctl.signal }); // idle: our timer, reset per piece
       } catch (err) {
         throw requestFailed(url, reason(ctl, err));
       }
       if (res.status === 404 || res.status === 410) {
+        res.discard();
         throw new NotFoundError(`${url}: HTTP ${res.status} ${res.statusText}: the file is not there (wrong URL, or the release moved)`);
       }
       if (res.status === 416 && offset > 0) {
         // Range not satisfiable: either we already have it all, or the file shrank. Check by length.
         const total = Number(/\/(\d+)$/.exec(res.headers.get('content-range') ?? '')?.[1] ?? NaN);
-        await res.arrayBuffer().catch(() => undefined);
+        res.discard();
         if (total === offset) return true;
         restart();
         return false;
       }
       if (res.status !== 200 && res.status !== 206) {
-        await res.arrayBuffer().catch(() => undefined);
+        res.discard();
         throw new DownloadError(url, `HTTP ${res.status} ${res.statusText}`, { status: res.status });
       }
       const acceptRanges = res.headers.get('accept-ranges');
@@ -247,7 +248,7 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
       if (res.status === 206) {
         const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
         if (!m || Number(m[1]) !== offset) {
-          await res.arrayBuffer().catch(() => undefined);
+          res.discard();
           restart();
           return false;
         }
@@ -260,57 +261,57 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
       }
       const encoding = res.headers.get('content-encoding');
       if (encoding && encoding !== 'identity') {
-        await res.arrayBuffer().catch(() => undefined);
+        res.discard();
         throw new DownloadError(url, `the server sent the file with Content-Encoding: ${encoding} although asked for identity (a misconfigured server or proxy)`, { permanent: true, hint: 'Use another mirror or URL.' });
       }
       if (/^\s*text\/html\b/i.test(res.headers.get('content-type') ?? '')) {
-        await res.arrayBuffer().catch(() => undefined);
+        res.discard();
         throw htmlPage(url);
       }
       writeJsonAtomic(metaPath, meta);
-      const body = res.body;
-      if (!body) throw new DownloadError(url, 'empty response body');
       let lastReport = 0;
-      let reading = true; // false while a chunk is written and handed on: a failure then is ours, not the network's
+      let first = offset === 0;
+      const total = meta!.total;
+      // The tap sees each buffer once it is on disk; a restart drops it (see restart()).
+      const writer = new BodyWriter(fd, offset, hash, (bytes) => tap?.data(bytes, total));
+      let more = false;
       try {
-        for await (const chunk of body) {
-          reading = false;
+        await res.read((buf) => {
           arm();
-          const buf = chunk as Buffer;
-          if (offset === 0 && looksLikeHtml(buf)) throw htmlPage(url);
-          hash.update(buf);
-          let w = 0;
-          while (w < buf.length) w += writeSync(fd, buf, w, buf.length - w);
+          if (first) {
+            first = false;
+            if (looksLikeHtml(buf)) throw htmlPage(url);
+          }
+          if (total !== undefined && offset + buf.length > total) {
+            more = true;
+            throw new DownloadError(url, 'server sent more bytes than announced');
+          }
+          const wait = writer.push(buf); // copied now (or thrown): only then counted
           offset += buf.length;
           fetched += buf.length;
-          if (tap) {
-            const wait = tap.data(buf, meta!.total);
-            if (wait) await wait;
-          }
           const now = Date.now();
-          // The last bytes are reported once, after the loop.
-          if (now - lastReport > 200 && (meta!.total === undefined || offset < meta!.total)) {
+          // The last bytes are reported once, after the body.
+          if (now - lastReport > 200 && (total === undefined || offset < total)) {
             lastReport = now;
-            opts.onProgress?.({ phase: 'download', done: offset, total: meta!.total, unit: 'bytes', detail });
+            opts.onProgress?.({ phase: 'download', done: offset, total, unit: 'bytes', detail });
           }
-          reading = true;
-        }
+          return wait;
+        });
+        await writer.flush(); // the file holds exactly `offset` bytes, all of them hashed and tapped
       } catch (err) {
+        await writer.flush().catch(() => undefined);
+        if (writer.failed) throw writeFailed(partial, writer.failed);
+        if (more) restart();
         if (err instanceof PiImageError || ctl.signal.aborted) throw err instanceof PiImageError ? err : reason(ctl, err);
-        if (!reading) {
-          throw new PiImageError('IO', `${partial}: cannot write the download: ${(err as Error).message}`, 'Check the free space and the permissions of the cache directory (--cache, PI_IMAGE_CACHE), then run the command again.');
-        }
-        const of = meta!.total !== undefined ? ` of ${meta!.total}` : '';
-        throw new DownloadError(url, `connection lost after ${offset}${of} bytes (${(err as Error).message})`);
+        const of = total !== undefined ? ` of ${total}` : '';
+        throw new DownloadError(url, `connection lost after ${offset}${of} bytes (${shortReason(err)})`);
+      } finally {
+        writer.release();
       }
-      if (meta!.total !== undefined && offset < meta!.total) {
-        throw new DownloadError(url, `connection closed after ${offset} of ${meta!.total} bytes`);
+      if (total !== undefined && offset < total) {
+        throw new DownloadError(url, `connection closed after ${offset} of ${total} bytes`);
       }
-      if (meta!.total !== undefined && offset > meta!.total) {
-        restart();
-        throw new DownloadError(url, `server sent more bytes than announced`);
-      }
-      opts.onProgress?.({ phase: 'download', done: offset, total: meta!.total ?? offset, unit: 'bytes', detail });
+      opts.onProgress?.({ phase: 'download', done: offset, total: total ?? offset, unit: 'bytes', detail });
       return true;
     } finally {
       clearTimeout(timer);
@@ -319,14 +320,15 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
   }
 }
 
-const MAX_REDIRECTS = 10;
+/** fetchText is for checksum lists and indexes: a bigger answer is not one. */
+const MAX_TEXT = 64 << 20;
 
 /** The DownloadError for a request that failed before or during the body (network, redirects), else `err`. */
 function requestFailed(url: string, err: unknown): unknown {
   if (err instanceof PiImageError || !(err instanceof Error)) return err;
   const e = err as Error & { type?: string; code?: string; hostname?: string };
   if (e.type === 'max-redirect') {
-    return new DownloadError(url, `more than ${MAX_REDIRECTS} redirects (a redirect loop?): ${e.message}`, { permanent: true, hint: 'Check the URL or the mirror: its redirects never reach a file.' });
+    return new DownloadError(url, `more than ${MAX_REDIRECTS} redirects (a redirect loop?)`, { permanent: true, hint: 'Check the URL or the mirror: its redirects never reach a file.' });
   }
   const host = e.hostname ?? hostOf(url);
   const code = e.code ?? (e as { errno?: string }).errno;
@@ -350,6 +352,15 @@ function hostOf(url: string, withPort = false): string {
   } catch {
     return url;
   }
+}
+
+function writeFailed(partial: string, err: Error): PiImageError {
+  return new PiImageError('IO', `${partial}: cannot write the download: ${err.message}`, 'Check the free space and the permissions of the cache directory (--cache, PI_IMAGE_CACHE), then run the command again.');
+}
+
+/** A transport error's words without the URL in front (the DownloadError names it already). */
+function shortReason(err: unknown): string {
+  return String((err as Error)?.message ?? err).replace(/^https?:\/\/\S+: /, '');
 }
 
 /** Does a first chunk look like an HTML page (a web page served where a file was expected)? */
@@ -382,15 +393,15 @@ export async function fetchText(url: string, opts: { signal?: AbortSignal; retri
   const retries = opts.retries ?? 3;
   for (let i = 0; ; i++) {
     try {
-      let res: Response;
+      let res: SmallResponse;
       try {
-        res = await fetch(url, { headers: { 'Accept-Encoding': 'identity', 'User-Agent': USER_AGENT }, signal: opts.signal ?? AbortSignal.timeout(60_000), compress: false, follow: MAX_REDIRECTS });
+        res = await getSmall(url, { 'User-Agent': USER_AGENT }, { max: MAX_TEXT, idleMs: 60_000, signal: opts.signal ?? AbortSignal.timeout(60_000) });
       } catch (err) {
         throw requestFailed(url, err);
       }
       if (res.status === 404 || res.status === 410) throw new NotFoundError(`${url}: HTTP ${res.status}: not found`);
       if (!res.ok) throw new DownloadError(url, `HTTP ${res.status} ${res.statusText}`, { status: res.status });
-      return await res.text();
+      return res.text();
     } catch (err) {
       // No retries for what asking again cannot fix, nor for a host that cannot be reached (no network).
       const retryable = !(err instanceof NotFoundError) && !(err instanceof DownloadError && (err.permanent || err.unreachable));

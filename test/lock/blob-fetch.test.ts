@@ -8,7 +8,7 @@ import { createServer } from 'node:http';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getBody } from '../../lib/lock/blob-http.ts';
+import { getBody } from '../../lib/source/http-body.ts';
 import { fetchBlob } from '../../lib/lock/blob-fetch.ts';
 
 const blob = randomBytes(3 << 20);

@@ -1,4 +1,4 @@
-// blob-http's GET against node's HTTP and HTTPS servers on 127.0.0.1: Content-Length, chunked (chunk boundaries
+// http-body's GET against node's HTTP and HTTPS servers on 127.0.0.1: Content-Length, chunked (chunk boundaries
 // split across reads) and until-close bodies arrive whole and in order, also when the reader holds the socket back
 // and over TLS (a certificate made by openssl here; an untrusted one is refused); a redirect to another origin
 // drops Authorization, a redirect loop and a body cut short are errors saying so.
@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { getBody } from '../../lib/lock/blob-http.ts';
+import { getBody } from '../../lib/source/http-body.ts';
 
 const blob = randomBytes((5 << 20) + 12345);
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');

@@ -1,4 +1,5 @@
-// A lean HTTP/1.1 GET for big bodies (registry blobs, gigabytes): one connection per request (Connection: close),
+// A lean HTTP/1.1 GET for big bodies (image downloads, registry blobs: gigabytes): one connection per request
+// (Connection: close),
 // the socket reads into one reused buffer (net/tls `onread`), so a body costs no allocation per chunk and no
 // stream hops; the caller sees each piece of the body as a view valid only during its call and can hold the
 // socket back by returning a promise. Follows redirects (at most 10; Authorization is dropped when the origin
@@ -29,24 +30,53 @@ export interface BodyResponse {
 }
 
 /** GET `url` with `headers`, following redirects; resolves once the response head is in. */
-export async function getBody(url: string, headers: Record<string, string>, opts: { idleMs?: number; ca?: string | Buffer } = {}): Promise<BodyResponse> {
+export async function getBody(url: string, headers: Record<string, string>, opts: { idleMs?: number; ca?: string | Buffer; signal?: AbortSignal } = {}): Promise<BodyResponse> {
   let u = new URL(url);
   let h = { ...headers };
   for (let hops = 0; ; hops++) {
-    const res = await request(u, h, opts.idleMs ?? 30_000, opts.ca);
+    const res = await request(u, h, opts.idleMs ?? 30_000, opts.ca, opts.signal);
     const loc = res.headers.get('location');
     if (![301, 302, 303, 307, 308].includes(res.status) || !loc) return res;
     res.discard();
-    if (hops >= MAX_REDIRECTS) throw new Error(`more than ${MAX_REDIRECTS} redirects (a redirect loop?) from ${url}`);
+    if (hops >= MAX_REDIRECTS) throw Object.assign(new Error(`more than ${MAX_REDIRECTS} redirects (a redirect loop?) from ${url}`), { type: 'max-redirect' });
     const next = new URL(loc, u);
     if (next.origin !== u.origin) h = Object.fromEntries(Object.entries(h).filter(([k]) => k.toLowerCase() !== 'authorization'));
     u = next;
   }
 }
 
+/** A response read whole: manifests, tokens, checksum lists. */
+export interface SmallResponse {
+  status: number;
+  statusText: string;
+  ok: boolean;
+  url: string;
+  headers: { get(name: string): string | null };
+  bytes: Buffer;
+  text(): string;
+  /** The body as JSON; throws a SyntaxError when it is not. */
+  json(): unknown;
+}
+
+/** GET `url` and read its body whole: at most `max` bytes (default 16 MiB), else an error saying so. */
+export async function getSmall(url: string, headers: Record<string, string>, opts: { max?: number; idleMs?: number; ca?: string | Buffer; signal?: AbortSignal } = {}): Promise<SmallResponse> {
+  const max = opts.max ?? 16 << 20;
+  const res = await getBody(url, headers, opts);
+  const parts: Buffer[] = [];
+  let size = 0;
+  await res.read((b) => {
+    size += b.length;
+    if (size > max) throw new Error(`${res.url}: an answer of more than ${max} bytes`);
+    parts.push(Buffer.from(b)); // a copy: the view is reused
+  });
+  const bytes = Buffer.concat(parts);
+  return { status: res.status, statusText: res.statusText, ok: res.status >= 200 && res.status <= 299, url: res.url, headers: res.headers, bytes, text: () => bytes.toString('utf8'), json: () => JSON.parse(bytes.toString('utf8')) as unknown };
+}
+
 type Framing = { kind: 'length'; left: number } | { kind: 'chunked' } | { kind: 'close' };
 
-function request(u: URL, headers: Record<string, string>, idleMs: number, ca?: string | Buffer): Promise<BodyResponse> {
+function request(u: URL, headers: Record<string, string>, idleMs: number, ca?: string | Buffer, signal?: AbortSignal): Promise<BodyResponse> {
+  if (signal?.aborted) return Promise.reject(signal.reason ?? new Error('aborted'));
   if (u.protocol !== 'http:' && u.protocol !== 'https:') return Promise.reject(new Error(`${u.href}: unsupported protocol ${u.protocol}`));
   const host = u.hostname.replace(/^\[|\]$/g, '');
   const port = Number(u.port) || (u.protocol === 'https:' ? 443 : 80);
@@ -84,6 +114,10 @@ function request(u: URL, headers: Record<string, string>, idleMs: number, ca?: s
     sock.on('error', (err) => {
       if (!complete) fail(err);
     });
+    // Aborting fails the head or the body with the signal's reason; once the body is complete it changes nothing.
+    const onAbort = (): void => fail(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    sock.on('close', () => signal?.removeEventListener('abort', onAbort));
     sock.on('end', () => {
       ended = true;
       if (!res) fail(new Error(`${u.href}: the connection closed before a response`));
