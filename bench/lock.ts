@@ -74,13 +74,15 @@ try {
     },
     ...[['lock --fetch', pi], ...(other ? [['other lock --fetch', [process.execPath, join(other, 'bin', 'pi-image.js')]]] : [])].map(([name, argv]) => ({
       name: name as string,
-      run: async (r: number) => {
-        const cmd = argv as string[];
+      before: (r: number) => {
         const cache = join(work, `cache-${r}`);
         mkdirSync(cache);
         cpSync(join(seed, 'images'), join(cache, 'images'), { recursive: true });
         if (existsSync(join(seed, 'sources.json'))) cpSync(join(seed, 'sources.json'), join(cache, 'sources.json'));
-        sync();
+      },
+      run: async (r: number) => {
+        const cmd = argv as string[];
+        const cache = join(work, `cache-${r}`);
         const m = await measure(cmd[0]!, [...cmd.slice(1), 'lock', '--no-apt', '--fetch', '--profile', profile, '--cache', cache, '--json']);
         const result = JSON.parse(m.stdout.trim().split('\n').pop()!) as { fetched: number };
         if (result.fetched < layerBytes) throw new Error(`${name} fetched only ${result.fetched} bytes of ${layerBytes} layer bytes`);

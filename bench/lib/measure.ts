@@ -125,8 +125,25 @@ export interface Side {
   name: string;
   /** Run once, in a fresh state (the side makes its own target); returns the measurement. */
   run: (round: number) => Promise<Measured>;
+  /** Before each run (copy its inputs): not timed, and followed by settle(). */
+  before?: (round: number) => void | Promise<void>;
   /** After each run (delete outputs, sync): not timed. */
   after?: (round: number) => void | Promise<void>;
+}
+
+/**
+ * A kernel with free page reporting (a Firecracker or other virtio-balloon guest: /sys/module/page_reporting) hands
+ * memory freed for 2 s back to the host, and the next write into it pays a host fault per page: here 1 GiB of dd
+ * into the page cache took 0.23-0.70 s of sys right after an rm, 2.6-3.4 s after 10 s idle. So that neither side
+ * meets memory the other just freed, every run starts after the same wait.
+ */
+const PAGE_REPORTING = existsSync('/sys/module/page_reporting');
+export const SETTLE_MS = PAGE_REPORTING ? 3000 : 0;
+
+/** Before a timed run: writeback done, and (with free page reporting) freed memory handed back. */
+export async function settle(): Promise<void> {
+  execFileSync('sync');
+  if (SETTLE_MS) await new Promise((r) => setTimeout(r, SETTLE_MS));
 }
 
 export interface RoundsResult {
@@ -143,6 +160,8 @@ export async function rounds(n: number, sides: Side[], log = true): Promise<Roun
     if (r % 2 === 1) order.reverse();
     const line: string[] = [];
     for (const i of order) {
+      await sides[i].before?.(r);
+      await settle();
       const m = await sides[i].run(r);
       runs[i][r] = m;
       await sides[i].after?.(r);
@@ -203,7 +222,7 @@ export function startLine(name: string): string {
       dropped = 'page cache kept (drop_caches not writable)';
     }
   }
-  return `${name} bench: ${machineLine()}; ${dropped}`;
+  return `${name} bench: ${machineLine()}; ${dropped}${SETTLE_MS ? `; free page reporting on: each run starts ${SETTLE_MS / 1000} s after the last one's cleanup` : ''}`;
 }
 
 /** One line naming the machine and its load, for every bench's header. */
