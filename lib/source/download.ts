@@ -341,8 +341,14 @@ function requestFailed(url: string, err: unknown): unknown {
   if (code === 'ENETUNREACH' || code === 'EHOSTUNREACH') {
     return new DownloadError(url, `no network: ${host} is unreachable (${code})`, { unreachable: { kind: 'unreachable', host } });
   }
-  if (e.type === 'system') return new DownloadError(url, `the connection failed (${/reason: (.*)$/.exec(e.message)?.[1] ?? e.message})`);
-  return err;
+  if (/closed before a response/.test(e.message)) return new DownloadError(url, 'the server closed the connection before a response');
+  if (ctlReason(e)) return err;
+  return new DownloadError(url, `the connection failed (${shortReason(e)})`);
+}
+
+/** An abort's own reason (the caller's signal, our timeout's DownloadError) passes through requestFailed as it is. */
+function ctlReason(e: Error): boolean {
+  return e.name === 'AbortError' || e.name === 'TimeoutError';
 }
 
 function hostOf(url: string, withPort = false): string {

@@ -268,7 +268,7 @@ test('HTTP: 404, persistent 5xx, an HTML page, a redirect loop, Content-Encoding
     ['loop.img.xz', /more than 10 redirects \(a redirect loop\?\)/],
     ['gzip.img.xz', /the server sent the file with Content-Encoding: gzip/],
     ['short.img.xz', /connection (lost|closed) after 5000 of \d+ bytes/],
-    ['drop.img.xz', /the connection failed \(socket hang up\) \(gave up after 6 attempts without progress\)/],
+    ['drop.img.xz', /the server closed the connection before a response \(gave up after 6 attempts without progress\)/],
   ] as const) {
     const r = await cli(['images', 'fetch', u(path)]);
     clean(r, new RegExp(`${esc(u(path))}: (.*: )?${words.source}`));
