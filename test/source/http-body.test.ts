@@ -1,7 +1,7 @@
 // http-body's GET against node's HTTP and HTTPS servers on 127.0.0.1: Content-Length, chunked (chunk boundaries
 // split across reads) and until-close bodies arrive whole and in order, also when the reader holds the socket back
 // and over TLS (a certificate made by openssl here; an untrusted one is refused); a redirect to another origin
-// drops Authorization, a redirect loop and a body cut short are errors saying so.
+// drops Authorization, a redirect loop and a body cut short are errors saying so; getSmall's limit, and an abort.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { getBody } from '../../lib/source/http-body.ts';
+import { getBody, getSmall } from '../../lib/source/http-body.ts';
 
 const blob = randomBytes((5 << 20) + 12345);
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -130,6 +130,29 @@ test('a redirect to another origin drops Authorization; a loop and a short body 
   const nf = await getBody(`${base}/nothing`, {});
   assert.is(nf.status, 404);
   nf.discard();
+});
+
+test('getSmall reads a body whole up to its limit; an abort stops a body mid-way with the signal\'s reason', async () => {
+  const all = await getSmall(`${base}/chunked`, {});
+  assert.ok(all.ok);
+  assert.is(sha(all.bytes), sha(blob));
+  await getSmall(`${base}/length`, {}, { max: 1 << 20 }).then(
+    () => assert.unreachable('an answer over the limit must fail'),
+    (e: Error) => assert.match(e.message, /\/length: an answer of more than 1048576 bytes/),
+  );
+  const ctl = new AbortController();
+  const res = await getBody(`${base}/chunked`, {}, { signal: ctl.signal });
+  let got = 0;
+  await res
+    .read((c) => {
+      got += c.length;
+      if (got > 1 << 20) ctl.abort(new Error('stopped by the test'));
+    })
+    .then(
+      () => assert.unreachable('an aborted body must fail'),
+      (e: Error) => assert.is(e.message, 'stopped by the test'),
+    );
+  assert.ok(got > 1 << 20 && got < blob.length, `${got} bytes before the abort took`);
 });
 
 test.run();
