@@ -7,6 +7,8 @@
 //   decompressed.
 // - Where the file system has reflinks (XFS, btrfs, APFS) and the base is complete: a clone of the base, trimmed
 //   to those same bytes, sharing the base's blocks.
+// - Without reflinks on Linux, from a complete base: a copy of the base made by the kernel (GNU cp:
+//   copy_file_range over the data extents), trimmed the same way.
 //
 // Invariants:
 // - Every node's SSD image is the same apart from its MBR: the root's range checksums are hashed by the first
@@ -285,32 +287,25 @@ class BundleRanges extends Map<number, KnownRange> {
  * Make every target a reflink clone of the base image with the bytes writeSsdImages would write: the base's
  * boot partition and everything else outside the root's used blocks become holes (punched by util-linux
  * `fallocate`, as Node has no binding), the file is cut to `size`; the caller then writes block 0 (the MBR).
- * One template is cloned and trimmed, then cloned per target, so each trim is done once. False (and nothing left
- * behind) where the file system has no reflinks or a step fails: the caller copies instead.
+ * One template is cloned and trimmed, then cloned per target, so each trim is done once. Where the file system has
+ * no reflinks, copies made by the kernel instead (copyInKernel). False (and nothing left behind) where neither
+ * works or a step fails: the caller copies through this process.
  */
-function cloneImages(basePath: string, targets: SsdTarget[], g: { size: number; p1Start: number; rootBytes: number; used: { start: number; length: number }[] }): boolean {
+function cloneImages(basePath: string, targets: SsdTarget[], g: CopyGeometry): boolean {
   if (process.env.PI_IMAGE_NO_REFLINK === '1' || targets.length === 0) return false;
   const template = `${targets[0].path}.clone-${process.pid}`;
-  const made: string[] = [];
   try {
     copyFileSync(basePath, template, constants.COPYFILE_FICLONE_FORCE);
-    made.push(template);
+  } catch {
+    rmSync(template, { force: true });
+    return copyInKernel(basePath, targets, g); // no reflinks here
+  }
+  const made: string[] = [template];
+  try {
     truncateSync(template, g.size);
-    // Bytes that must read as zeros: [block 1, p1) and, inside p1, whatever data the base holds outside the used
-    // blocks (free blocks with old contents, the tail past the ext4). Holes there already are zeros.
-    const zeroSpans: { start: number; length: number }[] = [];
-    if (g.p1Start > BLOCK) zeroSpans.push({ start: BLOCK, length: g.p1Start - BLOCK });
-    const extents = dataExtents(template, { blockSize: BLOCK, size: g.size });
-    if (!extents) return cleanup(made);
-    const used = g.used.map((r) => ({ start: g.p1Start + r.start, length: r.length }));
-    for (const x of extents) {
-      for (const gap of subtract({ start: Math.max(x.start, g.p1Start), length: x.start + x.length - Math.max(x.start, g.p1Start) }, used)) zeroSpans.push(gap);
-    }
-    if (zeroSpans.length > 256) return cleanup(made); // scattered leftovers: copying is simpler than punching each
-    for (const z of zeroSpans) {
-      const r = spawnSync('fallocate', ['--punch-hole', '--offset', String(z.start), '--length', String(z.length), template], { stdio: 'ignore', env: PATH_ENV });
-      if (r.status !== 0) return cleanup(made);
-    }
+    const spans = zeroSpans(template, g);
+    if (!spans || spans.length > 256) return cleanup(made); // scattered leftovers: copying is simpler than punching each
+    if (!punch(template, spans)) return cleanup(made);
     for (const t of targets) {
       copyFileSync(template, t.path, constants.COPYFILE_FICLONE_FORCE);
       made.push(t.path);
@@ -320,6 +315,65 @@ function cloneImages(basePath: string, targets: SsdTarget[], g: { size: number; 
   } catch {
     return cleanup(made);
   }
+}
+
+/** Where the images go in the base's layout (see writeSsdImages), and the root's used blocks (relative to p1). */
+interface CopyGeometry {
+  size: number;
+  p1Start: number;
+  rootBytes: number;
+  used: { start: number; length: number }[];
+}
+
+/**
+ * Where the file system has no reflinks (ext4): each target a copy of the base made by the kernel — GNU `cp`, which
+ * copies the data extents with copy_file_range and keeps the holes — cut and punched to the same bytes as a
+ * clone. One copy inside the kernel per image, where the copy path reads every block into this process and writes
+ * it out again. Linux only; false (nothing left behind) where cp, the extents or a punch fail: the caller copies.
+ */
+function copyInKernel(basePath: string, targets: SsdTarget[], g: CopyGeometry): boolean {
+  if (process.platform !== 'linux' || process.env.PI_IMAGE_NO_KERNEL_COPY === '1') return false;
+  const spans = zeroSpans(basePath, g);
+  if (!spans || spans.length > 64) return false; // a spawn per punch per image: copying is cheaper past a few
+  const made: string[] = [];
+  try {
+    for (const t of targets) {
+      made.push(t.path);
+      const r = spawnSync('cp', ['--reflink=never', '--sparse=auto', '--', basePath, t.path], { stdio: 'ignore', env: PATH_ENV });
+      if (r.status !== 0) return cleanup(made);
+      truncateSync(t.path, g.size);
+      if (!punch(t.path, spans)) return cleanup(made);
+    }
+    return true;
+  } catch {
+    return cleanup(made);
+  }
+}
+
+/**
+ * The spans of a copy or clone of the base (`path`, cut to `g.size`) that must read as zeros: [block 1, p1) and,
+ * inside p1, whatever data the file holds outside the used blocks (free blocks with old contents, the tail past
+ * the ext4). Holes there already are zeros. Undefined when the file's extents cannot be had.
+ */
+function zeroSpans(path: string, g: CopyGeometry): { start: number; length: number }[] | undefined {
+  const spans: { start: number; length: number }[] = [];
+  if (g.p1Start > BLOCK) spans.push({ start: BLOCK, length: g.p1Start - BLOCK });
+  const extents = dataExtents(path, { blockSize: BLOCK, size: g.size });
+  if (!extents) return undefined;
+  const used = g.used.map((r) => ({ start: g.p1Start + r.start, length: r.length }));
+  for (const x of extents) {
+    for (const gap of subtract({ start: Math.max(x.start, g.p1Start), length: x.start + x.length - Math.max(x.start, g.p1Start) }, used)) spans.push(gap);
+  }
+  return spans;
+}
+
+/** Punch each span out of `path` (util-linux fallocate: Node has no binding); false when one fails. */
+function punch(path: string, spans: { start: number; length: number }[]): boolean {
+  for (const z of spans) {
+    const r = spawnSync('fallocate', ['--punch-hole', '--offset', String(z.start), '--length', String(z.length), path], { stdio: 'ignore', env: PATH_ENV });
+    if (r.status !== 0) return false;
+  }
+  return true;
 }
 
 const PATH_ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };

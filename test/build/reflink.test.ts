@@ -2,11 +2,13 @@
 // test does that, the product never mounts) the SSD images are clones of the cached base image, sharing its
 // blocks (filefrag -v says "shared"), and hold exactly the bytes a build on ext4 writes (cmp), with manifest
 // checksums and bmaps that hold. Skipped, with the reason, where loop devices or mkfs are not available.
+// Without reflinks (the work dir's file system), a warm build copies each image with GNU cp inside the kernel:
+// the same bytes again.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeUbuntuLookalike, tempDir } from '../helpers/lookalike.ts';
@@ -101,5 +103,34 @@ for (const fsType of ['xfs', 'btrfs']) {
     }
   });
 }
+
+test('warm build without reflinks: each SSD image copied by the kernel (GNU cp), with exactly the copy path\'s bytes', async () => {
+  if (process.platform !== 'linux') {
+    console.log('  skipped: the kernel copy is Linux only');
+    return;
+  }
+  // A `cp` first on PATH that notes its arguments and runs the real one: proof the lanes took this path.
+  const shim = join(work, 'shim');
+  const log = join(work, 'cp.log');
+  mkdirSync(shim, { recursive: true });
+  const real = sh('sh', ['-c', 'command -v cp']).trim();
+  writeFileSync(join(shim, 'cp'), `#!/bin/sh\necho "$@" >> '${log}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
+  const saved = process.env.PATH;
+  process.env.PATH = `${shim}:${saved}`;
+  let warm: BuildResult;
+  try {
+    warm = await build(opts(join(work, 'cache'), join(work, 'out-kernel-copy'))); // the reference's cache: the base is complete
+  } finally {
+    process.env.PATH = saved;
+  }
+  const copies = existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('--reflink=never --sparse=auto')) : [];
+  assert.is(copies.length, NODES.length, `one kernel copy per SSD image: ${copies.join(' | ')}`);
+  assert.equal(warm.manifest.nodes, ext4.manifest.nodes, 'same manifest as the copy path');
+  for (const n of NODES) {
+    const img = join(work, 'out-kernel-copy', n, 'ssd.img');
+    sh('cmp', [img, join(ext4.outDir, n, 'ssd.img')]);
+    assert.is(sha(img), warm.manifest.nodes[n].ssd.sha256, `${n}: manifest sha256`);
+  }
+});
 
 test.run();
