@@ -3,6 +3,14 @@
 import { openSync, closeSync, readSync, writeSync, fstatSync, fsyncSync, ftruncateSync, fchmodSync, constants } from 'node:fs';
 import { OutOfBoundsError, CorruptImageError, atPath } from '../errors.ts';
 
+/**
+ * The most one write() hands the kernel. Measured on a Linux 6.18 guest (Firecracker, free page reporting on):
+ * 1.5 GiB written in 2 MiB or 8 MiB calls took 3.8-4.9 s of system time, in 512 KiB calls 0.35-0.38 s (1 MiB:
+ * 0.83 s). A whole aligned 2 MiB write gets a 2 MiB page-cache folio, and such blocks are the ones handed back to
+ * the host. Smaller calls cost a few thousand more syscalls per GiB anywhere else.
+ */
+export const MAX_WRITE = 512 << 10;
+
 /** Random access to a run of bytes. Offsets are byte offsets from the start of this view. */
 export interface BlockIO {
   /** Size in bytes of the view. */
@@ -112,7 +120,7 @@ export class FileIO implements BlockIO {
     let done = 0;
     try {
       while (done < data.length) {
-        done += writeSync(this.fd, data, done, data.length - done, offset + done);
+        done += writeSync(this.fd, data, done, Math.min(MAX_WRITE, data.length - done), offset + done);
       }
     } catch (err) {
       throw atPath(err, this.name); // ENOSPC, EIO …: name the file

@@ -10,6 +10,7 @@
 // - memory: two buffers per writer, kept for the next writer when it is released (shared memory is freed late).
 import { write } from 'node:fs';
 import type { ThreadHash } from './hash-thread.ts';
+import { MAX_WRITE } from '../image/io.ts';
 
 export const WRITE_BUF = 2 << 20;
 /** A buffer with less room than this is sent on (a socket read is at most 256 KiB, see http-body.ts). */
@@ -102,7 +103,7 @@ export class BodyWriter {
     const written = new Promise<void>((resolve, reject) => {
       const step = (done: number): void => {
         if (done === len) return resolve();
-        write(this.fd, buf, done, len - done, at + done, (err, n) => {
+        write(this.fd, buf, done, Math.min(MAX_WRITE, len - done), at + done, (err, n) => {
           if (err) reject((this.failed = err));
           else step(done + n);
         });
