@@ -148,7 +148,7 @@ export function writeSsdImages(opts: {
     if (t.bundle) partitions.push({ type: BUNDLE_PARTITION_TYPE, bootable: false, startLba: bundleStart / SECTOR, sectors: bundleSectors(t) });
     return { diskSignature: t.diskSignature, partitions };
   };
-  const cloned = opts.basePath !== undefined && cloneImages(opts.basePath, opts.targets, { size, p1Start, rootBytes: rootSectors * SECTOR, used: fs.usedRanges() });
+  const cloned = opts.basePath !== undefined && cloneImages(opts.basePath, opts.targets, { size, p1Start, used: fs.usedRanges() });
   const outs: FileIO[] = [];
   try {
     const mbr = Buffer.alloc(SECTOR);
@@ -321,7 +321,6 @@ function cloneImages(basePath: string, targets: SsdTarget[], g: CopyGeometry): b
 interface CopyGeometry {
   size: number;
   p1Start: number;
-  rootBytes: number;
   used: { start: number; length: number }[];
 }
 

@@ -342,13 +342,8 @@ function requestFailed(url: string, err: unknown): unknown {
     return new DownloadError(url, `no network: ${host} is unreachable (${code})`, { unreachable: { kind: 'unreachable', host } });
   }
   if (/closed before a response/.test(e.message)) return new DownloadError(url, 'the server closed the connection before a response');
-  if (ctlReason(e)) return err;
+  if (e.name === 'AbortError' || e.name === 'TimeoutError') return err; // the caller's abort, or fetchText's timeout: as it is
   return new DownloadError(url, `the connection failed (${shortReason(e)})`);
-}
-
-/** An abort's own reason (the caller's signal, our timeout's DownloadError) passes through requestFailed as it is. */
-function ctlReason(e: Error): boolean {
-  return e.name === 'AbortError' || e.name === 'TimeoutError';
 }
 
 function hostOf(url: string, withPort = false): string {
