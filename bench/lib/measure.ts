@@ -3,11 +3,11 @@
 // order flips every round, so drift on this shared machine hits both), and the figure is the median and spread of
 // the per-round ratios ours/baseline, never a best-of.
 // Memory, two figures per run:
-// - tree: the largest sum of PSS (Pss of /proc/PID/smaps_rollup: pages shared between processes split between them,
-//   so a child just forked from node, before its exec, does not count node's memory twice) over the process and all
+// - tree: the largest sum of RSS (VmRSS of /proc/PID/status; see rssKB for why not PSS) over the process and all
 //   its descendants, sampled every 20 ms (children found through /proc/PID/task/TID/children). Worker threads are
-//   threads of the process, so they are in it once; a child process (xz, perl) adds its own. A peak shorter than
-//   20 ms can be missed; the figure is at least the largest process's peak (max1).
+//   threads of the process, so they are in it once; a child process (xz, perl) adds its own. A child with its
+//   parent's name is a fork that has not exec'd yet (it shares the parent's pages): not counted. A peak shorter
+//   than 20 ms can be missed; the figure is at least the largest process's peak (max1).
 // - max1: the largest single process of the tree from getrusage (`/usr/bin/time -f %M`), exact but not a sum.
 // Linux only (it reads /proc).
 import { spawn, execFileSync } from 'node:child_process';
@@ -33,14 +33,14 @@ export interface Measured {
 
 const now = (): number => Number(process.hrtime.bigint()) / 1e9;
 
-/** Proportional set size (shared pages split between their sharers), else VmRSS. */
+/**
+ * Resident set size (VmRSS, /proc/PID/status: the kernel's counters, read without touching the process). Not
+ * smaps_rollup's Pss: that walks every mapping's page tables under the process's mmap lock, and read every 20 ms
+ * it slowed the measured process itself: a `lock --fetch` (threads faulting in 1 GiB of page cache) took +0.2-0.4 s
+ * of system time while sampled that way, curl (one small process) next to nothing, by hand. RSS counts pages
+ * shared between the tree's processes once per process: the sum can only be higher than the tree's real use.
+ */
 function rssKB(pid: number): number {
-  try {
-    const m = /^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-    if (m) return Number(m[1]);
-  } catch {
-    /* no smaps_rollup (Linux < 4.14), or gone */
-  }
   try {
     const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) : 0;
@@ -65,13 +65,22 @@ function childrenOf(pid: number): number[] {
 /** Summed RSS (KB) of `pid`'s descendants, not counting `pid` itself (the /usr/bin/time wrapper). */
 function treeKB(pid: number): number {
   let sum = 0;
-  const todo = childrenOf(pid);
+  const todo = childrenOf(pid).map((c) => ({ pid: c, parent: pid }));
   while (todo.length) {
-    const p = todo.pop()!;
+    const { pid: p, parent } = todo.pop()!;
+    if (comm(p) === comm(parent)) continue; // forked, not yet exec'd: the parent's pages
     sum += rssKB(p);
-    todo.push(...childrenOf(p));
+    todo.push(...childrenOf(p).map((c) => ({ pid: c, parent: p })));
   }
   return sum;
+}
+
+function comm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** Run `cmd args` to completion, timed, with the tree's peak memory; throws with its stderr when it fails. */
