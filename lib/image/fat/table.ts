@@ -13,6 +13,9 @@ export const FREE = 0;
 
 export class FatTable {
   private pages = new Map<number, Buffer>(); // page index -> bytes (insertion order = LRU order)
+  /** The page page() returned last (always one of `pages`): scans and chains hit it for hundreds of entries. */
+  private lastIndex = -1;
+  private lastPage: Buffer | undefined;
   private dirty = new Set<number>();
   /** Highest valid cluster number. */
   readonly maxCluster: number;
@@ -52,10 +55,13 @@ export class FatTable {
   }
 
   private page(p: number): Buffer {
+    if (p === this.lastIndex) return this.lastPage!; // already the most recent: no LRU move
     let buf = this.pages.get(p);
     if (buf) {
       this.pages.delete(p);
       this.pages.set(p, buf);
+      this.lastIndex = p;
+      this.lastPage = buf;
       return buf;
     }
     const start = p * PAGE;
@@ -70,6 +76,10 @@ export class FatTable {
         break;
       }
     }
+    // The previous last page sits at the map's end (it went there when it became last), so the eviction above
+    // never takes it while it is still cached here.
+    this.lastIndex = p;
+    this.lastPage = buf;
     return buf;
   }
 
