@@ -140,7 +140,8 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
   const staging = Staging.create(outDir);
   try {
     // Every node's SSD image holds the same root blocks: their checksums are made once per base image, and each
-    // image's whole-file sha256 once per disk signature, and kept beside it. Lanes: one per core, also while xz
+    // image's whole-file sha256 once per disk signature, and kept beside it (so are the SD images' whole-file sha256,
+    // by content: image/digest.ts contentKey). Lanes: one per core, also while xz
     // decompresses: then they run at a lower CPU priority (runLane), so xz, the critical path, keeps its core and
     // the lanes take the rest. (Leaving xz a core of its own instead left that core idle once xz was done: 28-35 s
     // against 26 s for the cold bench build.)
@@ -192,9 +193,11 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
       ranges: laneResults[0].ssdChecksums.ranges,
       wholes: new Map(laneResults.flatMap((r) => [...r.ssdChecksums.wholes])),
       bundled: new Map(laneResults.flatMap((r) => [...(r.ssdChecksums.bundled ?? [])])),
+      byContent: new Map(laneResults.flatMap((r) => [...(r.ssdChecksums.byContent ?? [])])),
     };
     const newBundled = [...learnt.bundled.keys()].some((k) => !known?.bundled?.has(k));
-    if (!known || learnt.wholes.size > known.wholes.size || newBundled) saveSsdChecksums(checksumsFile, learnt);
+    const newContent = [...learnt.byContent.keys()].some((k) => !known?.byContent?.has(k));
+    if (!known || learnt.wholes.size > known.wholes.size || newBundled || newContent) saveSsdChecksums(checksumsFile, learnt);
     const results = laneResults.flatMap((r) => r.nodes);
     const jobs = lanes.flatMap((l) => l.nodes);
 

@@ -135,6 +135,12 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
     // SD images first: the boot partition comes first in the base image, so they can start while it is decompressed.
     // The kernel is decompressed once for the lane, into the staging directory, streaming.
     const kernelTmp = join(dirname(job.nodes[0].dir), `.kernel-${process.pid}-${threadId}`);
+    const checksums: SsdChecksums = {
+      ranges: new Map(job.ssdChecksums?.ranges ?? []),
+      wholes: new Map(job.ssdChecksums?.wholes ?? []),
+      bundled: new Map(job.ssdChecksums?.bundled ?? []),
+      byContent: new Map(job.ssdChecksums?.byContent ?? []),
+    };
     let sds;
     try {
       const kernel: PreparedKernel = await prepareKernel(base, job.bootPart, job.boot, kernelTmp);
@@ -142,13 +148,12 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
         mkdirSync(n.dir, { recursive: true });
         const sdPath = join(n.dir, 'sd.img');
         const sd = writeSdImage({ path: sdPath, base, bootPart: job.bootPart, diskSignature: n.sdSignature, boot: job.boot, cmdline: n.cmdline, seed: n.seed, clock, kernel, fsync: job.fsync, secret: n.secret });
-        const digest = digestImage(sdPath, sd.mapped, { onProgress: (e) => onProgress({ ...e, phase: `${n.node}: checksum sd` }) });
+        const digest = digestImage(sdPath, sd.mapped, { wholes: checksums.byContent, onProgress: (e) => onProgress({ ...e, phase: `${n.node}: checksum sd` }) });
         return { sd, digest };
       });
     } finally {
       rmSync(kernelTmp, { force: true });
     }
-    const checksums: SsdChecksums = { ranges: new Map(job.ssdChecksums?.ranges ?? []), wholes: new Map(job.ssdChecksums?.wholes ?? []), bundled: new Map(job.ssdChecksums?.bundled ?? []) };
     const ssds = writeSsdImages({
       targets: job.nodes.map((n) => ({ path: join(n.dir, 'ssd.img'), diskSignature: n.ssdSignature, bundle: n.bundle })),
       base,

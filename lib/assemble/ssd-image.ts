@@ -60,10 +60,14 @@ export interface SsdChecksums {
   wholes: Map<number, string>;
   /** Images with a bundle, by `<signature>:<bundle key>`: the whole sha256 and the checksums of the bundle's ranges. */
   bundled?: Map<string, { sha256: string; ranges: [number, number, string][] }>;
+  /** Whole-file sha256 of other sparse images made from this base (the SD images), by contentKey (image/digest.ts). */
+  byContent?: Map<string, string>;
 }
 
 /** Bundled images remembered per base image (the most recent; each lock change adds one per node). */
 const MAX_BUNDLED = 64;
+/** SD images remembered per base image (the most recent; each change of a node's seed adds one). */
+const MAX_BY_CONTENT = 64;
 
 /** Bump when the bytes writeSsdImages writes change for the same base and signature. */
 const LAYOUT_VERSION = 4;
@@ -77,12 +81,14 @@ export function loadSsdChecksums(file: string): SsdChecksums | undefined {
       ranges: [number, number, string][];
       wholes: [number, string][];
       bundled?: [string, { sha256: string; ranges: [number, number, string][] }][];
+      byContent?: [string, string][];
     };
     if (saved.version !== LAYOUT_VERSION || !Array.isArray(saved.ranges) || !Array.isArray(saved.wholes)) return undefined;
     return {
       ranges: new Map(saved.ranges.map(([first, last, checksum]) => [first, { last, checksum }])),
       wholes: new Map(saved.wholes),
       bundled: new Map(Array.isArray(saved.bundled) ? saved.bundled : []),
+      byContent: new Map(Array.isArray(saved.byContent) ? saved.byContent : []),
     };
   } catch {
     return undefined; // unreadable: made again by the next build and overwritten
@@ -94,7 +100,8 @@ export function saveSsdChecksums(file: string, c: SsdChecksums): void {
   const tmp = `${file}.tmp-${process.pid}`;
   const ranges = [...c.ranges].filter(([first]) => first > 0).map(([first, r]) => [first, r.last, r.checksum]);
   const bundled = [...(c.bundled ?? [])].slice(-MAX_BUNDLED);
-  writeFileSync(tmp, JSON.stringify({ version: LAYOUT_VERSION, ranges, wholes: [...c.wholes], bundled }));
+  const byContent = [...(c.byContent ?? [])].slice(-MAX_BY_CONTENT);
+  writeFileSync(tmp, JSON.stringify({ version: LAYOUT_VERSION, ranges, wholes: [...c.wholes], bundled, byContent }));
   renameSync(tmp, file);
 }
 

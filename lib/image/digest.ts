@@ -1,5 +1,8 @@
 // One pass over a sparse image that we wrote ourselves: the sha256 of the whole file and the per-range sha256
 // of its mapped blocks (for a bmap), reading only the mapped ranges and feeding zeros for the holes in between.
+// Such an image is its mapped ranges' bytes with zeros elsewhere, so its size and range checksums determine every
+// byte (contentKey): a whole-file sha256 remembered by that key is taken instead of hashing the zeros after the
+// last range (an SD image's free FAT space: ~200 MiB of zeros each).
 import { createHash, type Hash } from 'node:crypto';
 import type { OnProgress } from '../progress.ts';
 import { toBlockRanges, type BmapRange } from './bmap.ts';
@@ -35,13 +38,13 @@ function feedZeros(hash: Hash, length: number): void {
 export function digestImage(
   path: string,
   ranges: { start: number; length: number }[],
-  opts: { blockSize?: number; onProgress?: OnProgress; detail?: string } = {},
+  opts: { blockSize?: number; onProgress?: OnProgress; detail?: string; wholes?: Map<string, string> } = {},
 ): ImageDigest {
   const blockSize = opts.blockSize ?? 4096;
   const io = FileIO.open(path);
   try {
     const size = io.size;
-    const digester = new ImageDigester(size, { blockSize });
+    const digester = new ImageDigester(size, { blockSize, wholes: opts.wholes });
     const spans = toBlockRanges(ranges, blockSize, size).map((b) => ({ start: b.first * blockSize, end: Math.min(size, (b.last + 1) * blockSize) }));
     const total = spans.reduce((s, b) => s + b.end - b.start, 0);
     const buf = Buffer.allocUnsafe(CHUNK);
@@ -62,6 +65,13 @@ export function digestImage(
   }
 }
 
+/** What determines a sparse image's every byte: its size and its mapped ranges with their checksums. */
+export function contentKey(size: number, blockSize: number, ranges: BlockRange[]): string {
+  const h = createHash('sha256').update(`sparse image v1 ${size} ${blockSize}\n`);
+  for (const r of ranges) h.update(`${r.first} ${r.last} ${r.checksum}\n`);
+  return h.digest('hex');
+}
+
 /** A block range's checksum known before it is hashed, keyed by its first block. */
 export interface KnownRange {
   last: number;
@@ -75,6 +85,7 @@ export interface KnownRange {
  * toBlockRanges makes of the written byte ranges. Range checksums in `known` (keyed by first block) are taken
  * instead of hashed where `hashRange` says so (default: when known); with `learn`, those hashed here are added, so
  * a digester fed after this one with the same data can take them. `whole: false` skips the whole-file hash.
+ * `wholes` maps contentKey to whole-file sha256: a hit skips the zeros after the last range; a miss is added.
  */
 export class ImageDigester {
   readonly blockSize: number;
@@ -91,6 +102,7 @@ export class ImageDigester {
       learn?: boolean;
       hashRange?: (first: number) => boolean;
       whole?: boolean;
+      wholes?: Map<string, string>;
     } = {},
   ) {
     this.blockSize = opts.blockSize ?? 4096;
@@ -135,9 +147,15 @@ export class ImageDigester {
 
   finish(): ImageDigest {
     this.close();
-    this.zeros(this.size, false);
     const mapped = this.out.reduce((s, b) => s + b.last - b.first + 1, 0);
-    return { size: this.size, blockSize: this.blockSize, sha256: this.whole?.digest('hex') ?? '', ranges: this.out, mappedBlocks: mapped };
+    const key = this.whole && this.opts.wholes ? contentKey(this.size, this.blockSize, this.out) : undefined;
+    let sha256 = key ? this.opts.wholes!.get(key) : undefined;
+    if (sha256 === undefined) {
+      this.zeros(this.size, false);
+      sha256 = this.whole?.digest('hex') ?? '';
+      if (key) this.opts.wholes!.set(key, sha256);
+    }
+    return { size: this.size, blockSize: this.blockSize, sha256, ranges: this.out, mappedBlocks: mapped };
   }
 
   /** Feed zeros up to `end` into the whole-file hash, and into the open range's hash when `inRange`. */

@@ -4,11 +4,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, openSync, writeSync, ftruncateSync, closeSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, openSync, writeSync, ftruncateSync, closeSync, writeFileSync, rmSync, readFileSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { digestImage, ImageDigester, type KnownRange } from '../../lib/image/digest.ts';
+import { contentKey, digestImage, ImageDigester, type KnownRange } from '../../lib/image/digest.ts';
 import { renderBmap } from '../../lib/image/bmap.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'pi-image-digest-'));
@@ -94,6 +94,44 @@ test('writes out of order or beyond the image are refused', () => {
   assert.throws(() => d.update(0, data[0]), /must ascend/);
   const e = new ImageDigester(size);
   assert.throws(() => e.update(size - 5, Buffer.alloc(10, 1)), /beyond the image size/);
+});
+
+test('a whole-file sha256 remembered by content key skips the zeros after the last range, and only for the same content', () => {
+  // Data at the front, 6 MiB of zeros after it (an SD image's free FAT space, smaller); b differs from a in one byte.
+  const mk = (name: string, flip: boolean): string => {
+    const p = join(dir, name);
+    const f = openSync(p, 'w');
+    ftruncateSync(f, 7 << 20);
+    const bytes = Buffer.from(data[1]!);
+    if (flip) bytes[500] ^= 0xff;
+    writeSync(f, bytes, 0, bytes.length, 4096);
+    closeSync(f);
+    return p;
+  };
+  const a = mk('tail-a', false);
+  const b = mk('tail-b', true);
+  const mapped = [{ start: 4096, length: data[1]!.length }];
+  const sum = (p: string) => execFileSync('sha256sum', [p]).toString().split(' ')[0];
+  const wholes = new Map<string, string>();
+  const first = digestImage(a, mapped, { wholes });
+  assert.is(first.sha256, sum(a));
+  assert.equal([...wholes.values()], [first.sha256]);
+  assert.is(contentKey(first.size, first.blockSize, first.ranges), [...wholes.keys()][0]);
+  // A hit is taken as it is (the zeros are not hashed): what the map says comes back.
+  const key = [...wholes.keys()][0]!;
+  wholes.set(key, 'f'.repeat(64));
+  assert.is(digestImage(a, mapped, { wholes }).sha256, 'f'.repeat(64));
+  wholes.set(key, first.sha256);
+  // Other content has another key: hashed in full, and added.
+  const other = digestImage(b, mapped, { wholes });
+  assert.is(other.sha256, sum(b));
+  assert.is.not(other.sha256, first.sha256);
+  assert.is(wholes.size, 2);
+  // Same ranges but another size: another key too.
+  truncateSync(a, 8 << 20);
+  const longer = digestImage(a, mapped, { wholes });
+  assert.is(longer.sha256, sum(a));
+  assert.is(wholes.size, 3);
 });
 
 test.run();
