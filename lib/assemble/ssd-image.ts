@@ -340,7 +340,7 @@ interface CopyGeometry {
 function copyInKernel(basePath: string, targets: SsdTarget[], g: CopyGeometry): boolean {
   if (process.platform !== 'linux' || process.env.PI_IMAGE_NO_KERNEL_COPY === '1') return false;
   const spans = zeroSpans(basePath, g);
-  if (!spans || spans.length > 64) return false; // a spawn per punch per image: copying is cheaper past a few
+  if (!spans || spans.length > 64) return false; // a fallocate run per punch per image: copying is cheaper past a few
   const made: string[] = [];
   try {
     for (const t of targets) {
@@ -373,13 +373,15 @@ function zeroSpans(path: string, g: CopyGeometry): { start: number; length: numb
   return spans;
 }
 
-/** Punch each span out of `path` (util-linux fallocate: Node has no binding); false when one fails. */
+/**
+ * Punch each span out of `path` (util-linux fallocate: Node has no binding); false when one fails. One shell runs
+ * them all: each spawn from this process (large, threaded) costs ~10-25 ms here, a fork of sh next to nothing.
+ */
 function punch(path: string, spans: { start: number; length: number }[]): boolean {
-  for (const z of spans) {
-    const r = spawnSync('fallocate', ['--punch-hole', '--offset', String(z.start), '--length', String(z.length), path], { stdio: 'ignore', env: PATH_ENV });
-    if (r.status !== 0) return false;
-  }
-  return true;
+  if (spans.length === 0) return true;
+  const loop = 'p=$1; shift; while [ $# -gt 0 ]; do fallocate --punch-hole --offset "$1" --length "$2" -- "$p" || exit 1; shift 2; done';
+  const r = spawnSync('sh', ['-c', loop, 'sh', path, ...spans.flatMap((z) => [String(z.start), String(z.length)])], { stdio: 'ignore', env: PATH_ENV });
+  return r.status === 0;
 }
 
 const PATH_ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
