@@ -77,53 +77,14 @@ export async function makeLock(opts: LockOptions = {}): Promise<LockResult> {
     rs.forEach((r) => w.roles.add(r));
     wanted.set(id, w);
   };
-  // Images are resolved four at a time as soon as they are known, while the files still download: kubeadm's at
-  // once, an add-on manifest's the moment its file is in (manifests are fetched first). With `fetch`, each image's
-  // layers start downloading as soon as it is resolved (content-addressed and verified, so a later refusal leaves
-  // only good blobs behind). The lock itself is put together afterwards in request order: it stays the same.
-  const client = new RegistryClient({ retries: opts.retries, backoffMs: opts.backoffMs, onProgress: opts.onProgress });
-  const blobs = opts.fetch ? new BlobFetcher(store, client) : undefined;
-  const resolving = new Map<string, Promise<Omit<LockImage, 'key'>>>();
-  const resolveSlot = limiter(4);
-  let stopped = false;
-  let n = 0;
-  const resolveEarly = (id: string, key: string): void => {
-    if (resolving.has(id)) return;
-    const p = resolveSlot(async () => {
-      if (stopped) throw new Error('stopped'); // something else failed: nothing new starts
-      const r = await client.resolveImage(parseImageRef(id), platform.platform, { key }, (_d, bytes) => store.put(bytes));
-      opts.onProgress?.({ phase: 'resolve images', done: ++n, total: resolving.size, unit: 'items', detail: id });
-      blobs?.add([{ ...r, key }]);
-      return r;
-    });
-    p.catch(() => undefined); // awaited below, in order
-    resolving.set(id, p);
-  };
-  /** Stop starting work, let what runs finish (no request outlives the call), then throw `err`. */
-  const fail = async (err: unknown): Promise<never> => {
-    stopped = true;
-    await Promise.allSettled(resolving.values());
-    await blobs?.settle();
-    throw err;
-  };
-  for (const i of req.images) resolveEarly(i.id, i.key);
-
-  // Files four at a time; requests for the same URL (two members of one archive) one after the other: they share a
-  // download.
+  // Resolved four at a time (each is a few round trips), then taken in request order: the lock stays the same.
+  // Requests for the same URL (two members of one archive) run one after the other: they share a download.
   const byUrl = new Map<string, number[]>();
   req.files.forEach((f, i) => byUrl.set(f.url, [...(byUrl.get(f.url) ?? []), i]));
-  const manifestFirst = [...byUrl.values()].sort((a, b) => Number(b.some((i) => req.files[i]!.kind === 'manifest')) - Number(a.some((i) => req.files[i]!.kind === 'manifest')));
   const lockedFiles: LockFile[] = new Array(req.files.length);
-  try {
-    await inPool(manifestFirst, 4, async (group) => {
-      for (const i of group) {
-        const entry = (lockedFiles[i] = await lockFile(req.files[i]!, ctx));
-        if (entry.kind === 'manifest') for (const { id, key } of addonManifestImages(profile, entry.key, readFileSync(store.path(entry.sha256), 'utf8'))) resolveEarly(id, key);
-      }
-    });
-  } catch (err) {
-    await fail(err);
-  }
+  await inPool([...byUrl.values()], 4, async (group) => {
+    for (const i of group) lockedFiles[i] = await lockFile(req.files[i]!, ctx);
+  });
   for (const [i, f] of req.files.entries()) {
     const entry = lockedFiles[i]!;
     files.push(entry);
@@ -135,16 +96,27 @@ export async function makeLock(opts: LockOptions = {}): Promise<LockResult> {
   }
   for (const i of req.images) want(i.id, i.key, i.roles);
 
+  const client = new RegistryClient({ retries: opts.retries, backoffMs: opts.backoffMs, onProgress: opts.onProgress });
   const images: LockImage[] = [];
+  let n = 0;
   const sorted = [...wanted].sort(([a], [b]) => (a < b ? -1 : 1));
-  for (const [id, w] of sorted) {
-    resolveEarly(id, w.key); // (started above: a no-op)
-    let resolved: Omit<LockImage, 'key'>;
-    try {
-      resolved = await resolving.get(id)!;
-    } catch (err) {
-      return fail(err); // the first refusal in the lock's order
-    }
+  // With `fetch`, each image's layers start downloading as soon as it is resolved (content-addressed and verified,
+  // so a later refusal leaves only good blobs behind), while the other images are still being resolved.
+  const blobs = opts.fetch ? new BlobFetcher(store, client) : undefined;
+  let resolvedImages: Omit<LockImage, 'key'>[];
+  try {
+    resolvedImages = await inPool(sorted, 4, async ([id, w]) => {
+      const r = await client.resolveImage(parseImageRef(id), platform.platform, { key: w.key }, (_d, bytes) => store.put(bytes));
+      opts.onProgress?.({ phase: 'resolve images', done: ++n, total: wanted.size, unit: 'items', detail: id });
+      blobs?.add([{ ...r, key: w.key }]);
+      return r;
+    });
+  } catch (err) {
+    await blobs?.settle();
+    throw err;
+  }
+  for (const [i, [, w]] of sorted.entries()) {
+    const resolved = resolvedImages[i]!;
     images.push({ ...resolved, key: w.key });
     w.roles.forEach((r) => roles[r].images.push(resolved.id));
   }
@@ -201,22 +173,6 @@ export function readLock(profilePath: string): { path: string; lock: Lock } | un
   const path = lockPathFor(profilePath);
   if (!existsSync(path)) return undefined;
   return { path, lock: decodeLock(readFileSync(path, 'utf8'), path) };
-}
-
-/** A gate letting at most `limit` of the functions given to it run at a time, in the order given. */
-function limiter(limit: number): <R>(fn: () => Promise<R>) => Promise<R> {
-  let running = 0;
-  const waiting: (() => void)[] = [];
-  return async (fn) => {
-    if (running >= limit) await new Promise<void>((r) => waiting.push(r));
-    running++;
-    try {
-      return await fn();
-    } finally {
-      running--;
-      waiting.shift()?.();
-    }
-  };
 }
 
 /**
