@@ -6,7 +6,8 @@
 // <= 150 MB). The CLI is the compiled one (bin/pi-image.js running dist/, rebuilt first when stale). Each fetched
 // image is checked against the raw image (`cmp`) after its round, untimed. Also timed, for context:
 // `xz -dc FILE > OUT` into a sparse file on the same disk (what writing the image costs any tool).
-// Usage: npx tsx bench/fetch.ts [--rounds N] [--wasm]
+// `--other DIR` adds a side: `node DIR/bin/pi-image.js` (another compiled tree), timed in the same rounds.
+// Usage: npx tsx bench/fetch.ts [--rounds N] [--wasm] [--other DIR]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ import { cli, machineLine, measure, memoryLine, ratioLine, rounds, roundsArg, sy
 const args = process.argv.slice(2);
 const n = roundsArg(3);
 const wasm = args.includes('--wasm');
+const other = args.includes('--other') ? args[args.indexOf('--other') + 1] : undefined;
 const MiB = 2 ** 20;
 
 const image = await realisticImage();
@@ -54,23 +56,24 @@ try {
         sync();
       },
     },
-    {
-      name: 'pi-image images fetch URL',
-      run: (r) => measure(pi[0], [...pi.slice(1), 'images', 'fetch', url, '--cache', join(work, `cache-${r}`), '--json', ...(wasm ? ['--xz', 'wasm'] : [])]),
-      after: (r) => {
-        const cache = join(work, `cache-${r}`);
+    ...[['pi-image images fetch URL', pi], ...(other ? [['other images fetch URL', [process.execPath, join(other, 'bin', 'pi-image.js')]]] : [])].map(([name, argv]) => ({
+      name: name as string,
+      run: (r: number) => measure((argv as string[])[0]!, [...(argv as string[]).slice(1), 'images', 'fetch', url, '--cache', join(work, `cache-${name === 'pi-image images fetch URL' ? '' : 'o'}${r}`), '--json', ...(wasm ? ['--xz', 'wasm'] : [])]),
+      after: (r: number) => {
+        const cache = join(work, `cache-${name === 'pi-image images fetch URL' ? '' : 'o'}${r}`);
         const found = execFileSync('sh', ['-c', `ls "${cache}"/images/*.img`]).toString().trim();
         const cmp = spawnSync('cmp', [image.img, found], { encoding: 'utf8' });
         if (cmp.status !== 0) throw new Error(`${found} differs from ${image.img}: ${cmp.stdout}${cmp.stderr}`);
         rmSync(cache, { recursive: true, force: true });
         sync();
       },
-    },
+    })),
   ]);
   console.log('');
   console.log(`  ${ratioLine(res, 'pi-image images fetch URL', 'xz -dc > /dev/null').text}   (target <= 1.15x)`);
   console.log(`  ${ratioLine(res, 'xz -dc > sparse file', 'xz -dc > /dev/null').text}   (context)`);
   console.log(`  ${memoryLine(res, 'pi-image images fetch URL').text}   (target <= 150 MB)`);
+  if (other) console.log(`  ${ratioLine(res, 'other images fetch URL', 'xz -dc > /dev/null').text}   (${other})`);
   console.log(`  source sha256 ${xzSha.slice(0, 16)}..., every fetched image cmp-equal to the raw image; load at the end ${machineLine()}`);
 } finally {
   server.kill();

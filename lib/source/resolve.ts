@@ -41,7 +41,7 @@ export interface ResolveOptions {
   idleTimeoutMs?: number;
   /**
    * Decompress an .xz while it downloads only once the download has run this long and has at least this long
-   * left (default 1000 ms; 0 = from the first byte). See XzTap.
+   * left (default 0: from the first byte). See XzTap.
    */
   overlapAfterMs?: number;
 }
@@ -149,7 +149,7 @@ function noUrlWorked(entry: CatalogEntry, failures: PiImageError[]): PiImageErro
 async function downloadAndDecompress(cache: Cache, url: string, dest: string, name: string, id: string, entry: CatalogEntry | undefined, expected: string | undefined, opts: ResolveOptions): Promise<ResolvedImage> {
   const report = opts.onProgress;
   const onBytes = report && ((n: number): void => report({ phase: 'decompress', done: n, unit: 'bytes', detail: `${name} via xz -dc (while downloading)` }));
-  const tap = usesSystemXz('xz', opts.xz) ? new XzTap(cache.images, `${dest}.partial`, url, opts.overlapAfterMs ?? 1000, onBytes) : undefined;
+  const tap = usesSystemXz('xz', opts.xz) ? new XzTap(cache.images, `${dest}.partial`, url, opts.overlapAfterMs ?? 0, onBytes) : undefined;
   let d;
   try {
     d = await download(url, { dest, expectedSha256: expected, onProgress: opts.onProgress, signal: opts.signal, retries: opts.retries, backoffMs: opts.backoffMs, idleTimeoutMs: opts.idleTimeoutMs, detail: name, entryId: entry?.id, tap });

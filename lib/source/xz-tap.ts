@@ -9,10 +9,11 @@ import type { DownloadTap } from './download.ts';
 /**
  * Decompresses a download while it is still arriving, when that pays: `xz -dc` is fed from the `.partial` file,
  * following it as it grows, so the download itself never waits for xz (a download that outruns xz is simply ahead
- * on disk). Feeding xz through a pipe costs it 5-15% against reading a file (wake-ups per 64 KiB of pipe), so the
- * overlap starts only once the download has run for `afterMs` and still has more than that left at its current
- * rate; a faster download finishes first and xz then reads the file itself. The result is kept only once the
- * download's sha256 has been verified; a restart from zero, a mismatch or a non-xz file discards it.
+ * on disk). Fed from here xz loses nothing against reading the file itself (a child's stdin from Node is a
+ * socketpair: the 3 GiB bench image took 15.8-16.3 s either way, by hand; only a shell pipe, `cat F | xz -dc`,
+ * cost it 3-12%), so by default it starts with the first byte (`afterMs` 0; with more, only once the download has
+ * run that long and has more than that left at its current rate). The result is kept only once the download's
+ * sha256 has been verified; a restart from zero, a mismatch or a non-xz file discards it.
  */
 export class XzTap implements DownloadTap {
   job?: XzJob;
@@ -79,18 +80,34 @@ export class XzTap implements DownloadTap {
    */
   private async feed(fd: number): Promise<void> {
     const stdin = this.job!.stdin!;
+    // Two buffers in turn: one is read into while the other may still be held by the pipe; a buffer is reused
+    // only once its write has gone out (a fresh 1 MiB buffer per write left ~35 MB of garbage at the peak).
+    const bufs = [Buffer.allocUnsafe(FEED_BUF), Buffer.allocUnsafe(FEED_BUF)];
+    const free = [true, true];
+    let turn = 0;
     try {
       for (;;) {
         if (this.stopped(stdin)) return; // xz stopped early (damaged data): its exit status says why
         if (this.fed < this.available) {
-          // A buffer of its own for each write: the pipe may still hold on to the last one.
-          const buf = Buffer.allocUnsafe(Math.min(1 << 20, this.available - this.fed));
+          if (!free[turn]) {
+            const t = turn;
+            await this.until(() => this.stopped(stdin) || free[t]!, stdin);
+            continue; // (looked at again from the top)
+          }
+          const buf = bufs[turn]!.subarray(0, Math.min(FEED_BUF, this.available - this.fed));
           const bytesRead = await readAt(fd, buf, this.fed);
           if (this.stopped(stdin)) return; // xz may have gone, or the tap been reset, during the read
           if (bytesRead === 0) throw new Error(`${this.partial}: ends at ${this.fed} bytes, ${this.available} were downloaded`);
           this.fed += bytesRead;
+          const t = turn;
+          free[t] = false;
+          const ok = stdin.write(buf.subarray(0, bytesRead), () => {
+            free[t] = true;
+            this.wake?.();
+          });
+          turn = 1 - turn;
           // Wait for room in the pipe, or for xz to go: a pipe whose reader died never drains.
-          if (!stdin.write(buf.subarray(0, bytesRead))) await this.until(() => this.stopped(stdin) || !stdin.writableNeedDrain, stdin);
+          if (!ok) await this.until(() => this.stopped(stdin) || !stdin.writableNeedDrain, stdin);
           continue;
         }
         if (this.ended) {
@@ -142,6 +159,8 @@ export class XzTap implements DownloadTap {
     rmSync(this.tmp, { force: true });
   }
 }
+
+const FEED_BUF = 1 << 20;
 
 /** Read into all of `buf` from `pos` (fewer bytes only at end of file); the bytes read. */
 function readAt(fd: number, buf: Buffer, pos: number): Promise<number> {
