@@ -56,11 +56,14 @@ try {
         sync();
       },
     },
-    ...[['pi-image images fetch URL', pi], ...(other ? [['other images fetch URL', [process.execPath, join(other, 'bin', 'pi-image.js')]]] : [])].map(([name, argv]) => ({
-      name: name as string,
-      run: (r: number) => measure((argv as string[])[0]!, [...(argv as string[]).slice(1), 'images', 'fetch', url, '--cache', join(work, `cache-${name === 'pi-image images fetch URL' ? '' : 'o'}${r}`), '--json', ...(wasm ? ['--xz', 'wasm'] : [])]),
+    ...[
+      { name: 'pi-image images fetch URL', argv: pi, cache: 'cache-' },
+      ...(other ? [{ name: 'other images fetch URL', argv: [process.execPath, join(other, 'bin', 'pi-image.js')], cache: 'cache-other-' }] : []),
+    ].map(({ name, argv, cache: prefix }) => ({
+      name,
+      run: (r: number) => measure(argv[0]!, [...argv.slice(1), 'images', 'fetch', url, '--cache', join(work, `${prefix}${r}`), '--json', ...(wasm ? ['--xz', 'wasm'] : [])]),
       after: (r: number) => {
-        const cache = join(work, `cache-${name === 'pi-image images fetch URL' ? '' : 'o'}${r}`);
+        const cache = join(work, `${prefix}${r}`);
         const found = execFileSync('sh', ['-c', `ls "${cache}"/images/*.img`]).toString().trim();
         const cmp = spawnSync('cmp', [image.img, found], { encoding: 'utf8' });
         if (cmp.status !== 0) throw new Error(`${found} differs from ${image.img}: ${cmp.stdout}${cmp.stderr}`);

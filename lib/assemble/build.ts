@@ -195,9 +195,8 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
       bundled: new Map(laneResults.flatMap((r) => [...(r.ssdChecksums.bundled ?? [])])),
       byContent: new Map(laneResults.flatMap((r) => [...(r.ssdChecksums.byContent ?? [])])),
     };
-    const newBundled = [...learnt.bundled.keys()].some((k) => !known?.bundled?.has(k));
-    const newContent = [...learnt.byContent.keys()].some((k) => !known?.byContent?.has(k));
-    if (!known || learnt.wholes.size > known.wholes.size || newBundled || newContent) saveSsdChecksums(checksumsFile, learnt);
+    const adds = (got: Map<string, unknown>, had: Map<string, unknown> | undefined) => [...got.keys()].some((k) => !had?.has(k));
+    if (!known || learnt.wholes.size > known.wholes.size || adds(learnt.bundled, known.bundled) || adds(learnt.byContent, known.byContent)) saveSsdChecksums(checksumsFile, learnt);
     const results = laneResults.flatMap((r) => r.nodes);
     const jobs = lanes.flatMap((l) => l.nodes);
 

@@ -148,12 +148,13 @@ export class ImageDigester {
   finish(): ImageDigest {
     this.close();
     const mapped = this.out.reduce((s, b) => s + b.last - b.first + 1, 0);
-    const key = this.whole && this.opts.wholes ? contentKey(this.size, this.blockSize, this.out) : undefined;
-    let sha256 = key ? this.opts.wholes!.get(key) : undefined;
+    const wholes = this.whole ? this.opts.wholes : undefined;
+    const key = wholes ? contentKey(this.size, this.blockSize, this.out) : '';
+    let sha256 = wholes?.get(key);
     if (sha256 === undefined) {
       this.zeros(this.size, false);
       sha256 = this.whole?.digest('hex') ?? '';
-      if (key) this.opts.wholes!.set(key, sha256);
+      wholes?.set(key, sha256);
     }
     return { size: this.size, blockSize: this.blockSize, sha256, ranges: this.out, mappedBlocks: mapped };
   }
