@@ -36,7 +36,7 @@ export interface BuildOptions {
   mirror?: string;
   compress?: 'xz' | 'gz';
   /**
-   * fsync each image before it is renamed into place, so the outputs survive a power cut, at the disk's speed
+   * fsync each image and the manifest before they are renamed into place, so the outputs survive a power cut, at the disk's speed
    * (default off: like cp or make, the build leaves writeback to the kernel; a damaged image is caught by its bmap
    * checksums when flashed).
    */
@@ -232,7 +232,7 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
       staging.commitDir(name);
       opts.onNode?.(name, nodes[name]);
     }
-    staging.commitFile('manifest.json', renderManifest(manifest));
+    staging.commitFile('manifest.json', renderManifest(manifest), { fsync: opts.fsync });
     staging.discard();
     return { outDir, built: [...wanted], manifestPath: join(outDir, 'manifest.json'), manifest };
   } catch (err) {

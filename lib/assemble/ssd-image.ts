@@ -5,10 +5,10 @@
 // - Block by block from the base image's ext4: only the blocks its bitmaps mark used; the rest stays a hole.
 //   The bitmaps are read as the copy reaches their groups, so the pass can follow a base image still being
 //   decompressed.
-// - Where the file system has reflinks (XFS, btrfs, APFS) and the base is complete: a clone of the base, trimmed
-//   to those same bytes, sharing the base's blocks.
-// - Without reflinks on Linux, from a complete base: a copy of the base made by the kernel (GNU cp:
-//   copy_file_range over the data extents), trimmed the same way.
+// - From a complete base on Linux: those same blocks copied by the kernel (image/kernel-copy.ts, copy_file_range),
+//   which shares them with the base where the file system has reflinks (XFS, btrfs) and copies them inside the
+//   kernel elsewhere (ext4). Nothing outside them is copied, so nothing has to be punched out afterwards (a punch
+//   on ext4 first writes the punched range's dirty pages to the disk and waits for them).
 //
 // Invariants:
 // - Every node's SSD image is the same apart from its MBR: the root's range checksums are hashed by the first
@@ -21,9 +21,8 @@
 // - An image with a bundle is keyed by its signature and the bundle's key (the tar is a function of its plan:
 //   BundlePlan.key), with its bundle's range checksums: a warm build with the same lock hashes nothing more
 //   either, so the bundle costs its bytes written.
-import { existsSync, readFileSync, renameSync, writeFileSync, copyFileSync, truncateSync, rmSync, constants } from 'node:fs';
-import { spawnSync } from 'node:child_process';
-import { dataExtents } from '../image/extents.ts';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyRangesInKernel } from '../image/kernel-copy.ts';
 import { FileIO, type BlockIO } from '../image/io.ts';
 import { writeMbr, partitionIO, partUuid, SECTOR, type MbrPartition } from '../image/mbr.ts';
 import { Ext4Fs } from '../image/ext4/index.ts';
@@ -107,17 +106,17 @@ export function saveSsdChecksums(file: string, c: SsdChecksums): void {
 
 /**
  * Write several SSD images in one pass over the base root: each chunk is read once and written to every image.
- * p1 (type 0x83) starts where the base image's root partition starts (so an image can share the base's blocks:
- * see cloneImages) and is just large enough for the base root ext4 (whole MiB): the image stays small — checksums
+ * p1 (type 0x83) starts where the base image's root partition starts (so an image can share the base's blocks)
+ * and is just large enough for the base root ext4 (whole MiB): the image stays small — checksums
  * and flashing cost what the data costs — and the node grows p1 and its filesystem to the profile's root size on
  * first boot. The first image hashes the shared block ranges (unless `known` has them) and the others take its
- * checksums. `known` is filled with what was learnt. With `basePath` (the complete base image file) on a file
- * system with reflinks, the images are clones of it instead of copies: the same bytes, no data written.
+ * checksums. `known` is filled with what was learnt. With `basePath` (the complete base image file), the kernel
+ * copies the blocks instead (clones them where the file system has reflinks): the same bytes, none through here.
  */
 export function writeSsdImages(opts: {
   targets: SsdTarget[];
   base: BlockIO;
-  /** The base image as a complete file, to clone from when the file system can (omit while it is still written). */
+  /** The base image as a complete file, for the kernel to copy from (omit while it is still written). */
   basePath?: string;
   rootPart: MbrPartition;
   /** Checksums known from an earlier build of the same base image; filled with what this pass learns. */
@@ -126,7 +125,7 @@ export function writeSsdImages(opts: {
   fsync?: boolean;
   onProgress?: OnProgress;
   detail?: string;
-}): SsdImageResult[] & { cloned?: boolean } {
+}): SsdImageResult[] {
   const src = partitionIO(opts.base, opts.rootPart);
   const fs = Ext4Fs.open(src);
   const fsBytes = fs.info.blocksCount * fs.info.blockSize;
@@ -155,17 +154,25 @@ export function writeSsdImages(opts: {
     if (t.bundle) partitions.push({ type: BUNDLE_PARTITION_TYPE, bootable: false, startLba: bundleStart / SECTOR, sectors: bundleSectors(t) });
     return { diskSignature: t.diskSignature, partitions };
   };
-  const cloned = opts.basePath !== undefined && cloneImages(opts.basePath, opts.targets, { size, p1Start, used: fs.usedRanges() });
   const outs: FileIO[] = [];
   try {
-    const mbr = Buffer.alloc(SECTOR);
-    for (const t of opts.targets) {
-      if (cloned && t.bundle) truncateSync(t.path, sizeOf(t)); // room for the bundle after the cloned root (a hole)
-      const out = cloned ? FileIO.open(t.path, { write: true }) : FileIO.create(t.path, sizeOf(t));
-      outs.push(out);
-      if (cloned) out.write(0, Buffer.alloc(BLOCK)); // the base's first block (its MBR, the gap's start) goes
-      writeMbr(out, mbrOf(t));
+    // Each target created empty: it grows as it is written (see FileIO.create).
+    for (const t of opts.targets) outs.push(FileIO.create(t.path, sizeOf(t)));
+    // From a complete base: the root's used blocks copied by the kernel, shared where the file system has reflinks.
+    let inKernel = false;
+    if (opts.basePath !== undefined) {
+      inKernel = copyRangesInKernel(opts.basePath, opts.targets.map((t) => t.path), fs.usedRanges().map((r) => ({ start: p1Start + r.start, length: r.length })));
+      if (!inKernel) {
+        // Whatever part it copied goes: the copy path below writes every image afresh.
+        for (const [i, t] of opts.targets.entries()) {
+          outs[i].close();
+          outs[i] = FileIO.create(t.path, sizeOf(t));
+        }
+      }
     }
+    // The MBR after the kernel's copy: btrfs would keep a first block written into an empty file inline.
+    for (const [i, t] of opts.targets.entries()) writeMbr(outs[i], mbrOf(t));
+    const mbr = Buffer.alloc(SECTOR);
     // The block range holding the MBR (block 0) differs per image; the rest is hashed by the first image only.
     // Bundle blocks are each image's own: hashed here unless this image (signature and bundle) was built before,
     // never kept in the shared `known` (each bundled image has its own map: the shared ranges plus its bundle's).
@@ -190,7 +197,7 @@ export function writeSsdImages(opts: {
       // Copying from a complete base, one image after the other, as cp would: the base is read again from the page
       // cache, and each image's writes stay sequential (several files grown in step cost the kernel more). From a
       // base still being decompressed, every image in the one pass that follows it.
-      const passes = !cloned && feed && opts.basePath !== undefined ? outs.map((_, i) => [i]) : [outs.map((_, i) => i)];
+      const passes = !inKernel && feed && opts.basePath !== undefined ? outs.map((_, i) => [i]) : [outs.map((_, i) => i)];
       for (const [k, pass] of passes.entries()) {
         for (const r of fs.usedRangesLazily()) {
           if (!feed) {
@@ -203,14 +210,14 @@ export function writeSsdImages(opts: {
             const view = buf.subarray(0, n);
             src.readInto(view, off);
             for (const i of pass) {
-              if (!cloned) outs[i].write(p1Start + off, view);
+              if (!inKernel) outs[i].write(p1Start + off, view);
               digesters[i].update(p1Start + off, view);
             }
             off += n;
             const done = k * total + off;
             if (opts.onProgress && done - lastReport >= 64 << 20) {
               lastReport = done;
-              opts.onProgress({ phase: cloned ? 'checksum root' : 'copy root', done, total: total * passes.length, unit: 'bytes', detail: opts.detail });
+              opts.onProgress({ phase: inKernel ? 'checksum root' : 'copy root', done, total: total * passes.length, unit: 'bytes', detail: opts.detail });
             }
           }
         }
@@ -230,7 +237,7 @@ export function writeSsdImages(opts: {
       }
       return digesters.map((d) => d.finish());
     };
-    const allKnown = cloned && known.size > 0 && opts.targets.every((t) => (t.bundle ? knownBundled(t) : checksums.wholes.has(t.diskSignature)));
+    const allKnown = inKernel && known.size > 0 && opts.targets.every((t) => (t.bundle ? knownBundled(t) : checksums.wholes.has(t.diskSignature)));
     let digests: ImageDigest[];
     try {
       digests = digest(!allKnown);
@@ -240,7 +247,7 @@ export function writeSsdImages(opts: {
     }
     for (const first of [...known.keys()]) if (first >= bundleBlock) known.delete(first);
     if (opts.fsync) for (const out of outs) out.sync();
-    const results: SsdImageResult[] & { cloned?: boolean } = opts.targets.map((t, i) => {
+    return opts.targets.map((t, i) => {
       const d = digests[i];
       const rootPartUuid = partUuid(t.diskSignature, 1);
       if (t.bundle) {
@@ -255,8 +262,6 @@ export function writeSsdImages(opts: {
       else checksums.wholes.set(t.diskSignature, d.sha256);
       return { path: t.path, size, diskSignature: t.diskSignature, rootPartUuid, digest: d };
     });
-    results.cloned = cloned;
-    return results;
   } finally {
     for (const out of outs) out.close();
   }
@@ -288,122 +293,4 @@ class BundleRanges extends Map<number, KnownRange> {
     else this.shared.set(first, r);
     return this;
   }
-}
-
-/**
- * Make every target a reflink clone of the base image with the bytes writeSsdImages would write: the base's
- * boot partition and everything else outside the root's used blocks become holes (punched by util-linux
- * `fallocate`, as Node has no binding), the file is cut to `size`; the caller then writes block 0 (the MBR).
- * One template is cloned and trimmed, then cloned per target, so each trim is done once. Where the file system has
- * no reflinks, copies made by the kernel instead (copyInKernel). False (and nothing left behind) where neither
- * works or a step fails: the caller copies through this process.
- */
-function cloneImages(basePath: string, targets: SsdTarget[], g: CopyGeometry): boolean {
-  if (process.env.PI_IMAGE_NO_REFLINK === '1' || targets.length === 0) return false;
-  const template = `${targets[0].path}.clone-${process.pid}`;
-  try {
-    copyFileSync(basePath, template, constants.COPYFILE_FICLONE_FORCE);
-  } catch {
-    rmSync(template, { force: true });
-    return copyInKernel(basePath, targets, g); // no reflinks here
-  }
-  const made: string[] = [template];
-  try {
-    truncateSync(template, g.size);
-    const spans = zeroSpans(template, g);
-    if (!spans || spans.length > 256) return cleanup(made); // scattered leftovers: copying is simpler than punching each
-    if (!punch(template, spans)) return cleanup(made);
-    for (const t of targets) {
-      copyFileSync(template, t.path, constants.COPYFILE_FICLONE_FORCE);
-      made.push(t.path);
-    }
-    rmSync(template, { force: true });
-    return true;
-  } catch {
-    return cleanup(made);
-  }
-}
-
-/** Where the images go in the base's layout (see writeSsdImages), and the root's used blocks (relative to p1). */
-interface CopyGeometry {
-  size: number;
-  p1Start: number;
-  used: { start: number; length: number }[];
-}
-
-/**
- * Where the file system has no reflinks (ext4): each target a copy of the base made by the kernel — GNU `cp`, which
- * copies the data extents with copy_file_range and keeps the holes — cut and punched to the same bytes as a
- * clone. One copy inside the kernel per image, where the copy path reads every block into this process and writes
- * it out again. Linux only; false (nothing left behind) where cp, the extents or a punch fail: the caller copies.
- */
-function copyInKernel(basePath: string, targets: SsdTarget[], g: CopyGeometry): boolean {
-  if (process.platform !== 'linux' || process.env.PI_IMAGE_NO_KERNEL_COPY === '1') return false;
-  const spans = zeroSpans(basePath, g);
-  if (!spans || spans.length > 64) return false; // a fallocate run per punch per image: copying is cheaper past a few
-  const made: string[] = [];
-  try {
-    for (const t of targets) {
-      made.push(t.path);
-      const r = spawnSync('cp', ['--reflink=never', '--sparse=auto', '--', basePath, t.path], { stdio: 'ignore', env: PATH_ENV });
-      if (r.status !== 0) return cleanup(made);
-      truncateSync(t.path, g.size);
-      if (!punch(t.path, spans)) return cleanup(made);
-    }
-    return true;
-  } catch {
-    return cleanup(made);
-  }
-}
-
-/**
- * The spans of a copy or clone of the base (`path`, cut to `g.size`) that must read as zeros: [block 1, p1) and,
- * inside p1, whatever data the file holds outside the used blocks (free blocks with old contents, the tail past
- * the ext4). Holes there already are zeros. Undefined when the file's extents cannot be had.
- */
-function zeroSpans(path: string, g: CopyGeometry): { start: number; length: number }[] | undefined {
-  const spans: { start: number; length: number }[] = [];
-  if (g.p1Start > BLOCK) spans.push({ start: BLOCK, length: g.p1Start - BLOCK });
-  const extents = dataExtents(path, { blockSize: BLOCK, size: g.size });
-  if (!extents) return undefined;
-  const used = g.used.map((r) => ({ start: g.p1Start + r.start, length: r.length }));
-  for (const x of extents) {
-    for (const gap of subtract({ start: Math.max(x.start, g.p1Start), length: x.start + x.length - Math.max(x.start, g.p1Start) }, used)) spans.push(gap);
-  }
-  return spans;
-}
-
-/**
- * Punch each span out of `path` (util-linux fallocate: Node has no binding); false when one fails. One shell runs
- * them all: each spawn from this process (large, threaded) costs ~10-25 ms here, a fork of sh next to nothing.
- */
-function punch(path: string, spans: { start: number; length: number }[]): boolean {
-  if (spans.length === 0) return true;
-  const loop = 'p=$1; shift; while [ $# -gt 0 ]; do fallocate --punch-hole --offset "$1" --length "$2" -- "$p" || exit 1; shift 2; done';
-  const r = spawnSync('sh', ['-c', loop, 'sh', path, ...spans.flatMap((z) => [String(z.start), String(z.length)])], { stdio: 'ignore', env: PATH_ENV });
-  return r.status === 0;
-}
-
-const PATH_ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
-
-function cleanup(paths: string[]): false {
-  for (const p of paths) rmSync(p, { force: true });
-  return false;
-}
-
-/** The parts of `span` outside the sorted, disjoint `ranges`. */
-function subtract(span: { start: number; length: number }, ranges: { start: number; length: number }[]): { start: number; length: number }[] {
-  const out: { start: number; length: number }[] = [];
-  let pos = span.start;
-  const end = span.start + span.length;
-  if (span.length <= 0) return out;
-  for (const r of ranges) {
-    if (r.start + r.length <= pos) continue;
-    if (r.start >= end) break;
-    if (r.start > pos) out.push({ start: pos, length: r.start - pos });
-    pos = Math.max(pos, r.start + r.length);
-    if (pos >= end) break;
-  }
-  if (pos < end) out.push({ start: pos, length: end - pos });
-  return out;
 }

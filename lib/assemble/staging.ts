@@ -42,13 +42,19 @@ export class Staging {
     rmSync(old, { recursive: true, force: true });
   }
 
-  /** Write a small file (the manifest) durably and rename it into out/. */
-  commitFile(name: string, content: string): void {
+  /**
+   * Write a small file (the manifest) and rename it into out/; with `fsync`, flushed first. Not by default, like
+   * the images beside it: an fsync on XFS forces the log out with every clone of the build in it (0.3 s of a 2 s
+   * warm build there, by hand), on ext4 it commits the journal.
+   */
+  commitFile(name: string, content: string, opts: { fsync?: boolean } = {}): void {
     const tmp = this.path(name);
     writeFileSync(tmp, content);
-    const fd = openSync(tmp, 'r');
-    fsyncSync(fd);
-    closeSync(fd);
+    if (opts.fsync) {
+      const fd = openSync(tmp, 'r');
+      fsyncSync(fd);
+      closeSync(fd);
+    }
     renameSync(tmp, join(this.outDir, name));
   }
 
