@@ -147,7 +147,7 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
       sds = job.nodes.map((n) => {
         mkdirSync(n.dir, { recursive: true });
         const sdPath = join(n.dir, 'sd.img');
-        const sd = writeSdImage({ path: sdPath, base, bootPart: job.bootPart, diskSignature: n.sdSignature, boot: job.boot, cmdline: n.cmdline, seed: n.seed, clock, kernel, fsync: job.fsync, secret: n.secret });
+        const sd = writeSdImage({ path: sdPath, base, basePath: job.base.growing ? undefined : job.base.path, bootPart: job.bootPart, diskSignature: n.sdSignature, boot: job.boot, cmdline: n.cmdline, seed: n.seed, clock, kernel, fsync: job.fsync, secret: n.secret });
         const digest = digestImage(sdPath, sd.mapped, { wholes: checksums.byContent, onProgress: (e) => onProgress({ ...e, phase: `${n.node}: checksum sd` }) });
         return { sd, digest };
       });

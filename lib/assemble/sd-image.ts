@@ -1,10 +1,11 @@
 // The SD-card boot image of one node: an MBR with one FAT32 `system-boot` partition, a copy of the base image's
-// boot files (only allocated clusters), the kernel decompressed for direct boot, config.txt and the cmdline file
+// boot files (only allocated clusters; copied by the kernel from a complete base, image/kernel-copy.ts), the kernel decompressed for direct boot, config.txt and the cmdline file
 // that config.txt really uses edited for root on the SSD, and the node's cloud-init seed.
 import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { FileIO, type BlockIO } from '../image/io.ts';
 import { writeMbr, partitionIO, SECTOR, type MbrPartition } from '../image/mbr.ts';
 import { copyRanges } from '../image/sparse.ts';
+import { copyRangesInKernel } from '../image/kernel-copy.ts';
 import { FatFs } from '../image/fat/index.ts';
 import {
   resolveBootConfig,
@@ -100,6 +101,8 @@ function* fileChunks(path: string): Generator<Buffer> {
 export function writeSdImage(opts: {
   path: string;
   base: BlockIO;
+  /** The base image as a complete file, for the kernel to copy the boot files from (omit while it is written). */
+  basePath?: string;
   bootPart: MbrPartition;
   diskSignature: number;
   boot: BootStyle;
@@ -129,7 +132,13 @@ export function writeSdImage(opts: {
     });
     const part: MbrPartition = { ...opts.bootPart, index: 1, startLba: FIRST_LBA, start: FIRST_LBA * SECTOR };
     const dst = partitionIO(out, part);
-    copyRanges(src, dst, srcFat.usedRanges(), { chunk: 1 << 20 });
+    // The base's boot files: copied by the kernel from a complete base (shared where the file system has
+    // reflinks), else through here.
+    const used = srcFat.usedRanges();
+    const inKernel =
+      opts.basePath !== undefined &&
+      copyRangesInKernel(opts.basePath, [opts.path], used.map((r) => ({ start: opts.bootPart.start + r.start, length: r.length })), { delta: part.start - opts.bootPart.start });
+    if (!inKernel) copyRanges(src, dst, used, { chunk: 1 << 20 });
     const fat = FatFs.open(dst, { clock: opts.clock });
     const read = (name: string): string | undefined => (fat.exists(name) ? fat.readFile(name).toString('latin1') : undefined);
 
