@@ -1,6 +1,7 @@
 // The SD-card boot image of one node: an MBR with one FAT32 `system-boot` partition, a copy of the base image's
-// boot files (only allocated clusters; copied by the kernel from a complete base, image/kernel-copy.ts), the kernel decompressed for direct boot, config.txt and the cmdline file
-// that config.txt really uses edited for root on the SSD, and the node's cloud-init seed.
+// boot files (only allocated clusters; copied by the kernel from a complete base, image/kernel-copy.ts), the
+// kernel decompressed for direct boot, config.txt and the cmdline file that config.txt really uses edited for root
+// on the SSD, and the node's cloud-init seed.
 import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { FileIO, type BlockIO } from '../image/io.ts';
 import { writeMbr, partitionIO, SECTOR, type MbrPartition } from '../image/mbr.ts';
