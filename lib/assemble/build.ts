@@ -3,7 +3,7 @@
 // everything under out/.staging-* until it is complete.
 import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { locateBootRoot } from '../pi/partitions.ts';
 import { resolveImage, cacheDir } from '../source/index.ts';
 import { DEFAULT_BOOT } from '../source/catalog.ts';
@@ -14,6 +14,7 @@ import { InputError } from '../errors.ts';
 import { PACKAGE_VERSION } from '../paths.ts';
 import type { OnProgress } from '../progress.ts';
 import { Staging } from './staging.ts';
+import { newTurn } from './turns.ts';
 import { runLanes } from './pool.ts';
 import { loadSsdChecksums, saveSsdChecksums } from './ssd-image.ts';
 import type { LaneJob, LaneResult, NodeSpec } from './node-job.ts';
@@ -163,7 +164,7 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
         cmdline: plan.cmdline,
         seed: plan.seed,
         secret: plan.secretFiles.length > 0,
-        dir: staging.path(name),
+        dir: staging.dir(name),
         bundle: bundles?.[plan.role as 'master' | 'worker'],
       };
     });
@@ -172,8 +173,13 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
       const what = `sd.img${opts.compress ? ` and sd.img.${opts.compress}` : ''}`;
       notice('info', `${what} of ${secretNodes.join(', ')} hold cluster secrets in the seed (first boot scrubs them from the SD): written 0600, keep them private`);
     }
+    // The kernel's SSD copies from a complete base go one lane at a time (turns.ts); the first lane starts with them,
+    // the others with their SD images, so that work runs beside the first lane's copies.
+    const copyTurn = laneCount > 1 ? newTurn() : undefined;
     const lanes: LaneJob[] = Array.from({ length: laneCount }, (_, l) => ({
       nodes: specs.filter((_, i) => Math.floor((i * laneCount) / specs.length) === l),
+      copyTurn,
+      ssdFirst: l === 0,
       base: image.ref,
       bootPart,
       rootPart,
@@ -201,7 +207,7 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
     const jobs = lanes.flatMap((l) => l.nodes);
 
     const rel = (f: { file: string }) => {
-      f.file = relative(staging.dir, f.file);
+      f.file = staging.finalRel(f.file);
     };
     const nodes: Record<string, ManifestNode> = {};
     results.forEach((r, i) => {
@@ -233,7 +239,6 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
       opts.onNode?.(name, nodes[name]);
     }
     staging.commitFile('manifest.json', renderManifest(manifest), { fsync: opts.fsync });
-    staging.discard();
     return { outDir, built: [...wanted], manifestPath: join(outDir, 'manifest.json'), manifest };
   } catch (err) {
     staging.discard();

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { createGzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { FileIO, type BlockIO } from '../image/io.ts';
 import { openImage, type ImageRef } from '../source/image-handle.ts';
 import { diskIdText, partUuid, type MbrPartition } from '../image/mbr.ts';
@@ -33,7 +33,7 @@ export interface NodeSpec {
   seed: Record<string, string>;
   /** The seed holds secrets: sd.img and its compressed copy are written 0600. */
   secret: boolean;
-  /** Staging directory of this node (…/.staging-x/<node>). */
+  /** Staging directory of this node (out/.staging-<id>-<node>: staging.ts). */
   dir: string;
   /** The role's share of the lock, carried as SSD partition 2 (lib/lock/bundle.ts). */
   bundle?: BundlePlan;
@@ -54,6 +54,10 @@ export interface LaneJob {
   fsync: boolean;
   /** Checksums of the SSD images known from earlier builds of this base image (loadSsdChecksums). */
   ssdChecksums?: SsdChecksums;
+  /** Shared by the lanes: their kernel copies of the SSD images go one at a time (turns.ts). */
+  copyTurn?: SharedArrayBuffer;
+  /** From a complete base, write the SSD images before the SD images (the lane that copies first). */
+  ssdFirst?: boolean;
 }
 
 export interface LaneResult {
@@ -132,37 +136,51 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
   try {
     const clock = () => new Date(job.epoch * 1000);
     const label = job.nodes.map((n) => n.node).join(', ');
-    // SD images first: the boot partition comes first in the base image, so they can start while it is decompressed.
     // The kernel is decompressed once for the lane, into the staging directory, streaming.
-    const kernelTmp = join(dirname(job.nodes[0].dir), `.kernel-${process.pid}-${threadId}`);
+    const kernelTmp = join(job.nodes[0].dir, `.kernel-${threadId}`);
     const checksums: SsdChecksums = {
       ranges: new Map(job.ssdChecksums?.ranges ?? []),
       wholes: new Map(job.ssdChecksums?.wholes ?? []),
       bundled: new Map(job.ssdChecksums?.bundled ?? []),
       byContent: new Map(job.ssdChecksums?.byContent ?? []),
     };
-    let sds;
-    try {
-      const kernel: PreparedKernel = await prepareKernel(base, job.bootPart, job.boot, kernelTmp);
-      sds = job.nodes.map((n) => {
-        mkdirSync(n.dir, { recursive: true });
-        const sdPath = join(n.dir, 'sd.img');
-        const sd = writeSdImage({ path: sdPath, base, basePath: job.base.growing ? undefined : job.base.path, bootPart: job.bootPart, diskSignature: n.sdSignature, boot: job.boot, cmdline: n.cmdline, seed: n.seed, clock, kernel, fsync: job.fsync, secret: n.secret });
-        const digest = digestImage(sdPath, sd.mapped, { wholes: checksums.byContent, onProgress: (e) => onProgress({ ...e, phase: `${n.node}: checksum sd` }) });
-        return { sd, digest };
+    const writeSds = async () => {
+      try {
+        const kernel: PreparedKernel = await prepareKernel(base, job.bootPart, job.boot, kernelTmp);
+        return job.nodes.map((n) => {
+          mkdirSync(n.dir, { recursive: true });
+          const sdPath = join(n.dir, 'sd.img');
+          const sd = writeSdImage({ path: sdPath, base, basePath: job.base.growing ? undefined : job.base.path, bootPart: job.bootPart, diskSignature: n.sdSignature, boot: job.boot, cmdline: n.cmdline, seed: n.seed, clock, kernel, fsync: job.fsync, secret: n.secret });
+          const digest = digestImage(sdPath, sd.mapped, { wholes: checksums.byContent, onProgress: (e) => onProgress({ ...e, phase: `${n.node}: checksum sd` }) });
+          return { sd, digest };
+        });
+      } finally {
+        rmSync(kernelTmp, { force: true });
+      }
+    };
+    const writeSsds = () => {
+      for (const n of job.nodes) mkdirSync(n.dir, { recursive: true });
+      return writeSsdImages({
+        targets: job.nodes.map((n) => ({ path: join(n.dir, 'ssd.img'), diskSignature: n.ssdSignature, bundle: n.bundle })),
+        base,
+        basePath: job.base.growing ? undefined : job.base.path,
+        rootPart: job.rootPart,
+        checksums,
+        fsync: job.fsync,
+        copyTurn: job.copyTurn,
+        onProgress: (e) => onProgress({ ...e, phase: `${label}: ssd` }),
       });
-    } finally {
-      rmSync(kernelTmp, { force: true });
+    };
+    // SD images first while the base is decompressed (its boot partition comes first); from a complete base the
+    // lane that copies first starts with its SSD images.
+    let sds, ssds;
+    if (job.ssdFirst && !job.base.growing) {
+      ssds = writeSsds();
+      sds = await writeSds();
+    } else {
+      sds = await writeSds();
+      ssds = writeSsds();
     }
-    const ssds = writeSsdImages({
-      targets: job.nodes.map((n) => ({ path: join(n.dir, 'ssd.img'), diskSignature: n.ssdSignature, bundle: n.bundle })),
-      base,
-      basePath: job.base.growing ? undefined : job.base.path,
-      rootPart: job.rootPart,
-      checksums,
-      fsync: job.fsync,
-      onProgress: (e) => onProgress({ ...e, phase: `${label}: ssd` }),
-    });
     const nodes: ManifestNode[] = [];
     for (const [i, n] of job.nodes.entries()) {
       const { sd, digest: sdDigest } = sds[i];

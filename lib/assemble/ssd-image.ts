@@ -23,6 +23,7 @@
 //   either, so the bundle costs its bytes written.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { copyRangesInKernel } from '../image/kernel-copy.ts';
+import { inTurn } from './turns.ts';
 import { FileIO, type BlockIO } from '../image/io.ts';
 import { writeMbr, partitionIO, partUuid, SECTOR, type MbrPartition } from '../image/mbr.ts';
 import { Ext4Fs } from '../image/ext4/index.ts';
@@ -123,6 +124,8 @@ export function writeSsdImages(opts: {
   checksums?: SsdChecksums;
   /** fsync the images once written. */
   fsync?: boolean;
+  /** Shared with the other lanes: the kernel's copy runs in its turn (turns.ts). */
+  copyTurn?: SharedArrayBuffer;
   onProgress?: OnProgress;
   detail?: string;
 }): SsdImageResult[] {
@@ -161,7 +164,8 @@ export function writeSsdImages(opts: {
     // From a complete base: the root's used blocks copied by the kernel, shared where the file system has reflinks.
     let inKernel = false;
     if (opts.basePath !== undefined) {
-      inKernel = copyRangesInKernel(opts.basePath, opts.targets.map((t) => t.path), fs.usedRanges().map((r) => ({ start: p1Start + r.start, length: r.length })));
+      const used = fs.usedRanges().map((r) => ({ start: p1Start + r.start, length: r.length }));
+      inKernel = inTurn(opts.copyTurn, () => copyRangesInKernel(opts.basePath!, opts.targets.map((t) => t.path), used));
       if (!inKernel) {
         // Whatever part it copied goes: the copy path below writes every image afresh.
         for (const [i, t] of opts.targets.entries()) {

@@ -238,8 +238,8 @@ test('a build killed mid-way leaves nothing under the final names, and the next 
   // Wait until it is writing images in its staging directory, then kill it hard.
   let caught = false;
   for (let i = 0; i < 600 && !caught; i++) {
-    const staging = readdirSync(out).find((d) => d.startsWith('.staging-'));
-    caught = staging !== undefined && existsSync(join(out, staging, 'node1', 'ssd.img'));
+    const staging = readdirSync(out).find((d) => d.startsWith('.staging-') && d.endsWith('-node1'));
+    caught = staging !== undefined && existsSync(join(out, staging, 'ssd.img'));
     if (!caught) await new Promise((r) => setTimeout(r, 10));
   }
   child.kill('SIGKILL');
