@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { locateBootRoot } from '../pi/partitions.ts';
-import { resolveImage, cacheDir } from '../source/index.ts';
+import { resolveImage, cacheDir, openImage } from '../source/index.ts';
 import { DEFAULT_BOOT } from '../source/catalog.ts';
 import { loadProfile, loadOrCreateSecrets, nodePlan, selectNodes } from '../cluster/index.ts';
 import { renewToken } from '../cluster/secrets.ts';
@@ -14,9 +14,9 @@ import { InputError } from '../errors.ts';
 import { PACKAGE_VERSION } from '../paths.ts';
 import type { OnProgress } from '../progress.ts';
 import { Staging } from './staging.ts';
-import { newTurn } from './turns.ts';
+import { newSignal, settleSignal } from './signal.ts';
 import { runLanes } from './pool.ts';
-import { loadSsdChecksums, saveSsdChecksums } from './ssd-image.ts';
+import { loadSsdChecksums, saveSsdChecksums, startRootCopy } from './ssd-image.ts';
 import type { LaneJob, LaneResult, NodeSpec } from './node-job.ts';
 import type { BootStyle } from './sd-image.ts';
 import { readManifest, renderManifest, type Manifest, type ManifestNode, type ManifestImage } from './manifest.ts';
@@ -152,6 +152,24 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
     // build's whole process stays within 150 MB with two (measured: bench/build.ts); --jobs raises it.
     const cores = Math.max(1, opts.jobs ?? Math.min(MAX_LANES, availableParallelism()));
     const laneCount = Math.max(1, Math.min(cores, wanted.length));
+    const dirs = new Map(wanted.map((name) => [name, staging.dir(name)]));
+    // From a complete base, the kernel copies the root's blocks into every SSD image right away, in one helper
+    // process beside the rest (signal.ts): the lanes wait for it only when they reach their SSD images.
+    const precopied = image.ref.growing || process.env.PI_IMAGE_NO_KERNEL_COPY === '1' ? undefined : newSignal();
+    let rootCopy: { done: Promise<boolean>; stop: () => void } | undefined;
+    if (precopied) {
+      try {
+        const base = openImage(image.ref);
+        try {
+          rootCopy = startRootCopy(base, basePath, rootPart, wanted.map((name) => join(dirs.get(name)!, 'ssd.img')));
+        } finally {
+          base.close();
+        }
+        void rootCopy.done.then((ok) => settleSignal(precopied, ok));
+      } catch {
+        settleSignal(precopied, false); // never leave a lane waiting: it copies itself, and meets the error again
+      }
+    }
     const specs: NodeSpec[] = wanted.map((name) => {
       const role = profile.nodes.find((n) => n.name === name)?.role as 'master' | 'worker' | undefined;
       const plan = nodePlan(profile, name, secrets, { bundledPackages: !!role && !!bundles?.[role].items.some((i) => i.kind === 'deb') });
@@ -164,7 +182,7 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
         cmdline: plan.cmdline,
         seed: plan.seed,
         secret: plan.secretFiles.length > 0,
-        dir: staging.dir(name),
+        dir: dirs.get(name)!,
         bundle: bundles?.[plan.role as 'master' | 'worker'],
       };
     });
@@ -173,13 +191,9 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
       const what = `sd.img${opts.compress ? ` and sd.img.${opts.compress}` : ''}`;
       notice('info', `${what} of ${secretNodes.join(', ')} hold cluster secrets in the seed (first boot scrubs them from the SD): written 0600, keep them private`);
     }
-    // The kernel's SSD copies from a complete base go one lane at a time (turns.ts); the first lane starts with them,
-    // the others with their SD images, so that work runs beside the first lane's copies.
-    const copyTurn = laneCount > 1 ? newTurn() : undefined;
     const lanes: LaneJob[] = Array.from({ length: laneCount }, (_, l) => ({
       nodes: specs.filter((_, i) => Math.floor((i * laneCount) / specs.length) === l),
-      copyTurn,
-      ssdFirst: l === 0,
+      precopied,
       base: image.ref,
       bootPart,
       rootPart,
@@ -191,6 +205,10 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
     }));
     // Both settle before the build goes on or fails; a failed decompression is the cause worth naming.
     const [ran, cached] = await Promise.allSettled([runLanes(lanes, onProgress), image.done]);
+    if (ran.status === 'rejected' || cached.status === 'rejected') {
+      rootCopy?.stop(); // a lane that failed may never have waited for it
+      await rootCopy?.done;
+    }
     if (cached.status === 'rejected') throw cached.reason;
     if (ran.status === 'rejected') throw ran.reason;
     const laneResults: LaneResult[] = ran.value;

@@ -54,10 +54,8 @@ export interface LaneJob {
   fsync: boolean;
   /** Checksums of the SSD images known from earlier builds of this base image (loadSsdChecksums). */
   ssdChecksums?: SsdChecksums;
-  /** Shared by the lanes: their kernel copies of the SSD images go one at a time (turns.ts). */
-  copyTurn?: SharedArrayBuffer;
-  /** From a complete base, write the SSD images before the SD images (the lane that copies first). */
-  ssdFirst?: boolean;
+  /** Settled by the main thread once the kernel has copied the root into the lane's SSD images, or could not. */
+  precopied?: SharedArrayBuffer;
 }
 
 export interface LaneResult {
@@ -136,7 +134,7 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
   try {
     const clock = () => new Date(job.epoch * 1000);
     const label = job.nodes.map((n) => n.node).join(', ');
-    // The kernel is decompressed once for the lane, into the staging directory, streaming.
+    // The kernel is decompressed once for the lane, into its first node's staging directory, streaming.
     const kernelTmp = join(job.nodes[0].dir, `.kernel-${threadId}`);
     const checksums: SsdChecksums = {
       ranges: new Map(job.ssdChecksums?.ranges ?? []),
@@ -158,29 +156,21 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
         rmSync(kernelTmp, { force: true });
       }
     };
-    const writeSsds = () => {
-      for (const n of job.nodes) mkdirSync(n.dir, { recursive: true });
-      return writeSsdImages({
+    const writeSsds = () =>
+      writeSsdImages({
         targets: job.nodes.map((n) => ({ path: join(n.dir, 'ssd.img'), diskSignature: n.ssdSignature, bundle: n.bundle })),
         base,
         basePath: job.base.growing ? undefined : job.base.path,
         rootPart: job.rootPart,
         checksums,
         fsync: job.fsync,
-        copyTurn: job.copyTurn,
+        precopied: job.precopied,
         onProgress: (e) => onProgress({ ...e, phase: `${label}: ssd` }),
       });
-    };
-    // SD images first while the base is decompressed (its boot partition comes first); from a complete base the
-    // lane that copies first starts with its SSD images.
-    let sds, ssds;
-    if (job.ssdFirst && !job.base.growing) {
-      ssds = writeSsds();
-      sds = await writeSds();
-    } else {
-      sds = await writeSds();
-      ssds = writeSsds();
-    }
+    // SD images first: the boot partition comes first in the base image, so they can start while it is decompressed
+    // (or while the kernel copies the SSD images' root from a complete base).
+    const sds = await writeSds();
+    const ssds = writeSsds();
     const nodes: ManifestNode[] = [];
     for (const [i, n] of job.nodes.entries()) {
       const { sd, digest: sdDigest } = sds[i];

@@ -22,8 +22,8 @@
 //   BundlePlan.key), with its bundle's range checksums: a warm build with the same lock hashes nothing more
 //   either, so the bundle costs its bytes written.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { copyRangesInKernel } from '../image/kernel-copy.ts';
-import { inTurn } from './turns.ts';
+import { copyRangesInKernel, startCopyInKernel } from '../image/kernel-copy.ts';
+import { waitForSignal } from './signal.ts';
 import { FileIO, type BlockIO } from '../image/io.ts';
 import { writeMbr, partitionIO, partUuid, SECTOR, type MbrPartition } from '../image/mbr.ts';
 import { Ext4Fs } from '../image/ext4/index.ts';
@@ -105,6 +105,22 @@ export function saveSsdChecksums(file: string, c: SsdChecksums): void {
   renameSync(tmp, file);
 }
 
+/** The byte ranges of a base image the SSD images take from it: its root's used blocks, at their offsets there. */
+function rootCopyRanges(fs: Ext4Fs, rootPart: MbrPartition): { start: number; length: number }[] {
+  return fs.usedRanges().map((r) => ({ start: rootPart.start + r.start, length: r.length }));
+}
+
+/**
+ * Have the kernel copy the root's used blocks of a complete base image into each of `paths` (made empty here), in
+ * one helper process, without blocking this thread: what writeSsdImages({ precopied }) then builds on. Resolves
+ * to whether it did; `stop` kills it (a build that fails meanwhile).
+ */
+export function startRootCopy(base: BlockIO, basePath: string, rootPart: MbrPartition, paths: string[]): { done: Promise<boolean>; stop: () => void } {
+  const ranges = rootCopyRanges(Ext4Fs.open(partitionIO(base, rootPart)), rootPart);
+  for (const p of paths) writeFileSync(p, '');
+  return startCopyInKernel(basePath, paths, ranges);
+}
+
 /**
  * Write several SSD images in one pass over the base root: each chunk is read once and written to every image.
  * p1 (type 0x83) starts where the base image's root partition starts (so an image can share the base's blocks)
@@ -124,8 +140,11 @@ export function writeSsdImages(opts: {
   checksums?: SsdChecksums;
   /** fsync the images once written. */
   fsync?: boolean;
-  /** Shared with the other lanes: the kernel's copy runs in its turn (turns.ts). */
-  copyTurn?: SharedArrayBuffer;
+  /**
+   * Settled when the build's main thread has had the kernel copy the root's used blocks into every target
+   * (startRootCopy; true) or could not (false: the targets are then written here).
+   */
+  precopied?: SharedArrayBuffer;
   onProgress?: OnProgress;
   detail?: string;
 }): SsdImageResult[] {
@@ -159,21 +178,17 @@ export function writeSsdImages(opts: {
   };
   const outs: FileIO[] = [];
   try {
-    // Each target created empty: it grows as it is written (see FileIO.create).
-    for (const t of opts.targets) outs.push(FileIO.create(t.path, sizeOf(t)));
-    // From a complete base: the root's used blocks copied by the kernel, shared where the file system has reflinks.
+    // From a complete base: the root's used blocks copied by the kernel (shared where the file system has
+    // reflinks), by the build's main thread (`precopied`: waited for here) or now.
     let inKernel = false;
-    if (opts.basePath !== undefined) {
-      const used = fs.usedRanges().map((r) => ({ start: p1Start + r.start, length: r.length }));
-      inKernel = inTurn(opts.copyTurn, () => copyRangesInKernel(opts.basePath!, opts.targets.map((t) => t.path), used));
-      if (!inKernel) {
-        // Whatever part it copied goes: the copy path below writes every image afresh.
-        for (const [i, t] of opts.targets.entries()) {
-          outs[i].close();
-          outs[i] = FileIO.create(t.path, sizeOf(t));
-        }
-      }
+    if (opts.precopied) inKernel = waitForSignal(opts.precopied);
+    else if (opts.basePath !== undefined) {
+      for (const t of opts.targets) writeFileSync(t.path, '');
+      inKernel = copyRangesInKernel(opts.basePath, opts.targets.map((t) => t.path), rootCopyRanges(fs, opts.rootPart));
     }
+    // Otherwise (or where that failed) each target is created empty and written here: it grows as it is written
+    // (see FileIO.create).
+    for (const t of opts.targets) outs.push(inKernel ? FileIO.resume(t.path, sizeOf(t)) : FileIO.create(t.path, sizeOf(t)));
     // The MBR after the kernel's copy: btrfs would keep a first block written into an empty file inline.
     for (const [i, t] of opts.targets.entries()) writeMbr(outs[i], mbrOf(t));
     const mbr = Buffer.alloc(SECTOR);

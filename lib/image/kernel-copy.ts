@@ -12,7 +12,7 @@
 // - False when the kernel or the helper cannot (not Linux, no perl, an old kernel, another file system in between)
 //   or an I/O error stopped it: the caller copies the ranges itself, after recreating the destinations.
 //   PI_IMAGE_NO_KERNEL_COPY=1 forces that.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ByteRange } from './sparse.ts';
 
 /** copy_file_range's number, per Linux architecture (the generic table serves arm64, riscv64, loong64). */
@@ -64,22 +64,26 @@ const BLOCK = 4096;
 
 let unavailable = false;
 
+/** The helper's argv and stdin, or undefined where it cannot run here. */
+function helper(src: string, dsts: string[], ranges: readonly ByteRange[], delta: number): { args: string[]; input: string } | undefined {
+  const nr = SYSCALL[process.arch];
+  if (process.platform !== 'linux' || nr === undefined || unavailable || process.env.PI_IMAGE_NO_KERNEL_COPY === '1') return undefined;
+  return {
+    args: ['-e', SCRIPT, String(nr), '3', '4', String(BLOCK), String(delta), src, ...dsts],
+    input: ranges.map((r) => `${r.start} ${r.length}`).join('\n'),
+  };
+}
+
 /**
- * Copy `ranges` of `src` (sorted, disjoint) into every one of `dsts` at the same offsets plus `delta`, in the kernel.
- * True when every destination holds them; false when they could not be copied so (copy them yourself: that also
- * reports a real I/O error, by the file's name).
+ * Copy `ranges` of `src` (sorted, disjoint) into every one of `dsts` (existing files) at the same offsets plus
+ * `delta`, in the kernel. True when every destination holds them; false when they could not be copied so (copy them
+ * yourself: that also reports a real I/O error, by the file's name).
  */
 export function copyRangesInKernel(src: string, dsts: string[], ranges: readonly ByteRange[], opts: { delta?: number } = {}): boolean {
-  const nr = SYSCALL[process.arch];
-  if (process.platform !== 'linux' || nr === undefined || unavailable || process.env.PI_IMAGE_NO_KERNEL_COPY === '1') return false;
+  const h = helper(src, dsts, ranges, opts.delta ?? 0);
+  if (!h) return false;
   if (dsts.length === 0 || ranges.length === 0) return true;
-  const input = ranges.map((r) => `${r.start} ${r.length}`).join('\n');
-  const r = spawnSync('perl', ['-e', SCRIPT, String(nr), '3', '4', String(BLOCK), String(opts.delta ?? 0), src, ...dsts], {
-    input,
-    encoding: 'latin1',
-    stdio: ['pipe', 'ignore', 'pipe'],
-    maxBuffer: 1 << 20,
-  });
+  const r = spawnSync('perl', h.args, { input: h.input, encoding: 'latin1', stdio: ['pipe', 'ignore', 'pipe'], maxBuffer: 1 << 20 });
   if (r.error) {
     if ((r.error as NodeJS.ErrnoException).code === 'ENOENT') unavailable = true;
     return false;
@@ -87,4 +91,22 @@ export function copyRangesInKernel(src: string, dsts: string[], ranges: readonly
   // 3: not for these files (another file system, an old kernel); anything else (ENOSPC, EIO) the caller's own copy
   // meets again and reports, naming the file.
   return r.status === 0;
+}
+
+/** copyRangesInKernel without blocking this thread: the same answer, later; `stop` kills the helper (then false). */
+export function startCopyInKernel(src: string, dsts: string[], ranges: readonly ByteRange[]): { done: Promise<boolean>; stop: () => void } {
+  const h = helper(src, dsts, ranges, 0);
+  if (!h) return { done: Promise.resolve(false), stop: () => {} };
+  if (dsts.length === 0 || ranges.length === 0) return { done: Promise.resolve(true), stop: () => {} };
+  const child = spawn('perl', h.args, { stdio: ['pipe', 'ignore', 'ignore'] });
+  const done = new Promise<boolean>((resolve) => {
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') unavailable = true;
+      resolve(false);
+    });
+    child.on('close', (code) => resolve(code === 0));
+  });
+  child.stdin.on('error', () => {}); // a helper that exits early closes its end: its exit status says the rest
+  child.stdin.end(h.input);
+  return { done, stop: () => child.kill('SIGKILL') };
 }
