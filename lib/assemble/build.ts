@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { locateBootRoot } from '../pi/partitions.ts';
-import { resolveImage, cacheDir, openImage } from '../source/index.ts';
+import { resolveImage, cacheDir } from '../source/index.ts';
 import { DEFAULT_BOOT } from '../source/catalog.ts';
 import { loadProfile, loadOrCreateSecrets, nodePlan, selectNodes } from '../cluster/index.ts';
 import { renewToken } from '../cluster/secrets.ts';
@@ -155,16 +155,11 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
     const dirs = new Map(wanted.map((name) => [name, staging.dir(name)]));
     // From a complete base, the kernel copies the root's blocks into every SSD image right away, in one helper
     // process beside the rest (signal.ts): the lanes wait for it only when they reach their SSD images.
-    const precopied = image.ref.growing || process.env.PI_IMAGE_NO_KERNEL_COPY === '1' ? undefined : newSignal();
+    const precopied = image.ref.growing ? undefined : newSignal();
     let rootCopy: { done: Promise<boolean>; stop: () => void } | undefined;
     if (precopied) {
       try {
-        const base = openImage(image.ref);
-        try {
-          rootCopy = startRootCopy(base, basePath, rootPart, wanted.map((name) => join(dirs.get(name)!, 'ssd.img')));
-        } finally {
-          base.close();
-        }
+        rootCopy = startRootCopy(basePath, rootPart, wanted.map((name) => join(dirs.get(name)!, 'ssd.img')));
         void rootCopy.done.then((ok) => settleSignal(precopied, ok));
       } catch {
         settleSignal(precopied, false); // never leave a lane waiting: it copies itself, and meets the error again

@@ -134,6 +134,7 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
   try {
     const clock = () => new Date(job.epoch * 1000);
     const label = job.nodes.map((n) => n.node).join(', ');
+    for (const n of job.nodes) mkdirSync(n.dir, { recursive: true });
     // The kernel is decompressed once for the lane, into its first node's staging directory, streaming.
     const kernelTmp = join(job.nodes[0].dir, `.kernel-${threadId}`);
     const checksums: SsdChecksums = {
@@ -142,35 +143,32 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
       bundled: new Map(job.ssdChecksums?.bundled ?? []),
       byContent: new Map(job.ssdChecksums?.byContent ?? []),
     };
-    const writeSds = async () => {
-      try {
-        const kernel: PreparedKernel = await prepareKernel(base, job.bootPart, job.boot, kernelTmp);
-        return job.nodes.map((n) => {
-          mkdirSync(n.dir, { recursive: true });
-          const sdPath = join(n.dir, 'sd.img');
-          const sd = writeSdImage({ path: sdPath, base, basePath: job.base.growing ? undefined : job.base.path, bootPart: job.bootPart, diskSignature: n.sdSignature, boot: job.boot, cmdline: n.cmdline, seed: n.seed, clock, kernel, fsync: job.fsync, secret: n.secret });
-          const digest = digestImage(sdPath, sd.mapped, { wholes: checksums.byContent, onProgress: (e) => onProgress({ ...e, phase: `${n.node}: checksum sd` }) });
-          return { sd, digest };
-        });
-      } finally {
-        rmSync(kernelTmp, { force: true });
-      }
-    };
-    const writeSsds = () =>
-      writeSsdImages({
-        targets: job.nodes.map((n) => ({ path: join(n.dir, 'ssd.img'), diskSignature: n.ssdSignature, bundle: n.bundle })),
-        base,
-        basePath: job.base.growing ? undefined : job.base.path,
-        rootPart: job.rootPart,
-        checksums,
-        fsync: job.fsync,
-        precopied: job.precopied,
-        onProgress: (e) => onProgress({ ...e, phase: `${label}: ssd` }),
-      });
+    // A complete base (not one still being decompressed): the kernel copies from it.
+    const basePath = job.base.growing ? undefined : job.base.path;
     // SD images first: the boot partition comes first in the base image, so they can start while it is decompressed
     // (or while the kernel copies the SSD images' root from a complete base).
-    const sds = await writeSds();
-    const ssds = writeSsds();
+    let sds;
+    try {
+      const kernel: PreparedKernel = await prepareKernel(base, job.bootPart, job.boot, kernelTmp);
+      sds = job.nodes.map((n) => {
+        const sdPath = join(n.dir, 'sd.img');
+        const sd = writeSdImage({ path: sdPath, base, basePath, bootPart: job.bootPart, diskSignature: n.sdSignature, boot: job.boot, cmdline: n.cmdline, seed: n.seed, clock, kernel, fsync: job.fsync, secret: n.secret });
+        const digest = digestImage(sdPath, sd.mapped, { wholes: checksums.byContent, onProgress: (e) => onProgress({ ...e, phase: `${n.node}: checksum sd` }) });
+        return { sd, digest };
+      });
+    } finally {
+      rmSync(kernelTmp, { force: true });
+    }
+    const ssds = writeSsdImages({
+      targets: job.nodes.map((n) => ({ path: join(n.dir, 'ssd.img'), diskSignature: n.ssdSignature, bundle: n.bundle })),
+      base,
+      basePath,
+      rootPart: job.rootPart,
+      checksums,
+      fsync: job.fsync,
+      precopied: job.precopied,
+      onProgress: (e) => onProgress({ ...e, phase: `${label}: ssd` }),
+    });
     const nodes: ManifestNode[] = [];
     for (const [i, n] of job.nodes.entries()) {
       const { sd, digest: sdDigest } = sds[i];

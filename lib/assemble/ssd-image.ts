@@ -22,7 +22,7 @@
 //   BundlePlan.key), with its bundle's range checksums: a warm build with the same lock hashes nothing more
 //   either, so the bundle costs its bytes written.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { copyRangesInKernel, startCopyInKernel } from '../image/kernel-copy.ts';
+import { startCopyInKernel } from '../image/kernel-copy.ts';
 import { waitForSignal } from './signal.ts';
 import { FileIO, type BlockIO } from '../image/io.ts';
 import { writeMbr, partitionIO, partUuid, SECTOR, type MbrPartition } from '../image/mbr.ts';
@@ -105,18 +105,19 @@ export function saveSsdChecksums(file: string, c: SsdChecksums): void {
   renameSync(tmp, file);
 }
 
-/** The byte ranges of a base image the SSD images take from it: its root's used blocks, at their offsets there. */
-function rootCopyRanges(fs: Ext4Fs, rootPart: MbrPartition): { start: number; length: number }[] {
-  return fs.usedRanges().map((r) => ({ start: rootPart.start + r.start, length: r.length }));
-}
-
 /**
- * Have the kernel copy the root's used blocks of a complete base image into each of `paths` (made empty here), in
- * one helper process, without blocking this thread: what writeSsdImages({ precopied }) then builds on. Resolves
- * to whether it did; `stop` kills it (a build that fails meanwhile).
+ * Have the kernel copy the root's used blocks of a complete base image (at their offsets there) into each of
+ * `paths` (made empty here), in one helper process, without blocking this thread: what writeSsdImages({ precopied })
+ * then builds on. Resolves to whether it did; `stop` kills it (a build that fails meanwhile).
  */
-export function startRootCopy(base: BlockIO, basePath: string, rootPart: MbrPartition, paths: string[]): { done: Promise<boolean>; stop: () => void } {
-  const ranges = rootCopyRanges(Ext4Fs.open(partitionIO(base, rootPart)), rootPart);
+export function startRootCopy(basePath: string, rootPart: MbrPartition, paths: string[]): { done: Promise<boolean>; stop: () => void } {
+  const base = FileIO.open(basePath);
+  let ranges: { start: number; length: number }[];
+  try {
+    ranges = Ext4Fs.open(partitionIO(base, rootPart)).usedRanges().map((r) => ({ start: rootPart.start + r.start, length: r.length }));
+  } finally {
+    base.close();
+  }
   for (const p of paths) writeFileSync(p, '');
   return startCopyInKernel(basePath, paths, ranges);
 }
@@ -127,13 +128,13 @@ export function startRootCopy(base: BlockIO, basePath: string, rootPart: MbrPart
  * and is just large enough for the base root ext4 (whole MiB): the image stays small — checksums
  * and flashing cost what the data costs — and the node grows p1 and its filesystem to the profile's root size on
  * first boot. The first image hashes the shared block ranges (unless `known` has them) and the others take its
- * checksums. `known` is filled with what was learnt. With `basePath` (the complete base image file), the kernel
- * copies the blocks instead (clones them where the file system has reflinks): the same bytes, none through here.
+ * checksums. `known` is filled with what was learnt. With `precopied`, the kernel has copied the blocks instead
+ * (cloned them where the file system has reflinks): the same bytes, none through here.
  */
 export function writeSsdImages(opts: {
   targets: SsdTarget[];
   base: BlockIO;
-  /** The base image as a complete file, for the kernel to copy from (omit while it is still written). */
+  /** The base image as a complete file (omit while it is still written): then each image is copied in a pass of its own. */
   basePath?: string;
   rootPart: MbrPartition;
   /** Checksums known from an earlier build of the same base image; filled with what this pass learns. */
@@ -179,13 +180,8 @@ export function writeSsdImages(opts: {
   const outs: FileIO[] = [];
   try {
     // From a complete base: the root's used blocks copied by the kernel (shared where the file system has
-    // reflinks), by the build's main thread (`precopied`: waited for here) or now.
-    let inKernel = false;
-    if (opts.precopied) inKernel = waitForSignal(opts.precopied);
-    else if (opts.basePath !== undefined) {
-      for (const t of opts.targets) writeFileSync(t.path, '');
-      inKernel = copyRangesInKernel(opts.basePath, opts.targets.map((t) => t.path), rootCopyRanges(fs, opts.rootPart));
-    }
+    // reflinks), started by the build's main thread (`precopied`, startRootCopy) and waited for here.
+    const inKernel = opts.precopied !== undefined && waitForSignal(opts.precopied);
     // Otherwise (or where that failed) each target is created empty and written here: it grows as it is written
     // (see FileIO.create).
     for (const t of opts.targets) outs.push(inKernel ? FileIO.resume(t.path, sizeOf(t)) : FileIO.create(t.path, sizeOf(t)));

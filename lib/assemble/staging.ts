@@ -49,9 +49,10 @@ export class Staging {
   commitDir(name: string): void {
     const final = join(this.outDir, name);
     const old = join(this.outDir, `.old-${process.pid}-${randomBytes(4).toString('hex')}-${name}`);
+    const staged = join(this.outDir, `${this.prefix}${name}`);
     if (existsSync(final)) renameSync(final, old);
-    renameSync(join(this.outDir, `${this.prefix}${name}`), final);
-    this.made.splice(this.made.indexOf(join(this.outDir, `${this.prefix}${name}`)), 1);
+    renameSync(staged, final);
+    this.made.splice(this.made.indexOf(staged), 1);
     rmSync(old, { recursive: true, force: true });
   }
 
