@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Launcher. Runs the compiled CLI from dist/ (what the published package holds; npm's `prepare` builds it in a
-// checkout). Only in a checkout whose dist/ is missing or older than a TypeScript source does it run the sources
+// Launcher. Runs the compiled CLI, bundled in dist/cli/ (what the published package holds; npm's `prepare` builds
+// it in a checkout). Only in a checkout whose dist/ is missing or older than a TypeScript source does it run the sources
 // through tsx (a devDependency), so a checkout never runs stale code; the package itself never needs tsx.
 import { existsSync, statSync, readdirSync } from 'node:fs';
 import module from 'node:module';
@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 module.enableCompileCache?.();
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const compiled = join(root, 'dist', 'bin', 'pi-image.js');
+const compiled = join(root, 'dist', 'cli', 'pi-image.js'); // the bundle (scripts/bundle.mjs)
 
 function newestSource(dir) {
   let newest = 0;

@@ -63,6 +63,11 @@ test("--version prints pi-image's own version, not the package.json of the curre
   }
 });
 
+const bundleUrl = pathToFileURL(join(ROOT, 'dist', 'cli')).href + '/';
+let inputs: Record<string, string[]> | undefined;
+/** dist/cli/inputs.json (scripts/bundle.mjs): the sources of each file of the bundle. */
+const bundleInputs = (): Record<string, string[]> => (inputs ??= JSON.parse(readFileSync(join(ROOT, 'dist', 'cli', 'inputs.json'), 'utf8')) as Record<string, string[]>);
+
 test('--help and --version load no pipeline, profile parser or decompressor (the commands import those when run)', () => {
   // A module hook that writes every URL Node resolves to stderr.
   const dir = mkdtempSync(join(tmpdir(), 'pi-image-hook-'));
@@ -74,7 +79,9 @@ test('--help and --version load no pipeline, profile parser or decompressor (the
     delete env.FORCE_COLOR;
     const r = spawnSync(process.execPath, ['--import', hook, join(ROOT, 'bin', 'pi-image.js'), ...args], { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
     assert.is(r.status, 0, r.stderr);
-    const urls = r.stderr.split('\n').filter((l) => l.startsWith('RESOLVED ')).map((l) => l.slice(9));
+    // From the bundle (dist/cli/), each file Node loaded stands for the sources esbuild put in it.
+    const urls = r.stderr.split('\n').filter((l) => l.startsWith('RESOLVED ')).map((l) => l.slice(9))
+      .flatMap((u) => (u.startsWith(bundleUrl) ? (bundleInputs()[u.slice(bundleUrl.length)] ?? [u]).map((src) => `file://${ROOT}/${src}`) : [u]));
     assert.ok(urls.some((u) => /\/lib\/paths\.(ts|js)$/.test(u)), `the hook saw pi-image's modules: ${urls.length} URLs`);
     const heavy = urls.filter((u) => /node_modules\/(zod|yaml|unzipper|bluebird|node-fetch|tar-stream|cpio-stream|ora)\/|\/lib\/(build|source|flash|inspect|netboot|image)\//.test(u));
     assert.equal(heavy, [], `${args.join(' ')} loaded ${heavy.join(', ')}`);

@@ -36,7 +36,7 @@ test.before(() => {
 
 test('the tarball holds the compiled program, its declarations, docs and LICENSE, and no TypeScript sources', () => {
   const files = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).split('\n');
-  for (const f of ['package/LICENSE', 'package/README.md', 'package/bin/pi-image.js', 'package/dist/bin/pi-image.js', 'package/dist/lib/index.js', 'package/dist/lib/index.d.ts', 'package/docs/build.md', 'package/images/ubuntu-19.10.1-raspi.yaml']) {
+  for (const f of ['package/LICENSE', 'package/README.md', 'package/bin/pi-image.js', 'package/dist/cli/pi-image.js', 'package/dist/cli/worker.js', 'package/dist/lib/index.js', 'package/dist/lib/index.d.ts', 'package/docs/build.md', 'package/images/ubuntu-19.10.1-raspi.yaml']) {
     assert.ok(files.includes(f), `${f} is packed`);
   }
   assert.not.ok(files.some((f) => f.startsWith('package/lib/')), 'no lib/ sources');

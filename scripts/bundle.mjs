@@ -1,0 +1,38 @@
+// Bundles the CLI into dist/cli/ (npm run build, after tsc): the entry, the build's lane worker and one chunk per
+// lazily imported command or library, so a command loads one file per part it uses instead of hundreds of modules.
+// Why: Node 20 has no compile cache, and resolving and compiling yargs, zod and our modules file by file was most
+// of `--help` and of the time before a build's first copy (docs/build.md, "Start-up").
+// Invariants: the library (dist/lib/, from tsc) is untouched; entries and chunks share one directory, so the
+// `new URL('./worker.js', import.meta.url)` of lib/assemble/pool.ts finds the worker from whichever chunk holds it;
+// packages loaded at run time by name (xz-decompress through createRequire, unzipper's optional S3 client) stay
+// outside; string-width is lib/cli/text-width.ts (its header says why). dist/cli/inputs.json lists the sources of
+// each output file.
+import { build } from 'esbuild';
+import { rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const outdir = join(root, 'dist', 'cli');
+rmSync(outdir, { recursive: true, force: true });
+const { metafile } = await build({
+  absWorkingDir: root,
+  entryPoints: { 'pi-image': 'bin/pi-image.ts', worker: 'lib/assemble/worker.ts' },
+  outdir,
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  chunkNames: '[name]-[hash]',
+  external: ['@aws-sdk/client-s3', 'xz-decompress'],
+  alias: { 'string-width': './lib/cli/text-width.ts' },
+  // CommonJS packages in an ES module bundle call require() for Node's built-ins: give every chunk one.
+  banner: { js: "import { createRequire as __piImageRequire } from 'node:module'; const require = __piImageRequire(import.meta.url);" },
+  legalComments: 'none',
+  logLevel: 'warning',
+  metafile: true,
+});
+// Which sources each output file holds: test/cli/help.test.ts reads it to check what --help loads.
+const inputs = Object.fromEntries(Object.entries(metafile.outputs).map(([out, o]) => [out.slice('dist/cli/'.length), Object.keys(o.inputs)]));
+writeFileSync(join(outdir, 'inputs.json'), JSON.stringify(inputs));
