@@ -1,7 +1,7 @@
 // The shared fixture of the apt resolver tests: one signed archive with eoan-like suites on 127.0.0.1 and an ext4
 // base image whose dpkg status, sources and keyrings point at it (through the profile-style mirror override).
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { FileIO } from '../../lib/image/io.ts';
 import { Ext4Fs } from '../../lib/image/ext4/index.ts';
 import { stopAgent, makeKey, makeArchive, serveDir, statusText, makeExt4, tmp, type TestKey, type StaticServer, type SuiteSpec } from './apt-repo.ts';
@@ -95,6 +95,15 @@ export function aptFixture(): Promise<AptFixture> {
       'usr/share/keyrings/test-archive.gpg': key.binary,
     });
     const root = Ext4Fs.open(FileIO.open(imagePath));
+    // Shared by every file of the test process, so no file may close it for the others: its server does not keep
+    // the process alive (apt-lock.test.ts run alone otherwise waited for ever after its last test), and the gpg
+    // agents and files go when the process exits.
+    server.unref();
+    process.once('exit', () => {
+      stopAgent(key);
+      stopAgent(other);
+      rmSync(dir, { recursive: true, force: true });
+    });
     return {
       dir, archive, key, other, server, imagePath, root, status,
       close: async () => {

@@ -142,6 +142,8 @@ export interface StaticServer {
   url: string;
   requests: string[];
   close(): Promise<void>;
+  /** Lets the test process exit while the server still listens (a fixture shared by the files of one process). */
+  unref(): void;
 }
 
 /** Serve `root` read-only on 127.0.0.1 (random port). */
@@ -164,6 +166,7 @@ export async function serveDir(root: string): Promise<StaticServer> {
     url: `http://127.0.0.1:${port}/`,
     requests,
     close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    unref: () => void server.unref(),
   };
 }
 
