@@ -4,16 +4,18 @@
 // of `--help` and of the time before a build's first copy (docs/build.md, "Start-up").
 // Invariants: the library (dist/lib/, from tsc) is untouched; entries and chunks share one directory, so the
 // `new URL('./worker.js', import.meta.url)` of lib/assemble/pool.ts finds the worker from whichever chunk holds it;
-// packages loaded at run time by name (xz-decompress through createRequire, unzipper's optional S3 client) stay
-// outside; string-width is lib/cli/text-width.ts (its header says why). dist/cli/inputs.json lists the sources of
+// packages loaded at run time by name (xz-decompress through createRequire, unzipper's optional S3 client) and the
+// two that call the deprecated Buffer() (cpio-stream, unzipper) stay outside; string-width is lib/cli/text-width.ts (its header says why). dist/cli/inputs.json lists the sources of
 // each output file.
 import { build } from 'esbuild';
 import { rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const outdir = join(root, 'dist', 'cli');
+// --outdir DIR: elsewhere (test/faults/sources.test.ts bundles a private copy).
+const at = process.argv.indexOf('--outdir');
+const outdir = at > 0 ? resolve(process.argv[at + 1]) : join(root, 'dist', 'cli');
 rmSync(outdir, { recursive: true, force: true });
 const { metafile } = await build({
   absWorkingDir: root,
@@ -25,7 +27,9 @@ const { metafile } = await build({
   platform: 'node',
   target: 'node20',
   chunkNames: '[name]-[hash]',
-  external: ['@aws-sdk/client-s3', 'xz-decompress'],
+  // cpio-stream and unzipper (and their old stream helpers) call the deprecated Buffer(): Node warns about that
+  // only outside node_modules, so they load from there, as the lazy parts they are.
+  external: ['@aws-sdk/client-s3', 'xz-decompress', 'cpio-stream', 'unzipper'],
   alias: { 'string-width': './lib/cli/text-width.ts' },
   // CommonJS packages in an ES module bundle call require() for Node's built-ins: give every chunk one.
   banner: { js: "import { createRequire as __piImageRequire } from 'node:module'; const require = __piImageRequire(import.meta.url);" },
@@ -34,5 +38,5 @@ const { metafile } = await build({
   metafile: true,
 });
 // Which sources each output file holds: test/cli/help.test.ts reads it to check what --help loads.
-const inputs = Object.fromEntries(Object.entries(metafile.outputs).map(([out, o]) => [out.slice('dist/cli/'.length), Object.keys(o.inputs)]));
+const inputs = Object.fromEntries(Object.entries(metafile.outputs).map(([out, o]) => [relative(outdir, join(root, out)), Object.keys(o.inputs)]));
 writeFileSync(join(outdir, 'inputs.json'), JSON.stringify(inputs));

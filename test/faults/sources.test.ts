@@ -33,8 +33,8 @@ let server: TestServer;
 let cases = 0;
 
 test.before(async () => {
-  // The package as installed: compiled by tsc (the same config as `npm run build`), run by plain node.
-  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', dist], { cwd: root, stdio: 'inherit' });
+  // The CLI as installed: bundled as `npm run build` bundles it (a private copy), run by plain node.
+  execFileSync(process.execPath, [join(root, 'scripts/bundle.mjs'), '--outdir', dist], { cwd: root, stdio: 'inherit' });
   server = await startServer();
 });
 test.after(async () => {
@@ -59,7 +59,7 @@ function cli(args: string[], opts: { cache?: string; env?: Record<string, string
   const cache = opts.cache ?? join(cwd, 'cache');
   const out = join(cwd, 'out');
   const full = args[0] === 'build' ? [...args, '--cache', cache, '--out', out] : [...args, '--cache', cache];
-  const child = spawn(process.execPath, [join(dist, 'bin/pi-image.js'), ...full], {
+  const child = spawn(process.execPath, [join(dist, 'pi-image.js'), ...full], {
     cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, PI_IMAGE_BACKOFF_MS: '20', NO_COLOR: '1', ...opts.env },
