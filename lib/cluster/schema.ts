@@ -1,7 +1,7 @@
 // The cluster profile schema (apiVersion pi-image/v1): every key, its type, its default and the rules a value must
 // follow. Values that reach user-data, shell scripts or kubeadm config are constrained here (names, addresses,
 // URLs, hashes) so nothing a user writes can change the meaning of what we render.
-import { z } from 'zod';
+import * as z from 'zod';
 import { IMAGE_REPOSITORY } from './kubeadm-images.ts';
 
 /** RFC 1123 label: letters, digits, hyphens; no leading/trailing hyphen; at most 63 characters. */
