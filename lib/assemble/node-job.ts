@@ -14,7 +14,7 @@ import { openImage, type ImageRef } from '../source/image-handle.ts';
 import { diskIdText, partUuid, type MbrPartition } from '../image/mbr.ts';
 import { renderBmap } from '../image/bmap.ts';
 import { digestImage, type ImageDigest } from '../image/digest.ts';
-import { writeSdImage, prepareKernel, type BootStyle, type PreparedKernel } from './sd-image.ts';
+import { writeSdImages, openBootSource, prepareKernel, type BootStyle } from './sd-image.ts';
 import { writeSsdImages, type SsdChecksums } from './ssd-image.ts';
 import type { ManifestImage, ManifestNode, ManifestFile } from './manifest.ts';
 import type { ProgressEvent } from '../progress.ts';
@@ -149,11 +149,15 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
     // (or while the kernel copies the SSD images' root from a complete base).
     let sds;
     try {
-      const kernel: PreparedKernel = await prepareKernel(base, job.bootPart, job.boot, kernelTmp);
-      sds = job.nodes.map((n) => {
-        const sdPath = join(n.dir, 'sd.img');
-        const sd = writeSdImage({ path: sdPath, base, basePath, bootPart: job.bootPart, diskSignature: n.sdSignature, boot: job.boot, cmdline: n.cmdline, seed: n.seed, clock, kernel, fsync: job.fsync, secret: n.secret });
-        const digest = digestImage(sdPath, sd.mapped, { wholes: checksums.byContent, onProgress: (e) => onProgress({ ...e, phase: `${n.node}: checksum sd` }) });
+      const source = openBootSource(base, job.bootPart, job.boot);
+      const kernel = await prepareKernel(base, source, job.boot, kernelTmp);
+      const written = writeSdImages({
+        targets: job.nodes.map((n) => ({ path: join(n.dir, 'sd.img'), diskSignature: n.sdSignature, cmdline: n.cmdline, seed: n.seed, secret: n.secret })),
+        base, basePath, source, bootPart: job.bootPart, boot: job.boot, clock, kernel, fsync: job.fsync,
+      });
+      sds = written.map((sd, i) => {
+        const n = job.nodes[i]!;
+        const digest = digestImage(sd.path, sd.mapped, { wholes: checksums.byContent, onProgress: (e) => onProgress({ ...e, phase: `${n.node}: checksum sd` }) });
         return { sd, digest };
       });
     } finally {

@@ -1,7 +1,8 @@
-// The SD-card boot image of one node: an MBR with one FAT32 `system-boot` partition, a copy of the base image's
-// boot files (only allocated clusters; copied by the kernel from a complete base, image/kernel-copy.ts), the
-// kernel decompressed for direct boot, config.txt and the cmdline file that config.txt really uses edited for root
-// on the SSD, and the node's cloud-init seed.
+// The SD-card boot images of a lane's nodes: an MBR with one FAT32 `system-boot` partition, a copy of the base
+// image's boot files (only allocated clusters; copied by the kernel from a complete base, image/kernel-copy.ts,
+// into all of the lane's images in one go), the kernel decompressed for direct boot, config.txt and the cmdline
+// file that config.txt really uses edited for root on the SSD, and the node's cloud-init seed. The base's boot
+// partition is parsed and checked once per lane (openBootSource).
 import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { FileIO, type BlockIO } from '../image/io.ts';
 import { writeMbr, partitionIO, SECTOR, type MbrPartition } from '../image/mbr.ts';
@@ -37,6 +38,25 @@ export interface BootStyle {
   pi4Firmware: string;
 }
 
+/** The base image's boot partition, as every SD image of a lane copies it: parsed and checked once. */
+export interface BootSource {
+  io: BlockIO;
+  fat: FatFs;
+  /** Allocated byte ranges of the partition (relative to it). */
+  used: { start: number; length: number }[];
+}
+
+/** Parse the base's boot partition once for a lane; a directory loop or a missing Pi 4 firmware fails by name. */
+export function openBootSource(base: BlockIO, bootPart: MbrPartition, boot: BootStyle): BootSource {
+  const io = partitionIO(base, bootPart);
+  const fat = FatFs.open(io);
+  fat.checkTree(); // the copy carries the base's tree: a directory loop in it fails the build, by its path
+  if (!fat.exists(boot.pi4Firmware)) {
+    throw new CorruptImageError(`${base.name}: the boot partition ${bootPart.index} has no ${boot.pi4Firmware}: a Pi 4 cannot boot from it`, io.base);
+  }
+  return { io, fat, used: fat.usedRanges() };
+}
+
 export interface SdImageResult {
   path: string;
   size: number;
@@ -58,8 +78,8 @@ export interface PreparedKernel {
  * compression, and gunzip a gzip kernel to `tmpPath` (pi/kernel.ts extractKernel, which hashes the packed bytes on
  * the way; a kernel is tens of MB: never whole in memory). The caller deletes the file.
  */
-export async function prepareKernel(base: BlockIO, bootPart: MbrPartition, boot: BootStyle, tmpPath: string): Promise<PreparedKernel> {
-  const fat = FatFs.open(partitionIO(base, bootPart));
+export async function prepareKernel(base: BlockIO, source: BootSource, boot: BootStyle, tmpPath: string): Promise<PreparedKernel> {
+  const fat = source.fat;
   if (!fat.exists(boot.kernel)) throw new CorruptImageError(`${base.name}: boot partition has no kernel ${boot.kernel}`);
   // The first chunk tells whether it is gzip.
   const first = fat.readFileChunks(boot.kernel)[Symbol.iterator]().next();
@@ -99,92 +119,110 @@ function* fileChunks(path: string): Generator<Buffer> {
   }
 }
 
-export function writeSdImage(opts: {
+/** One node's SD image: what differs between the images of a lane. */
+export interface SdTarget {
   path: string;
-  base: BlockIO;
-  /** The base image as a complete file, for the kernel to copy the boot files from (omit while it is written). */
-  basePath?: string;
-  bootPart: MbrPartition;
   diskSignature: number;
-  boot: BootStyle;
   /** Kernel arguments to set: root=… and rootfstype=… replace the base image's; the rest are added when absent. */
   cmdline: string[];
   seed: Record<string, string>;
+  /** The seed holds secrets: the image is written 0600. */
+  secret?: boolean;
+}
+
+/** Write the SD images of a lane, in the order of `targets`. */
+export function writeSdImages(opts: {
+  targets: SdTarget[];
+  base: BlockIO;
+  /** The base image as a complete file, for the kernel to copy the boot files from (omit while it is written). */
+  basePath?: string;
+  source: BootSource;
+  bootPart: MbrPartition;
+  boot: BootStyle;
   clock: () => Date;
   /** The kernel, looked at (and decompressed) once per lane by prepareKernel. */
   kernel: PreparedKernel;
-  /** fsync the image once written. */
+  /** fsync each image once written. */
   fsync?: boolean;
-  /** The seed holds secrets: the image is written 0600. */
-  secret?: boolean;
-}): SdImageResult {
-  const src = partitionIO(opts.base, opts.bootPart);
-  const srcFat = FatFs.open(src);
-  srcFat.checkTree(); // the copy carries the base's tree: a directory loop in it fails the build, by its path
-  if (!srcFat.exists(opts.boot.pi4Firmware)) {
-    throw new CorruptImageError(`${opts.base.name}: the boot partition ${opts.bootPart.index} has no ${opts.boot.pi4Firmware}: a Pi 4 cannot boot from it`, src.base);
-  }
+}): SdImageResult[] {
   const size = (FIRST_LBA + opts.bootPart.sectors) * SECTOR;
-  const out = FileIO.create(opts.path, size, opts.secret ? { mode: 0o600 } : {});
+  const part: MbrPartition = { ...opts.bootPart, index: 1, startLba: FIRST_LBA, start: FIRST_LBA * SECTOR };
+  const outs: FileIO[] = [];
   try {
-    writeMbr(out, {
-      diskSignature: opts.diskSignature,
-      partitions: [{ type: opts.bootPart.type, bootable: opts.bootPart.bootable, startLba: FIRST_LBA, sectors: opts.bootPart.sectors }],
-    });
-    const part: MbrPartition = { ...opts.bootPart, index: 1, startLba: FIRST_LBA, start: FIRST_LBA * SECTOR };
-    const dst = partitionIO(out, part);
-    // The base's boot files: copied by the kernel from a complete base (shared where the file system has
-    // reflinks), else through here.
-    const used = srcFat.usedRanges();
+    for (const t of opts.targets) {
+      const out = FileIO.create(t.path, size, t.secret ? { mode: 0o600 } : {});
+      outs.push(out);
+      writeMbr(out, {
+        diskSignature: t.diskSignature,
+        partitions: [{ type: opts.bootPart.type, bootable: opts.bootPart.bootable, startLba: FIRST_LBA, sectors: opts.bootPart.sectors }],
+      });
+    }
+    // The base's boot files: copied by the kernel from a complete base into every image at once (shared where the
+    // file system has reflinks), else through here.
+    const used = opts.source.used;
     const inKernel =
       opts.basePath !== undefined &&
-      copyRangesInKernel(opts.basePath, [opts.path], used.map((r) => ({ start: opts.bootPart.start + r.start, length: r.length })), { delta: part.start - opts.bootPart.start });
-    if (!inKernel) copyRanges(src, dst, used, { chunk: 1 << 20 });
-    const fat = FatFs.open(dst, { clock: opts.clock });
-    const read = (name: string): string | undefined => (fat.exists(name) ? fat.readFile(name).toString('latin1') : undefined);
-
-    // Kernel: gzip → decompressed copy booted directly; anything else (raw Image, bzImage) is booted as it is.
-    const k = opts.kernel;
-    const kernel = k.unpacked ? opts.boot.decompressedKernel : opts.boot.kernel;
-    if (k.unpacked) {
-      const names = { packed: opts.boot.kernel, kernel };
-      fat.writeFile(kernel, { size: k.unpacked.size, chunks: fileChunks(k.unpacked.path) });
-      fat.writeFile(DECOMPRESS_SCRIPT_NAME, Buffer.from(decompressScript(names)));
-      fat.writeFile(decompressSumFile(names), Buffer.from(k.unpacked.packedSumText));
-    }
-
-    // config.txt (and the file the release keeps for user changes): boot that kernel and initramfs directly.
-    for (const [file, text] of Object.entries(editConfigForDirectBoot(read, { kernel, initramfs: opts.boot.initrd, model: opts.boot.model }))) {
-      fat.writeFile(file, Buffer.from(text, 'latin1'));
-    }
-    const after = resolveBootConfig(read, opts.boot.model);
-    if (after.kernel !== kernel) {
-      throw new CorruptImageError(`${opts.base.name}: config.txt still selects ${after.kernel} for ${opts.boot.model} after editing (wanted ${kernel})`);
-    }
-
-    // The cmdline file config.txt really uses: root on the SSD by PARTUUID, plus the profile's flags.
-    const cmdText = read(after.cmdlineFile) ?? '';
-    const value = (key: string) => opts.cmdline.find((a) => a.startsWith(`${key}=`))?.slice(key.length + 1);
-    const cmdline = editCmdline(cmdText, {
-      root: value('root'),
-      rootfstype: value('rootfstype'),
-      add: opts.cmdline.filter((a) => !a.startsWith('root=') && !a.startsWith('rootfstype=')),
+      copyRangesInKernel(opts.basePath, opts.targets.map((t) => t.path), used.map((r) => ({ start: opts.bootPart.start + r.start, length: r.length })), { delta: part.start - opts.bootPart.start });
+    return opts.targets.map((t, i) => {
+      const dst = partitionIO(outs[i]!, part);
+      if (!inKernel) copyRanges(opts.source.io, dst, used, { chunk: 1 << 20 });
+      return finishSdImage(t, dst, part, size, opts);
     });
-    fat.writeFile(after.cmdlineFile, Buffer.from(cmdline, 'latin1'));
-
-    for (const [name, text] of Object.entries(opts.seed)) fat.writeFile(name, Buffer.from(text, 'utf8'));
-    fat.flush();
-    if (opts.fsync) out.sync();
-    return {
-      path: opts.path,
-      size,
-      diskSignature: opts.diskSignature,
-      kernel,
-      cmdlineFile: after.cmdlineFile,
-      cmdline: cmdline.trim(),
-      mapped: [{ start: 0, length: SECTOR }, ...fat.usedRanges().map((r) => ({ start: r.start + part.start, length: r.length }))],
-    };
   } finally {
-    out.close();
+    for (const out of outs) out.close();
   }
+}
+
+/** The node's own part of an SD image whose boot files are in place: kernel, config, cmdline, seed. */
+function finishSdImage(
+  t: SdTarget,
+  dst: BlockIO,
+  part: MbrPartition,
+  size: number,
+  opts: { base: BlockIO; boot: BootStyle; clock: () => Date; kernel: PreparedKernel; fsync?: boolean },
+): SdImageResult {
+  const fat = FatFs.open(dst, { clock: opts.clock });
+  const read = (name: string): string | undefined => (fat.exists(name) ? fat.readFile(name).toString('latin1') : undefined);
+
+  // Kernel: gzip → decompressed copy booted directly; anything else (raw Image, bzImage) is booted as it is.
+  const k = opts.kernel;
+  const kernel = k.unpacked ? opts.boot.decompressedKernel : opts.boot.kernel;
+  if (k.unpacked) {
+    const names = { packed: opts.boot.kernel, kernel };
+    fat.writeFile(kernel, { size: k.unpacked.size, chunks: fileChunks(k.unpacked.path) });
+    fat.writeFile(DECOMPRESS_SCRIPT_NAME, Buffer.from(decompressScript(names)));
+    fat.writeFile(decompressSumFile(names), Buffer.from(k.unpacked.packedSumText));
+  }
+
+  // config.txt (and the file the release keeps for user changes): boot that kernel and initramfs directly.
+  for (const [file, text] of Object.entries(editConfigForDirectBoot(read, { kernel, initramfs: opts.boot.initrd, model: opts.boot.model }))) {
+    fat.writeFile(file, Buffer.from(text, 'latin1'));
+  }
+  const after = resolveBootConfig(read, opts.boot.model);
+  if (after.kernel !== kernel) {
+    throw new CorruptImageError(`${opts.base.name}: config.txt still selects ${after.kernel} for ${opts.boot.model} after editing (wanted ${kernel})`);
+  }
+
+  // The cmdline file config.txt really uses: root on the SSD by PARTUUID, plus the profile's flags.
+  const cmdText = read(after.cmdlineFile) ?? '';
+  const value = (key: string) => t.cmdline.find((a) => a.startsWith(`${key}=`))?.slice(key.length + 1);
+  const cmdline = editCmdline(cmdText, {
+    root: value('root'),
+    rootfstype: value('rootfstype'),
+    add: t.cmdline.filter((a) => !a.startsWith('root=') && !a.startsWith('rootfstype=')),
+  });
+  fat.writeFile(after.cmdlineFile, Buffer.from(cmdline, 'latin1'));
+
+  for (const [name, text] of Object.entries(t.seed)) fat.writeFile(name, Buffer.from(text, 'utf8'));
+  fat.flush();
+  if (opts.fsync) dst.sync(); // the whole image file
+  return {
+    path: t.path,
+    size,
+    diskSignature: t.diskSignature,
+    kernel,
+    cmdlineFile: after.cmdlineFile,
+    cmdline: cmdline.trim(),
+    mapped: [{ start: 0, length: SECTOR }, ...fat.usedRanges().map((r) => ({ start: r.start + part.start, length: r.length }))],
+  };
 }
