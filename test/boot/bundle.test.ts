@@ -128,7 +128,7 @@ runcmd:
   spawnSync('cp', ['--sparse=always', join(out, 'node1', 'ssd.img'), ssd]);
   spawnSync('truncate', ['-s', '5G', ssd]);
   const logFile = join(env.logDir, 'node1-bundle.log');
-  const r = await boot({ disks: [sd, ssd], load: loadFromBootPartition(sd), nic: true, timeoutSeconds: 600, logFile });
+  const r = await boot({ disks: [sd, ssd], load: loadFromBootPartition(sd), nic: true, timeoutSeconds: 900, logFile });
   const why = diagnose(r);
   assert.not.ok(why, `${why} (console log: ${logFile})`);
   const m = markers(r.log);

@@ -76,7 +76,7 @@ it('first boot: SD + SSD boot to a clean power-off with the seed applied', async
     disks: [b.sd, ssd],
     load,
     nic: true,
-    timeoutSeconds: 420,
+    timeoutSeconds: 600,
     logFile,
     onLine: (line) => lines.push({ seconds: (Date.now() - t0) / 1000, line }),
   });

@@ -122,7 +122,7 @@ async function firstBoot() {
   const t0 = Date.now();
   const logFile = join(env.logDir, 'node1-k8s.log');
   const r = await boot({
-    disks: [sd, ssd], load: loadFromBootPartition(sd), nic: true, writable: true, rtcBase: RTC, timeoutSeconds: 600, logFile,
+    disks: [sd, ssd], load: loadFromBootPartition(sd), nic: true, writable: true, rtcBase: RTC, timeoutSeconds: 900, logFile,
     onLine: (line) => lines.push({ seconds: (Date.now() - t0) / 1000, line }),
   });
   const t = formatTimeline(timeline(lines));
@@ -213,7 +213,7 @@ it('a second boot of the same SD and SSD: first boot does not run again, kubelet
   const { r: r1, sd, ssd } = await firstBoot();
   assert.ok(r1.poweredOff);
   const logFile = join(env.logDir, 'node1-k8s-second.log');
-  second = await boot({ disks: [sd, ssd], load: loadFromBootPartition(sd), nic: true, writable: true, rtcBase: RTC, timeoutSeconds: 420, logFile });
+  second = await boot({ disks: [sd, ssd], load: loadFromBootPartition(sd), nic: true, writable: true, rtcBase: RTC, timeoutSeconds: 600, logFile });
   const r = second;
   const why = diagnose(r);
   assert.not.ok(why, `${why} (console log: ${logFile})`);
