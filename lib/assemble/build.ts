@@ -2,6 +2,7 @@
 // manifest. Decompresses once (the source cache), copies only used blocks, runs nodes in parallel, and writes
 // everything under out/.staging-* until it is complete.
 import { availableParallelism } from 'node:os';
+import type { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { locateBootRoot } from '../pi/partitions.ts';
@@ -15,7 +16,7 @@ import { PACKAGE_VERSION } from '../paths.ts';
 import type { OnProgress } from '../progress.ts';
 import { Staging } from './staging.ts';
 import { newSignal, settleSignal } from './signal.ts';
-import { runLanes } from './pool.ts';
+import { runLanes, startLaneWorkers } from './pool.ts';
 import { loadSsdChecksums, saveSsdChecksums, startRootCopy } from './ssd-image.ts';
 import type { LaneJob, LaneResult, NodeSpec } from './node-job.ts';
 import type { BootStyle } from './sd-image.ts';
@@ -139,6 +140,7 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
 
   const outDir = resolve(opts.outDir ?? 'out');
   const staging = Staging.create(outDir);
+  let started: Worker[] = [];
   try {
     // Every node's SSD image holds the same root blocks: their checksums are made once per base image, and each
     // image's whole-file sha256 once per disk signature, and kept beside it (so are the SD images' whole-file sha256,
@@ -165,6 +167,8 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
         settleSignal(precopied, false); // never leave a lane waiting: it copies itself, and meets the error again
       }
     }
+    // The lanes' threads start now, loading their modules while this thread makes the seeds.
+    started = startLaneWorkers(laneCount);
     const specs: NodeSpec[] = wanted.map((name) => {
       const role = profile.nodes.find((n) => n.name === name)?.role as 'master' | 'worker' | undefined;
       const plan = nodePlan(profile, name, secrets, { bundledPackages: !!role && !!bundles?.[role].items.some((i) => i.kind === 'deb') });
@@ -199,7 +203,7 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
       ssdChecksums: known,
     }));
     // Both settle before the build goes on or fails; a failed decompression is the cause worth naming.
-    const [ran, cached] = await Promise.allSettled([runLanes(lanes, onProgress), image.done]);
+    const [ran, cached] = await Promise.allSettled([runLanes(lanes, onProgress, started), image.done]);
     if (ran.status === 'rejected' || cached.status === 'rejected') {
       rootCopy?.stop(); // a lane that failed may never have waited for it
       await rootCopy?.done;
@@ -254,6 +258,7 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
     staging.commitFile('manifest.json', renderManifest(manifest), { fsync: opts.fsync });
     return { outDir, built: [...wanted], manifestPath: join(outDir, 'manifest.json'), manifest };
   } catch (err) {
+    for (const w of started) void w.terminate(); // lanes that never got a job (runLanes ends its own)
     staging.discard();
     throw err;
   }

@@ -21,13 +21,25 @@ const LANE_YOUNG_MB = 3;
 // makes V8 collect early: a warm 4-node build's process went from 154-167 MB peak RSS to 134-135 MB.
 const LANE_OLD_MB = 24;
 
-function runInWorker(job: LaneJob, onProgress: (e: ProgressEvent) => void, workers: Worker[]): Promise<LaneResult> {
+function newLaneWorker(): Worker {
+  // A lane's garbage is short-lived chunk views and events: a young generation of a few MB (instead of V8's
+  // default of up to 48 MB per thread) and a low old-generation limit keep each lane's heap small, which bounds
+  // the build's memory per lane.
+  return new Worker(bootUrl, { workerData: { entry }, resourceLimits: { maxYoungGenerationSizeMb: LANE_YOUNG_MB, maxOldGenerationSizeMb: LANE_OLD_MB } });
+}
+
+/**
+ * Lane workers started before their jobs are known, so that their start and module loading overlap the caller's
+ * own work (the seeds). Each runs one lane of runLanes; the caller terminates them if it never gets there.
+ */
+export function startLaneWorkers(n: number): Worker[] {
+  return Array.from({ length: n }, newLaneWorker);
+}
+
+function runInWorker(job: LaneJob, onProgress: (e: ProgressEvent) => void, workers: Worker[], started?: Worker): Promise<LaneResult> {
   const label = job.nodes.map((n) => n.node).join(', ');
   return new Promise((resolve, reject) => {
-    // A lane's garbage is short-lived chunk views and events: a young generation of a few MB (instead of V8's
-    // default of up to 48 MB per thread) and a low old-generation limit keep each lane's heap small, which bounds
-    // the build's memory per lane.
-    const worker = new Worker(bootUrl, { workerData: { entry }, resourceLimits: { maxYoungGenerationSizeMb: LANE_YOUNG_MB, maxOldGenerationSizeMb: LANE_OLD_MB } });
+    const worker = started ?? newLaneWorker();
     workers.push(worker);
     let settled = false;
     const finish = (fn: () => void) => {
@@ -52,13 +64,17 @@ function runInWorker(job: LaneJob, onProgress: (e: ProgressEvent) => void, worke
   });
 }
 
-/** Run every lane at once, each in a worker; results in the order of `lanes`. The first failure rejects. */
-export async function runLanes(lanes: LaneJob[], onProgress: (e: ProgressEvent) => void): Promise<LaneResult[]> {
+/**
+ * Run every lane at once, each in a worker (the `started` ones first: startLaneWorkers); results in the order of
+ * `lanes`. The first failure rejects, once every worker is terminated.
+ */
+export async function runLanes(lanes: LaneJob[], onProgress: (e: ProgressEvent) => void, started: Worker[] = []): Promise<LaneResult[]> {
   const workers: Worker[] = [];
+  for (const idle of started.slice(lanes.length)) void idle.terminate();
   try {
-    return await Promise.all(lanes.map((lane) => runInWorker(lane, onProgress, workers)));
+    return await Promise.all(lanes.map((lane, i) => runInWorker(lane, onProgress, workers, started[i])));
   } catch (err) {
-    await Promise.all(workers.map((w) => w.terminate()));
+    await Promise.all([...new Set([...workers, ...started])].map((w) => w.terminate()));
     throw err;
   }
 }

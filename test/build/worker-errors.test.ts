@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rmSync, writeFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
-import { runLanes } from '../../lib/assemble/pool.ts';
+import { runLanes, startLaneWorkers } from '../../lib/assemble/pool.ts';
 import type { LaneJob } from '../../lib/assemble/node-job.ts';
 import { CorruptImageError, InputError, LockRefusal, PiImageError, UsageError, reviveError, serializeError, ERROR_CLASSES } from '../../lib/errors.ts';
 import { DownloadError } from '../../lib/source/download.ts';
@@ -23,12 +23,12 @@ test.after(() => {
 const part = (index: number, startLba: number, sectors: number, type: number) =>
   ({ index, type, bootable: index === 1, startLba, sectors, start: startLba * 512, size: sectors * 512 });
 
-test('a damaged boot partition found inside a lane arrives as CorruptImageError with its code and byte offset', async () => {
-  // 8 MiB of zeros: partition 1 at LBA 2048 holds no FAT boot sector, which the lane finds in its worker thread.
-  const base = join(work, 'zeros.img');
+/** A lane over 8 MiB of zeros: partition 1 at LBA 2048 holds no FAT boot sector, which the lane finds in its thread. */
+function zerosJob(name: string): LaneJob {
+  const base = join(work, `${name}.img`);
   writeFileSync(base, '');
   truncateSync(base, 8 << 20);
-  const job: LaneJob = {
+  return {
     nodes: [{ node: 'node1', role: 'master', instanceId: 'i', sdSignature: 1, ssdSignature: 2, cmdline: [], seed: {}, secret: false, dir: join(work, 'stage', 'node1') }],
     base: { path: base, size: 8 << 20 },
     bootPart: part(1, 2048, 4096, 0x0c),
@@ -37,6 +37,10 @@ test('a damaged boot partition found inside a lane arrives as CorruptImageError 
     epoch: 1577836800,
     fsync: false,
   };
+}
+
+test('a damaged boot partition found inside a lane arrives as CorruptImageError with its code and byte offset', async () => {
+  const job = zerosJob('zeros');
   try {
     await runLanes([job], () => {});
     assert.unreachable('the lane should fail');
@@ -50,6 +54,19 @@ test('a damaged boot partition found inside a lane arrives as CorruptImageError 
     assert.match(e.message, /^node1: /, 'the lane is named in front');
     assert.match(e.stack ?? '', /CorruptImageError|at /, 'the worker\'s stack is kept');
   }
+});
+
+test('lane workers started ahead of their jobs run them; one left without a lane is ended, not left running', async () => {
+  const started = startLaneWorkers(2);
+  const idleExit = new Promise<number>((resolve) => started[1]!.once('exit', resolve));
+  try {
+    await runLanes([zerosJob('zeros-started')], () => {}, started);
+    assert.unreachable('the lane should fail');
+  } catch (err) {
+    assert.instance(err, CorruptImageError, `got ${(err as Error)?.constructor?.name}: ${(err as Error).message}`);
+    assert.match((err as Error).message, /^node1: /);
+  }
+  assert.type(await idleExit, 'number', 'the idle worker exited');
 });
 
 test('a file that ends early under flash\'s hash workers arrives as CorruptImageError with the byte offset', async () => {
