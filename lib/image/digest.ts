@@ -33,7 +33,9 @@ function feedZeros(hash: Hash, length: number): void {
 /**
  * Hash `path`: the whole file (holes read as zeros, without reading them) and each mapped range, by reading the
  * mapped blocks and feeding them to an ImageDigester. The caller guarantees that everything outside `ranges` is
- * zero (it wrote the image sparse).
+ * zero (it wrote the image sparse). With `wholes`, the range checksums come first (one pass): when their
+ * contentKey is known, its whole-file sha256 is taken and no byte is hashed twice; otherwise a second pass over
+ * the same blocks makes it (and adds it). Without, one pass makes both.
  */
 export function digestImage(
   path: string,
@@ -44,22 +46,42 @@ export function digestImage(
   const io = FileIO.open(path);
   try {
     const size = io.size;
-    const digester = new ImageDigester(size, { blockSize, wholes: opts.wholes });
     const spans = toBlockRanges(ranges, blockSize, size).map((b) => ({ start: b.first * blockSize, end: Math.min(size, (b.last + 1) * blockSize) }));
     const total = spans.reduce((s, b) => s + b.end - b.start, 0);
     const buf = Buffer.allocUnsafe(CHUNK);
-    let done = 0;
-    for (const { start, end } of spans) {
-      for (let off = start; off < end; ) {
-        const view = buf.subarray(0, Math.min(CHUNK, end - off));
-        io.readInto(view, off);
-        digester.update(off, view);
-        off += view.length;
-        done += view.length;
-        opts.onProgress?.({ phase: 'checksum', done, total, detail: opts.detail });
+    /** Every mapped block, in order, to `take`. */
+    const pass = (take: (offset: number, data: Buffer) => void, progress: boolean): void => {
+      let done = 0;
+      for (const { start, end } of spans) {
+        for (let off = start; off < end; ) {
+          const view = buf.subarray(0, Math.min(CHUNK, end - off));
+          io.readInto(view, off);
+          take(off, view);
+          off += view.length;
+          done += view.length;
+          if (progress) opts.onProgress?.({ phase: 'checksum', done, total, detail: opts.detail });
+        }
       }
+    };
+    const digester = new ImageDigester(size, { blockSize, whole: !opts.wholes });
+    pass((off, view) => digester.update(off, view), true);
+    const digest = digester.finish();
+    if (!opts.wholes) return digest;
+    const key = contentKey(size, blockSize, digest.ranges);
+    let sha256 = opts.wholes.get(key);
+    if (sha256 === undefined) {
+      const whole = createHash('sha256');
+      let pos = 0;
+      pass((off, view) => {
+        feedZeros(whole, off - pos);
+        whole.update(view);
+        pos = off + view.length;
+      }, false);
+      feedZeros(whole, size - pos);
+      sha256 = whole.digest('hex');
+      opts.wholes.set(key, sha256);
     }
-    return digester.finish();
+    return { ...digest, sha256 };
   } finally {
     io.close();
   }
