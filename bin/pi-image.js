@@ -29,7 +29,8 @@ function distIsFresh() {
   if (!existsSync(join(root, 'lib'))) return true; // the installed package: no sources, dist/ is the program
   if (!existsSync(stamp)) return false;
   const built = statSync(stamp).mtimeMs;
-  return newestSource(join(root, 'lib')) <= built && newestSource(join(root, 'bin')) <= built;
+  // scripts/ holds the bundler: a change to it is a change to dist/cli/ too.
+  return ['lib', 'bin', 'scripts'].every((d) => !existsSync(join(root, d)) || newestSource(join(root, d)) <= built);
 }
 
 if (process.env.PI_IMAGE_FROM_SOURCE !== '1' && distIsFresh()) {

@@ -262,7 +262,7 @@ function newest(dir: string, exts: string[]): number {
  */
 export function cli(): string[] {
   const stamp = join(ROOT, 'dist', '.built');
-  const fresh = () => existsSync(stamp) && Math.max(newest(join(ROOT, 'lib'), ['.ts', '.mjs']), newest(join(ROOT, 'bin'), ['.ts', '.mjs'])) <= statSync(stamp).mtimeMs;
+  const fresh = () => existsSync(stamp) && Math.max(...['lib', 'bin', 'scripts'].map((d) => newest(join(ROOT, d), ['.ts', '.mjs']))) <= statSync(stamp).mtimeMs;
   if (!fresh()) {
     console.log('dist/ is stale: npm run build');
     execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
