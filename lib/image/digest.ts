@@ -1,8 +1,8 @@
-// One pass over a sparse image that we wrote ourselves: the sha256 of the whole file and the per-range sha256
+// The checksums of a sparse image that we wrote ourselves: the sha256 of the whole file and the per-range sha256
 // of its mapped blocks (for a bmap), reading only the mapped ranges and feeding zeros for the holes in between.
 // Such an image is its mapped ranges' bytes with zeros elsewhere, so its size and range checksums determine every
-// byte (contentKey): a whole-file sha256 remembered by that key is taken instead of hashing the zeros after the
-// last range (an SD image's free FAT space: ~200 MiB of zeros each).
+// byte (contentKey): digestImage takes a whole-file sha256 remembered by that key instead of hashing the image a
+// second time (its data and an SD image's free FAT space, ~200 MiB of zeros each).
 import { createHash, type Hash } from 'node:crypto';
 import type { OnProgress } from '../progress.ts';
 import { toBlockRanges, type BmapRange } from './bmap.ts';
@@ -107,7 +107,6 @@ export interface KnownRange {
  * toBlockRanges makes of the written byte ranges. Range checksums in `known` (keyed by first block) are taken
  * instead of hashed where `hashRange` says so (default: when known); with `learn`, those hashed here are added, so
  * a digester fed after this one with the same data can take them. `whole: false` skips the whole-file hash.
- * `wholes` maps contentKey to whole-file sha256: a hit skips the zeros after the last range; a miss is added.
  */
 export class ImageDigester {
   readonly blockSize: number;
@@ -124,7 +123,6 @@ export class ImageDigester {
       learn?: boolean;
       hashRange?: (first: number) => boolean;
       whole?: boolean;
-      wholes?: Map<string, string>;
     } = {},
   ) {
     this.blockSize = opts.blockSize ?? 4096;
@@ -170,14 +168,8 @@ export class ImageDigester {
   finish(): ImageDigest {
     this.close();
     const mapped = this.out.reduce((s, b) => s + b.last - b.first + 1, 0);
-    const wholes = this.whole ? this.opts.wholes : undefined;
-    const key = wholes ? contentKey(this.size, this.blockSize, this.out) : '';
-    let sha256 = wholes?.get(key);
-    if (sha256 === undefined) {
-      this.zeros(this.size, false);
-      sha256 = this.whole?.digest('hex') ?? '';
-      wholes?.set(key, sha256);
-    }
+    this.zeros(this.size, false);
+    const sha256 = this.whole?.digest('hex') ?? '';
     return { size: this.size, blockSize: this.blockSize, sha256, ranges: this.out, mappedBlocks: mapped };
   }
 
