@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Launcher. Runs the compiled CLI, bundled in dist/cli/ (what the published package holds; npm's `prepare` builds
-// it in a checkout). Only in a checkout whose dist/ is missing or older than a TypeScript source does it run the sources
-// through tsx (a devDependency), so a checkout never runs stale code; the package itself never needs tsx.
+// it in a checkout). Only in a checkout whose dist/ is missing or older than a TypeScript source (or the bundler)
+// does it run the sources through tsx (a devDependency), so a checkout never runs stale code; the package itself
+// never needs tsx.
 import { existsSync, statSync, readdirSync } from 'node:fs';
 import module from 'node:module';
 import { dirname, join } from 'node:path';

@@ -1,12 +1,12 @@
 // Bundles the CLI into dist/cli/ (npm run build, after tsc): the entry, the build's lane worker and one chunk per
 // lazily imported command or library, so a command loads one file per part it uses instead of hundreds of modules.
 // Why: Node 20 has no compile cache, and resolving and compiling yargs, zod and our modules file by file was most
-// of `--help` and of the time before a build's first copy (docs/build.md, "Start-up").
+// of `--help` and of the time before a build's first copy (README, "The CLI is bundled").
 // Invariants: the library (dist/lib/, from tsc) is untouched; entries and chunks share one directory, so the
 // `new URL('./worker.js', import.meta.url)` of lib/assemble/pool.ts finds the worker from whichever chunk holds it;
 // packages loaded at run time by name (xz-decompress through createRequire, unzipper's optional S3 client) and the
-// two that call the deprecated Buffer() (cpio-stream, unzipper) stay outside; string-width is lib/cli/text-width.ts (its header says why). dist/cli/inputs.json lists the sources of
-// each output file.
+// two that call the deprecated Buffer() (cpio-stream, unzipper) stay outside; string-width is
+// lib/cli/text-width.ts (its header says why). dist/cli/inputs.json lists the sources of each output file.
 import { build } from 'esbuild';
 import { rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
