@@ -1,12 +1,12 @@
 // Terminal column width of a string: what the bundled CLI gives yargs' help layout (cliui, wrap-ansi) and ora's
 // spinner line in place of the string-width package (scripts/bundle.mjs aliases it here).
 // Why: string-width 8 builds an Intl.Segmenter and /v regular expressions over Unicode emoji properties when it is
-// loaded, and 7 segments every string it measures; together about 45 ms of a 140 ms CPU profile of `build --help`, for texts that
-// are ours (ASCII, a few symbols) and paths. Invariants: called as string-width is (text, { countAnsiEscapeCodes });
-// ambiguous-width characters count 1, string-width's default; printable ASCII is its length; escape sequences count
-// 0 unless asked; control characters, combining marks, zero-width spaces and variation selectors count 0; East
-// Asian wide and fullwidth characters and pictographic emoji count 2 (Markus Kuhn's wcwidth ranges); everything
-// else counts 1.
+// loaded, and 7 segments every string it measures; together about 45 ms of a 140 ms CPU profile of `build --help`,
+// for texts that are ours (ASCII, a few symbols) and paths.
+// Invariants: called as string-width is (text, { countAnsiEscapeCodes }); ambiguous-width characters count 1,
+// string-width's default; printable ASCII is its length; escape sequences count 0 unless asked; control
+// characters, combining marks, zero-width spaces and variation selectors count 0; East Asian wide and fullwidth
+// characters and pictographic emoji count 2 (Markus Kuhn's wcwidth ranges); everything else counts 1.
 
 // CSI sequences (colours, cursor) and OSC sequences (hyperlinks, titles), as ansi-regex matches them.
 const ANSI = /[\u001B\u009B][[\]()#;?]*(?:(?:(?:(?:;[-a-zA-Z\d/#&.:=?%@~_]+)*|[a-zA-Z\d]+(?:;[-a-zA-Z\d/#&.:=?%@~_]*)*)?\u0007)|(?:(?:\d{1,4}(?:;\d{0,4})*)?[\dA-PR-TZcf-ntqry=><~]))/g;
