@@ -288,4 +288,34 @@ test('usedRanges covers the metadata and every allocated cluster, and nothing el
   }
 });
 
+test('zeroFreed: clusters a file gives up (shrinking, unlinked) read as zeros; fsck.fat stays clean', () => {
+  const img = makeFat(join(dir, 'zero-freed.img'), { fat: 32, kib: 100_000 });
+  const io = FileIO.open(img.path, { write: true });
+  const vol = img.offset ? new SliceIO(io, img.offset, img.size, `${img.path} p1`) : io;
+  try {
+    const fs = FatFs.open(vol, { clock: CLOCK, zeroFreed: true });
+    const cs = fs.clusterSize;
+    fs.writeFile('/seed', Buffer.alloc(4 * cs, 0xaa));
+    fs.writeFile('/gone', Buffer.alloc(2 * cs, 0xbb));
+    const before = fs.usedRanges();
+    fs.writeFile('/seed', Buffer.alloc(cs, 0xcc)); // three clusters freed
+    fs.unlink('/gone'); // two more
+    const after = fs.usedRanges();
+    const inside = (off: number) => after.some((r) => off >= r.start && off < r.start + r.length);
+    let freedBytes = 0;
+    for (const r of before) {
+      for (let off = r.start; off < r.start + r.length; off += cs) {
+        if (inside(off)) continue;
+        freedBytes += cs;
+        assert.ok(vol.read(off, cs).equals(Buffer.alloc(cs)), `freed cluster at ${off} is zero`);
+      }
+    }
+    assert.is(freedBytes, 5 * cs, 'five clusters were freed');
+    assert.ok(fs.readFile('/seed').equals(Buffer.alloc(cs, 0xcc)));
+  } finally {
+    io.close();
+  }
+  fsckClean(img);
+});
+
 test.run();

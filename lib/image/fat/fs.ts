@@ -5,7 +5,7 @@ import { CorruptImageError, InputError, NotFoundError } from '../../errors.ts';
 import type { BlockIO } from '../io.ts';
 import type { ByteRange } from '../sparse.ts';
 import { parseBootSector, type FatGeometry } from './bpb.ts';
-import { FatTable } from './table.ts';
+import { FatTable, FREE } from './table.ts';
 import { FatDir, type DirSlotEntry, type FatEntry } from './dir.ts';
 import {
   ATTR_ARCHIVE,
@@ -33,27 +33,61 @@ function splitPath(path: string): string[] {
 
 export type { FileSource } from './file-data.ts';
 
+export interface FatOpenOptions {
+  /** Timestamps for what is written (default: now). */
+  clock?: () => Date;
+  /**
+   * Overwrite clusters with zeros when they are freed (a file shrinks or goes). For an image whose unmapped blocks
+   * must read as zeros: its checksums (image/digest.ts) treat everything outside the allocated clusters as zero,
+   * and a freed cluster keeps its old bytes otherwise.
+   */
+  zeroFreed?: boolean;
+}
+
+const ZERO_CHUNK = Buffer.alloc(1 << 20);
+
 export class FatFs {
   readonly fatType: 12 | 16 | 32;
   readonly clusterSize: number;
   readonly geometry: FatGeometry;
   private readonly fat: FatTable;
   private readonly clock: () => Date;
+  private readonly zeroFreed: boolean;
 
   private constructor(
     private readonly io: BlockIO,
-    opts: { clock?: () => Date },
+    opts: FatOpenOptions,
   ) {
     this.geometry = parseBootSector(io);
     this.fatType = this.geometry.fatType;
     this.clusterSize = this.geometry.clusterSize;
     this.fat = new FatTable(io, this.geometry);
     this.clock = opts.clock ?? (() => new Date());
+    this.zeroFreed = opts.zeroFreed ?? false;
   }
 
   /** Open the FAT volume in `io` (a partition SliceIO); throws CorruptImageError when it is not a sane FAT. */
-  static open(io: BlockIO, opts: { clock?: () => Date } = {}): FatFs {
+  static open(io: BlockIO, opts: FatOpenOptions = {}): FatFs {
     return new FatFs(io, opts);
+  }
+
+  /** Give clusters back; with zeroFreed, their old bytes are overwritten with zeros. */
+  private release(clusters: number[]): void {
+    for (const c of clusters) this.fat.set(c, FREE);
+    if (!this.zeroFreed) return;
+    const sorted = [...clusters].sort((a, b) => a - b);
+    for (let i = 0; i < sorted.length; ) {
+      let j = i + 1;
+      while (j < sorted.length && sorted[j] === sorted[j - 1]! + 1) j++;
+      let off = this.geometry.dataOffset + (sorted[i]! - 2) * this.clusterSize;
+      const end = this.geometry.dataOffset + (sorted[j - 1]! - 1) * this.clusterSize;
+      while (off < end) {
+        const n = Math.min(ZERO_CHUNK.length, end - off);
+        this.io.write(off, n === ZERO_CHUNK.length ? ZERO_CHUNK : ZERO_CHUNK.subarray(0, n));
+        off += n;
+      }
+      i = j;
+    }
   }
 
   private rootDir(): FatDir {
@@ -112,29 +146,35 @@ export class FatFs {
    * the path of the entry and the one it repeats, so no walk can go round for ever or silently skip a subtree.
    */
   *tree(): Iterable<{ path: string; entry: FatEntry }> {
+    for (const { path, entry } of this.slotTree()) yield { path, entry: publicEntry(entry) };
+  }
+
+  /** tree() with each entry's slot (where it lives, for errors). */
+  private slotTree(): Iterable<{ path: string; entry: DirSlotEntry }> {
     const root = this.rootDir();
-    const walk = walkTree<DirSlotEntry, FatEntry>(
+    const walk = walkTree<DirSlotEntry, DirSlotEntry>(
       { path: '/', key: root.cluster, children: root.list() },
       (e) => e.name,
-      (e) => ({ value: publicEntry(e), dir: e.isDirectory ? { key: e.firstCluster, children: () => this.openDir(e).list() } : undefined }),
+      (e) => ({ value: e, dir: e.isDirectory ? { key: e.firstCluster, children: () => this.openDir(e).list() } : undefined }),
       (path, key, first, e) => new CorruptImageError(`${this.io.name}: directory loop at ${path}: it points back to ${first} (cluster ${key})`, e.where),
     );
-    for (const { path, value } of walk) yield { path, entry: value };
+    return (function* () {
+      for (const { path, value } of walk) yield { path, entry: value };
+    })();
   }
 
   /** Walk the whole tree once, following each file's cluster chain in the FAT (not its data): throws on a directory
    *  loop, a damaged directory, or a chain that loops, leaves the volume or is shorter than its file, anywhere. */
   checkTree(): number {
     let n = 0;
-    for (const { path, entry } of this.tree()) {
+    for (const { path, entry } of this.slotTree()) {
       n++;
       if (entry.isDirectory || entry.size === 0) continue;
       const need = Math.ceil(entry.size / this.clusterSize);
       let got = 0;
-      const where = this.need(path).where;
-      for (const _ of this.fat.chain(entry.firstCluster, where, need)) got++;
+      for (const _ of this.fat.chain(entry.firstCluster, entry.where, need)) got++;
       if (got < need) {
-        throw new CorruptImageError(`${this.io.name}: file ${path} has ${entry.size} bytes but its cluster chain holds only ${got} clusters`, where);
+        throw new CorruptImageError(`${this.io.name}: file ${path} has ${entry.size} bytes but its cluster chain holds only ${got} clusters`, entry.where);
       }
     }
     return n;
@@ -206,7 +246,7 @@ export class FatFs {
       if (need <= old.length) {
         cl = old.slice(0, need);
         if (need > 0) this.fat.set(old[need - 1], this.fat.eoc);
-        for (const c of old.slice(need)) this.fat.set(c, 0);
+        this.release(old.slice(need));
       } else {
         const extra = this.fat.allocChain(need - old.length, old.length ? old[old.length - 1] : undefined);
         cl = old.concat(extra);
@@ -234,7 +274,7 @@ export class FatFs {
     try {
       fn();
     } catch (e) {
-      for (const c of clusters) this.fat.set(c, 0);
+      this.release(clusters);
       this.fat.flush();
       throw e;
     }
@@ -284,7 +324,7 @@ export class FatFs {
     if ('root' in w) throw new InputError(`${this.io.name}: cannot unlink '/'`);
     if (!w.entry) throw new NotFoundError(`${this.io.name}: ${path} does not exist`);
     if (w.entry.isDirectory) throw new InputError(`${this.io.name}: ${path} is a directory (use rmdir)`);
-    if (w.entry.firstCluster) this.fat.freeChain(w.entry.firstCluster, w.entry.where);
+    if (w.entry.firstCluster) this.release([...this.fat.chain(w.entry.firstCluster, w.entry.where)]); // validated whole before any is freed
     w.parent.remove(w.entry);
     this.fat.flush();
   }
@@ -295,7 +335,7 @@ export class FatFs {
     if (!w.entry) throw new NotFoundError(`${this.io.name}: ${path} does not exist`);
     if (!w.entry.isDirectory) throw new InputError(`${this.io.name}: ${path} is not a directory`);
     if (this.openDir(w.entry).list().length) throw new InputError(`${this.io.name}: directory ${path} is not empty`);
-    this.fat.freeChain(w.entry.firstCluster, w.entry.where);
+    this.release([...this.fat.chain(w.entry.firstCluster, w.entry.where)]);
     w.parent.remove(w.entry);
     this.fat.flush();
   }

@@ -10,6 +10,7 @@ const PAGE = 4096;
 const MAX_PAGES = 64; // 256 KiB of FAT cached at most
 
 export const FREE = 0;
+const ZERO_PAGE = Buffer.alloc(PAGE);
 
 export class FatTable {
   private pages = new Map<number, Buffer>(); // page index -> bytes (insertion order = LRU order)
@@ -215,12 +216,6 @@ export class FatTable {
     return cl;
   }
 
-  /** Free every cluster of a chain (validated first, so a corrupt chain frees nothing). */
-  freeChain(first: number, where: number): void {
-    const list = [...this.chain(first, where)];
-    for (const c of list) this.set(c, FREE);
-  }
-
   /** Number of free clusters (from FSInfo when it is trustworthy, else by scanning the FAT). */
   freeClusters(): number {
     if (this.free < 0) {
@@ -231,16 +226,45 @@ export class FatTable {
     return this.free;
   }
 
-  /** Runs [first, count] of allocated (non-free) clusters, in order. */
+  /** Runs [first, count] of allocated (non-free) clusters, in order. FAT16/32 are scanned a page at a time. */
   *allocatedRuns(): Generator<[number, number]> {
     let start = -1;
-    for (let n = 2; n <= this.maxCluster; n++) {
-      const used = this.get(n) !== FREE;
+    const width = this.g.fatType === 32 ? 4 : this.g.fatType === 16 ? 2 : 0;
+    for (let n = 2; n <= this.maxCluster; ) {
+      let used: boolean;
+      if (width === 0) {
+        used = this.get(n) !== FREE;
+      } else {
+        // The rest of this FAT page in one go: a cluster's entry never straddles a page.
+        const p = Math.floor((n * width) / PAGE);
+        const pg = this.page(p);
+        const end = Math.min(this.maxCluster + 1, ((p + 1) * PAGE) / width);
+        if (pg.length === PAGE && pg.equals(ZERO_PAGE)) {
+          // A free page (most of a new volume's FAT): one compare instead of a thousand reads.
+          if (start >= 0) {
+            yield [start, n - start];
+            start = -1;
+          }
+          n = end;
+          continue;
+        }
+        for (; n < end; n++) {
+          const o = n * width - p * PAGE;
+          const v = width === 4 ? pg.readUInt32LE(o) & 0x0fffffff : pg.readUInt16LE(o);
+          if (v !== FREE && start < 0) start = n;
+          else if (v === FREE && start >= 0) {
+            yield [start, n - start];
+            start = -1;
+          }
+        }
+        continue;
+      }
       if (used && start < 0) start = n;
       else if (!used && start >= 0) {
         yield [start, n - start];
         start = -1;
       }
+      n++;
     }
     if (start >= 0) yield [start, this.maxCluster + 1 - start];
   }
