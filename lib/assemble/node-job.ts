@@ -151,14 +151,10 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
     try {
       const source = openBootSource(base, job.bootPart, job.boot);
       const kernel = await prepareKernel(base, source, job.boot, kernelTmp);
-      const written = writeSdImages({
+      sds = writeSdImages({
         targets: job.nodes.map((n) => ({ path: join(n.dir, 'sd.img'), diskSignature: n.sdSignature, cmdline: n.cmdline, seed: n.seed, secret: n.secret })),
         base, basePath, source, bootPart: job.bootPart, boot: job.boot, clock, kernel, fsync: job.fsync,
-      });
-      sds = written.map((sd, i) => {
-        const n = job.nodes[i]!;
-        const digest = digestImage(sd.path, sd.mapped, { wholes: checksums.byContent, onProgress: (e) => onProgress({ ...e, phase: `${n.node}: checksum sd` }) });
-        return { sd, digest };
+        digest: (io, sd, i) => digestImage(io, sd.mapped, { wholes: checksums.byContent, onProgress: (e) => onProgress({ ...e, phase: `${job.nodes[i]!.node}: checksum sd` }) }),
       });
     } finally {
       rmSync(kernelTmp, { force: true });
@@ -175,7 +171,8 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
     });
     const nodes: ManifestNode[] = [];
     for (const [i, n] of job.nodes.entries()) {
-      const { sd, digest: sdDigest } = sds[i];
+      const sd = sds[i];
+      const sdDigest = sd.digest;
       const ssd = ssds[i];
       const sdEntry: ManifestImage = imageEntry(sd.path, sdDigest, n.sdSignature, `${sd.path}.bmap`, renderBmap({ imageSize: sdDigest.size, blockSize: sdDigest.blockSize, ranges: sdDigest.ranges }));
       const ssdEntry: ManifestImage = imageEntry(ssd.path, ssd.digest, n.ssdSignature, `${ssd.path}.bmap`, renderBmap({ imageSize: ssd.digest.size, blockSize: ssd.digest.blockSize, ranges: ssd.digest.ranges }));

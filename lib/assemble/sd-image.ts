@@ -5,6 +5,8 @@
 // partition is parsed and checked once per lane (openBootSource).
 import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { FileIO, type BlockIO } from '../image/io.ts';
+import { CopiedIO } from '../image/copied-io.ts';
+import type { ImageDigest } from '../image/digest.ts';
 import { writeMbr, partitionIO, SECTOR, type MbrPartition } from '../image/mbr.ts';
 import { copyRanges } from '../image/sparse.ts';
 import { copyRangesInKernel } from '../image/kernel-copy.ts';
@@ -144,7 +146,9 @@ export function writeSdImages(opts: {
   kernel: PreparedKernel;
   /** fsync each image once written. */
   fsync?: boolean;
-}): SdImageResult[] {
+  /** Checksum each image once written, before it is closed (`io` reads the copied boot files from the base). */
+  digest: (io: BlockIO, sd: SdImageResult, index: number) => ImageDigest;
+}): (SdImageResult & { digest: ImageDigest })[] {
   const size = (FIRST_LBA + opts.bootPart.sectors) * SECTOR;
   const part: MbrPartition = { ...opts.bootPart, index: 1, startLba: FIRST_LBA, start: FIRST_LBA * SECTOR };
   const outs: FileIO[] = [];
@@ -163,10 +167,14 @@ export function writeSdImages(opts: {
     const inKernel =
       opts.basePath !== undefined &&
       copyRangesInKernel(opts.basePath, opts.targets.map((t) => t.path), used.map((r) => ({ start: opts.bootPart.start + r.start, length: r.length })), { delta: part.start - opts.bootPart.start });
+    // Each image is then read through a view that takes the copied bytes from the base while they are unchanged:
+    // the base's pages are cached, a fresh copy's (a reflink above all) are not.
+    const copied = used.map((r) => ({ start: part.start + r.start, length: r.length }));
     return opts.targets.map((t, i) => {
-      const dst = partitionIO(outs[i]!, part);
-      if (!inKernel) copyRanges(opts.source.io, dst, used, { chunk: 1 << 20 });
-      return finishSdImage(t, dst, part, size, opts);
+      if (!inKernel) copyRanges(opts.source.io, partitionIO(outs[i]!, part), used, { chunk: 1 << 20 });
+      const view = new CopiedIO(outs[i]!, opts.base, copied, opts.bootPart.start - part.start);
+      const sd = finishSdImage(t, partitionIO(view, part), part, size, opts);
+      return { ...sd, digest: opts.digest(view, sd, i) };
     });
   } finally {
     for (const out of outs) out.close();
@@ -181,7 +189,9 @@ function finishSdImage(
   size: number,
   opts: { base: BlockIO; boot: BootStyle; clock: () => Date; kernel: PreparedKernel; fsync?: boolean },
 ): SdImageResult {
-  const fat = FatFs.open(dst, { clock: opts.clock });
+  // Freed clusters (a seed file shorter than the base's) are zeroed: the image's checksums take every block outside
+  // the allocated clusters as zero.
+  const fat = FatFs.open(dst, { clock: opts.clock, zeroFreed: true });
   const read = (name: string): string | undefined => (fat.exists(name) ? fat.readFile(name).toString('latin1') : undefined);
 
   // Kernel: gzip → decompressed copy booted directly; anything else (raw Image, bzImage) is booted as it is.

@@ -6,7 +6,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { OnProgress } from '../progress.ts';
 import { toBlockRanges, type BmapRange } from './bmap.ts';
-import { FileIO } from './io.ts';
+import { FileIO, type BlockIO } from './io.ts';
 
 /** A mapped block range with its sha256 (bmaptool's convention: first and last block, inclusive). */
 export type BlockRange = Required<BmapRange>;
@@ -31,19 +31,19 @@ function feedZeros(hash: Hash, length: number): void {
 }
 
 /**
- * Hash `path`: the whole file (holes read as zeros, without reading them) and each mapped range, by reading the
+ * Hash `image` (a path, or an open view such as image/copied-io.ts's, left open): the whole file (holes read as zeros, without reading them) and each mapped range, by reading the
  * mapped blocks and feeding them to an ImageDigester. The caller guarantees that everything outside `ranges` is
  * zero (it wrote the image sparse). With `wholes`, the range checksums come first (one pass): when their
  * contentKey is known, its whole-file sha256 is taken and no byte is hashed twice; otherwise a second pass over
  * the same blocks makes it (and adds it). Without, one pass makes both.
  */
 export function digestImage(
-  path: string,
+  image: string | BlockIO,
   ranges: { start: number; length: number }[],
   opts: { blockSize?: number; onProgress?: OnProgress; detail?: string; wholes?: Map<string, string> } = {},
 ): ImageDigest {
   const blockSize = opts.blockSize ?? 4096;
-  const io = FileIO.open(path);
+  const io = typeof image === 'string' ? FileIO.open(image) : image;
   try {
     const size = io.size;
     const spans = toBlockRanges(ranges, blockSize, size).map((b) => ({ start: b.first * blockSize, end: Math.min(size, (b.last + 1) * blockSize) }));
@@ -83,7 +83,7 @@ export function digestImage(
     }
     return { ...digest, sha256 };
   } finally {
-    io.close();
+    if (typeof image === 'string') (io as FileIO).close();
   }
 }
 

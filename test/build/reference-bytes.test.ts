@@ -23,15 +23,17 @@ const EPOCH = 1577836800; // 2020-01-01
 // Changed once since, on purpose (c97e54e): the SD images' cluster.env gained PACKAGES (the package list first boot
 // installs, one list with the lock's) in place of EXTRA_PACKAGES, so sd.img and the manifest's sha256s moved; the
 // SSD images and the base did not. h3's, h4's and h5's refactors left all of them unchanged. Changed again (448e756):
-// cloud-init/bundle.sh, which the seed carries, settles udev and retries partx; sd.img and the manifest only.
+// cloud-init/bundle.sh, which the seed carries, settles udev and retries partx; sd.img and the manifest only. And
+// again (issue 18): the SD images' FAT zeroes the clusters a seed file gives up when it is shorter than the base's
+// (FatOpenOptions.zeroFreed), so sd.img and the manifest moved; the SSD images and the base did not.
 const RECORDED = {
   base: 'afd53f659f2b57f864ff705801e610881f13a8a43d65132c8414ce897c29ce47',
-  manifest: 'ab254656dc5d4e95ef62f74a99366821fe9ff45a3d57163749f70e0be52bf49c',
+  manifest: '477df16de5ddd159b512baa33f4a178d66f25bc5fb488a3953416238591442a0',
   images: {
-    node1: { sd: '75819b950f0833b0d48e11017196b2471f98ee7eabeeabe31cad724ec082b36b', ssd: '931f7044eb8bf8e594de56c248712fe8c793f94beb37590fd0aca4e2421004af' },
-    node2: { sd: '558bad559b217e4cd8aa333f59dbf4363b74e0b440e941d4a7d6737571a2544e', ssd: 'd8906bca71561b3aaa17484b2fe5d67fc27ef99f788c7301848d8e44015ec14d' },
-    node3: { sd: 'ec5c6acdc97301192ae3e5a05ec369da5cef2417dd864a62171657fb5ea09403', ssd: 'a65ee1aa5943b493397f620e075b5e3122b193481b3ff6df10ce505b9aea5627' },
-    node4: { sd: 'f4d0443df671e29e7615b263081f31a645832b61343dcdb00491df53dc3f64f7', ssd: 'd7b5dc501cc9446ea116c045c42c099a76033b8d649c687ce7fda47e2c602840' },
+    node1: { sd: '7e50b2f56921494e67f726ece2dcdab2918299b0c957dc9157c50c47638f827e', ssd: '931f7044eb8bf8e594de56c248712fe8c793f94beb37590fd0aca4e2421004af' },
+    node2: { sd: 'e4f2a75f02287e7f3b4e867d99f6606555d5fea35f901bdd8c5c144aca2be371', ssd: 'd8906bca71561b3aaa17484b2fe5d67fc27ef99f788c7301848d8e44015ec14d' },
+    node3: { sd: 'ede1f962e10c5e687c01f71692d98fead80645e658b5d0ceb0240553d7816a36', ssd: 'a65ee1aa5943b493397f620e075b5e3122b193481b3ff6df10ce505b9aea5627' },
+    node4: { sd: 'eabde67d81cdc922eabc58f1b6822928178104ff2380e4a22fc284177d10e81b', ssd: 'd7b5dc501cc9446ea116c045c42c099a76033b8d649c687ce7fda47e2c602840' },
   } as Record<string, { sd: string; ssd: string }>,
 };
 
