@@ -155,13 +155,16 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
     const cores = Math.max(1, opts.jobs ?? Math.min(MAX_LANES, availableParallelism()));
     const laneCount = Math.max(1, Math.min(cores, wanted.length));
     const dirs = new Map(wanted.map((name) => [name, staging.dir(name)]));
-    // From a complete base, the kernel copies the root's blocks into every SSD image right away, in one helper
-    // process beside the rest (signal.ts): the lanes wait for it only when they reach their SSD images.
+    // Which nodes each lane builds (their order kept).
+    const laneOf = (i: number) => Math.floor((i * laneCount) / wanted.length);
+    // From a complete base, the kernel copies the root's blocks into every SSD image right away, one helper process
+    // per lane beside the rest (signal.ts): the lanes wait for them only when they reach their SSD images.
     const precopied = image.ref.growing ? undefined : newSignal();
     let rootCopy: { done: Promise<boolean>; stop: () => void } | undefined;
     if (precopied) {
       try {
-        rootCopy = startRootCopy(basePath, rootPart, wanted.map((name) => join(dirs.get(name)!, 'ssd.img')));
+        const groups = Array.from({ length: laneCount }, (_, l) => wanted.filter((_, i) => laneOf(i) === l).map((name) => join(dirs.get(name)!, 'ssd.img')));
+        rootCopy = startRootCopy(basePath, rootPart, groups);
         void rootCopy.done.then((ok) => settleSignal(precopied, ok));
       } catch {
         settleSignal(precopied, false); // never leave a lane waiting: it copies itself, and meets the error again
@@ -191,7 +194,7 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
       notice('info', `${what} of ${secretNodes.join(', ')} hold cluster secrets in the seed (first boot scrubs them from the SD): written 0600, keep them private`);
     }
     const lanes: LaneJob[] = Array.from({ length: laneCount }, (_, l) => ({
-      nodes: specs.filter((_, i) => Math.floor((i * laneCount) / specs.length) === l),
+      nodes: specs.filter((_, i) => laneOf(i) === l),
       precopied,
       base: image.ref,
       bootPart,
@@ -217,9 +220,12 @@ async function runBuild(opts: BuildOptions, seen: { src?: string }): Promise<Bui
       wholes: new Map(laneResults.flatMap((r) => [...r.ssdChecksums.wholes])),
       bundled: new Map(laneResults.flatMap((r) => [...(r.ssdChecksums.bundled ?? [])])),
       byContent: new Map(laneResults.flatMap((r) => [...(r.ssdChecksums.byContent ?? [])])),
+      copied: new Map(laneResults.flatMap((r) => [...(r.ssdChecksums.copied ?? [])])),
     };
     const adds = (got: Map<string, unknown>, had: Map<string, unknown> | undefined) => [...got.keys()].some((k) => !had?.has(k));
-    if (!known || learnt.wholes.size > known.wholes.size || adds(learnt.bundled, known.bundled) || adds(learnt.byContent, known.byContent)) saveSsdChecksums(checksumsFile, learnt);
+    if (!known || learnt.wholes.size > known.wholes.size || adds(learnt.bundled, known.bundled) || adds(learnt.byContent, known.byContent) || adds(learnt.copied, known.copied)) {
+      saveSsdChecksums(checksumsFile, learnt);
+    }
     const results = laneResults.flatMap((r) => r.nodes);
     const jobs = lanes.flatMap((l) => l.nodes);
 

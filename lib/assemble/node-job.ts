@@ -142,6 +142,7 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
       wholes: new Map(job.ssdChecksums?.wholes ?? []),
       bundled: new Map(job.ssdChecksums?.bundled ?? []),
       byContent: new Map(job.ssdChecksums?.byContent ?? []),
+      copied: new Map(job.ssdChecksums?.copied ?? []),
     };
     // A complete base (not one still being decompressed): the kernel copies from it.
     const basePath = job.base.growing ? undefined : job.base.path;
@@ -154,7 +155,13 @@ export async function runLane(job: LaneJob, onProgress: (e: ProgressEvent) => vo
       sds = writeSdImages({
         targets: job.nodes.map((n) => ({ path: join(n.dir, 'sd.img'), diskSignature: n.sdSignature, cmdline: n.cmdline, seed: n.seed, secret: n.secret })),
         base, basePath, source, bootPart: job.bootPart, boot: job.boot, clock, kernel, fsync: job.fsync,
-        digest: (io, sd, i) => digestImage(io, sd.mapped, { wholes: checksums.byContent, onProgress: (e) => onProgress({ ...e, phase: `${job.nodes[i]!.node}: checksum sd` }) }),
+        // The boot files copied unchanged from the base are hashed once per base image (checksums.copied).
+        digest: (io, sd, i) =>
+          digestImage(io, sd.mapped, {
+            wholes: checksums.byContent,
+            copied: { ...io.cleanRanges(), known: checksums.copied! },
+            onProgress: (e) => onProgress({ ...e, phase: `${job.nodes[i]!.node}: checksum sd` }),
+          }),
       });
     } finally {
       rmSync(kernelTmp, { force: true });

@@ -147,7 +147,7 @@ export function writeSdImages(opts: {
   /** fsync each image once written. */
   fsync?: boolean;
   /** Checksum each image once written, before it is closed (`io` reads the copied boot files from the base). */
-  digest: (io: BlockIO, sd: SdImageResult, index: number) => ImageDigest;
+  digest: (io: CopiedIO, sd: SdImageResult, index: number) => ImageDigest;
 }): (SdImageResult & { digest: ImageDigest })[] {
   const size = (FIRST_LBA + opts.bootPart.sectors) * SECTOR;
   const part: MbrPartition = { ...opts.bootPart, index: 1, startLba: FIRST_LBA, start: FIRST_LBA * SECTOR };

@@ -81,6 +81,11 @@ export class CopiedIO implements BlockIO {
     this.dst.sync();
   }
 
+  /** The byte ranges of dst that still hold src's bytes (at offset + shift), for image/digest.ts CopiedRanges. */
+  cleanRanges(): { clean: ByteRange[]; shift: number } {
+    return { clean: this.clean.map((c) => ({ start: c.start, length: c.end - c.start })), shift: this.shift };
+  }
+
   /** Index of the first clean range ending after `pos` (clean.length when none). */
   private firstEndingAfter(pos: number): number {
     let lo = 0;

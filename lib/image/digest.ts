@@ -3,9 +3,14 @@
 // Such an image is its mapped ranges' bytes with zeros elsewhere, so its size and range checksums determine every
 // byte (contentKey): digestImage takes a whole-file sha256 remembered by that key instead of hashing the image a
 // second time (its data and an SD image's free FAT space, ~200 MiB of zeros each).
+// An image partly copied from a base (CopiedRanges) has its mapped ranges split where the unchanged copy starts
+// and ends: those runs' checksums are the base's bytes' and are remembered by where they are in the base, so a
+// rebuild hashes only what it wrote. The split depends on what was written, never on what was remembered: the
+// same build gives the same ranges (and bmap) with or without them.
 import { createHash, type Hash } from 'node:crypto';
 import type { OnProgress } from '../progress.ts';
 import { toBlockRanges, type BmapRange } from './bmap.ts';
+import type { ByteRange } from './sparse.ts';
 import { FileIO, type BlockIO } from './io.ts';
 
 /** A mapped block range with its sha256 (bmaptool's convention: first and last block, inclusive). */
@@ -30,61 +35,122 @@ function feedZeros(hash: Hash, length: number): void {
   }
 }
 
+/** Ranges of an image that hold an unchanged copy of a base's bytes, and checksums remembered for such runs. */
+export interface CopiedRanges {
+  /** Byte ranges of the image (sorted, disjoint) holding the base's bytes at offset + `shift`. */
+  clean: readonly ByteRange[];
+  shift: number;
+  /** sha256 of base byte runs, by `start+length` in the base: taken when there, added when hashed here. */
+  known: Map<string, string>;
+}
+
 /**
- * Hash `image` (a path, or an open view such as image/copied-io.ts's, left open): the whole file (holes read as zeros, without reading them) and each mapped range, by reading the
- * mapped blocks and feeding them to an ImageDigester. The caller guarantees that everything outside `ranges` is
- * zero (it wrote the image sparse). With `wholes`, the range checksums come first (one pass): when their
- * contentKey is known, its whole-file sha256 is taken and no byte is hashed twice; otherwise a second pass over
- * the same blocks makes it (and adds it). Without, one pass makes both.
+ * Hash `image` (a path, or an open view such as image/copied-io.ts's, left open): the whole file (holes read as
+ * zeros, without reading them) and each mapped range, by reading the mapped blocks. The caller guarantees that
+ * everything outside `ranges` is zero (it wrote the image sparse). With `wholes`, the range checksums come first:
+ * when their contentKey is known, its whole-file sha256 is taken and no byte is hashed twice; otherwise a second
+ * pass over the same blocks makes it (and adds it). Without, one pass makes both. With `copied`, the ranges are
+ * split at the unchanged copy's edges and its runs' checksums are taken from (or added to) `copied.known`.
  */
 export function digestImage(
   image: string | BlockIO,
   ranges: { start: number; length: number }[],
-  opts: { blockSize?: number; onProgress?: OnProgress; detail?: string; wholes?: Map<string, string> } = {},
+  opts: { blockSize?: number; onProgress?: OnProgress; detail?: string; wholes?: Map<string, string>; copied?: CopiedRanges } = {},
 ): ImageDigest {
   const blockSize = opts.blockSize ?? 4096;
   const io = typeof image === 'string' ? FileIO.open(image) : image;
   try {
     const size = io.size;
-    const spans = toBlockRanges(ranges, blockSize, size).map((b) => ({ start: b.first * blockSize, end: Math.min(size, (b.last + 1) * blockSize) }));
-    const total = spans.reduce((s, b) => s + b.end - b.start, 0);
+    const blocks = toBlockRanges(ranges, blockSize, size);
+    const runs = opts.copied ? splitAtCopied(blocks, opts.copied.clean, blockSize) : blocks.map((b) => ({ ...b, copied: false }));
+    const span = (b: { first: number; last: number }) => ({ start: b.first * blockSize, end: Math.min(size, (b.last + 1) * blockSize) });
+    const total = runs.reduce((s, b) => s + span(b).end - span(b).start, 0);
     const buf = Buffer.allocUnsafe(CHUNK);
-    /** Every mapped block, in order, to `take`. */
-    const pass = (take: (offset: number, data: Buffer) => void, progress: boolean): void => {
-      let done = 0;
-      for (const { start, end } of spans) {
-        for (let off = start; off < end; ) {
-          const view = buf.subarray(0, Math.min(CHUNK, end - off));
-          io.readInto(view, off);
-          take(off, view);
-          off += view.length;
-          done += view.length;
-          if (progress) opts.onProgress?.({ phase: 'checksum', done, total, detail: opts.detail });
-        }
+    let done = 0;
+    /** The bytes of one run, in order, to `take`. */
+    const read = (b: { first: number; last: number }, take: (offset: number, data: Buffer) => void, progress: boolean): void => {
+      const { start, end } = span(b);
+      for (let off = start; off < end; ) {
+        const view = buf.subarray(0, Math.min(CHUNK, end - off));
+        io.readInto(view, off);
+        take(off, view);
+        off += view.length;
+        done += view.length;
+        if (progress) opts.onProgress?.({ phase: 'checksum', done, total, detail: opts.detail });
       }
     };
-    const digester = new ImageDigester(size, { blockSize, whole: !opts.wholes });
-    pass((off, view) => digester.update(off, view), true);
-    const digest = digester.finish();
-    if (!opts.wholes) return digest;
-    const key = contentKey(size, blockSize, digest.ranges);
-    let sha256 = opts.wholes.get(key);
+    if (!opts.wholes && !opts.copied) {
+      const digester = new ImageDigester(size, { blockSize });
+      for (const b of runs) read(b, (off, view) => digester.update(off, view), true);
+      return digester.finish();
+    }
+    const out: BlockRange[] = [];
+    for (const b of runs) {
+      const { start, end } = span(b);
+      const key = b.copied ? `${start + opts.copied!.shift}+${end - start}` : '';
+      let checksum = b.copied ? opts.copied!.known.get(key) : undefined;
+      if (checksum === undefined) {
+        const h = createHash('sha256');
+        read(b, (_, view) => h.update(view), true);
+        checksum = h.digest('hex');
+        if (b.copied) opts.copied!.known.set(key, checksum);
+      } else {
+        done += end - start;
+        opts.onProgress?.({ phase: 'checksum', done, total, detail: opts.detail });
+      }
+      out.push({ first: b.first, last: b.last, checksum });
+    }
+    const mapped = out.reduce((s, b) => s + b.last - b.first + 1, 0);
+    const key = contentKey(size, blockSize, out);
+    let sha256 = opts.wholes?.get(key);
     if (sha256 === undefined) {
       const whole = createHash('sha256');
       let pos = 0;
-      pass((off, view) => {
-        feedZeros(whole, off - pos);
-        whole.update(view);
-        pos = off + view.length;
-      }, false);
+      for (const b of runs) {
+        read(b, (off, view) => {
+          feedZeros(whole, off - pos);
+          whole.update(view);
+          pos = off + view.length;
+        }, false);
+      }
       feedZeros(whole, size - pos);
       sha256 = whole.digest('hex');
-      opts.wholes.set(key, sha256);
+      opts.wholes?.set(key, sha256);
     }
-    return { ...digest, sha256 };
+    return { size, blockSize, sha256, ranges: out, mappedBlocks: mapped };
   } finally {
     if (typeof image === 'string') (io as FileIO).close();
   }
+}
+
+/**
+ * Split block ranges where whole blocks inside `clean` begin and end: runs marked `copied` lie wholly in one clean
+ * range, the others hold no block that does.
+ */
+export function splitAtCopied(blocks: readonly BmapRange[], clean: readonly ByteRange[], blockSize: number): { first: number; last: number; copied: boolean }[] {
+  // Whole blocks of each clean range, as [first, last].
+  const inside = clean
+    .map((c) => ({ first: Math.ceil(c.start / blockSize), last: Math.floor((c.start + c.length) / blockSize) - 1 }))
+    .filter((c) => c.first <= c.last);
+  const out: { first: number; last: number; copied: boolean }[] = [];
+  let j = 0;
+  for (const b of blocks) {
+    let p = b.first;
+    while (p <= b.last) {
+      while (j < inside.length && inside[j]!.last < p) j++;
+      const c = inside[j];
+      if (c && c.first <= p) {
+        const last = Math.min(b.last, c.last);
+        out.push({ first: p, last, copied: true });
+        p = last + 1;
+      } else {
+        const last = c && c.first <= b.last ? c.first - 1 : b.last;
+        out.push({ first: p, last, copied: false });
+        p = last + 1;
+      }
+    }
+  }
+  return out;
 }
 
 /** What determines a sparse image's every byte: its size and its mapped ranges with their checksums. */

@@ -1,6 +1,8 @@
 // digestImage (reads a sparse image back) and ImageDigester (hashes while writing, ranges inferred from the writes)
 // agree with each other, with sha256sum of the file and with bmaptool's own check of the range checksums; known
-// range checksums are reused and shared between digesters fed the same data.
+// range checksums are reused and shared between digesters fed the same data. An image partly copied from a base
+// (CopiedIO) is split at the unchanged copy's edges the same way whether its runs' checksums are remembered or not,
+// and with them remembered its copied bytes are not read at all.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
@@ -8,8 +10,10 @@ import { mkdtempSync, openSync, writeSync, ftruncateSync, closeSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { contentKey, digestImage, ImageDigester, type KnownRange } from '../../lib/image/digest.ts';
-import { renderBmap } from '../../lib/image/bmap.ts';
+import { contentKey, digestImage, splitAtCopied, ImageDigester, type KnownRange } from '../../lib/image/digest.ts';
+import { FileIO, type BlockIO } from '../../lib/image/io.ts';
+import { CopiedIO } from '../../lib/image/copied-io.ts';
+import { renderBmap, toBlockRanges } from '../../lib/image/bmap.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'pi-image-digest-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -132,6 +136,85 @@ test('a whole-file sha256 remembered by content key skips the zeros after the la
   const longer = digestImage(a, mapped, { wholes });
   assert.is(longer.sha256, sum(a));
   assert.is(wholes.size, 3);
+});
+
+test('splitAtCopied: runs split where whole clean blocks begin and end', () => {
+  const bs = 4096;
+  // Blocks 0-9 and 20-29 mapped; clean bytes cover blocks 2-4 whole (plus part of 5) and 8-22.
+  const got = splitAtCopied(
+    [{ first: 0, last: 9 }, { first: 20, last: 29 }],
+    [{ start: 2 * bs - 100, length: 3 * bs + 100 + 50 }, { start: 8 * bs, length: 15 * bs }],
+    bs,
+  );
+  assert.equal(got, [
+    { first: 0, last: 1, copied: false },
+    { first: 2, last: 4, copied: true },
+    { first: 5, last: 7, copied: false },
+    { first: 8, last: 9, copied: true },
+    { first: 20, last: 22, copied: true },
+    { first: 23, last: 29, copied: false },
+  ]);
+});
+
+test('a partly copied image: the same ranges with or without remembered runs, right sums, copied bytes unread', () => {
+  const base = join(dir, 'copy-base');
+  const img = join(dir, 'copy-img');
+  const bs = 4096;
+  const shift = 3 * bs;
+  const baseBytes = Buffer.alloc(4 << 20);
+  for (let i = 0; i < baseBytes.length; i++) baseBytes[i] = (i * 7 + 3) % 253;
+  writeFileSync(base, baseBytes);
+  const clean = [{ start: bs, length: 40 * bs + 123 }, { start: 60 * bs, length: 100 * bs }];
+  const make = (): { view: CopiedIO; close: () => void; reads: { base: number } } => {
+    const out = FileIO.create(img, 2 << 20);
+    for (const c of clean) out.write(c.start, baseBytes.subarray(c.start + shift, c.start + shift + c.length));
+    const src = FileIO.open(base);
+    const reads = { base: 0 };
+    const counted = Object.create(src) as BlockIO;
+    counted.readInto = (buf: Buffer, off: number) => {
+      reads.base += buf.length;
+      src.readInto(buf, off);
+    };
+    const view = new CopiedIO(out, counted, clean, shift);
+    view.write(10 * bs + 5, Buffer.from('edited inside the first copy'));
+    view.write(200 * bs, Buffer.alloc(3000, 9)); // new data after both
+    return { view, reads, close: () => (out.close(), src.close()) };
+  };
+  const mapped = [{ start: bs, length: 40 * bs + 123 }, { start: 60 * bs, length: 100 * bs }, { start: 200 * bs, length: 3000 }];
+  const known = new Map<string, string>();
+  const first = make();
+  const d1 = digestImage(first.view, mapped, { wholes: new Map(), copied: { ...first.view.cleanRanges(), known } });
+  first.close();
+  assert.is(d1.sha256, execFileSync('sha256sum', [img]).toString().split(' ')[0], 'whole sha256 is the file');
+  const file = readFileSync(img);
+  for (const r of d1.ranges) {
+    const want = createHash('sha256').update(file.subarray(r.first * bs, Math.min(file.length, (r.last + 1) * bs))).digest('hex');
+    assert.is(r.checksum, want, `range ${r.first}-${r.last}`);
+  }
+  assert.ok(d1.ranges.length > mapped.length, 'split at the edited block');
+  assert.ok(known.size >= 2, 'copied runs remembered');
+  // Again, with the runs remembered: the same digest; only what was written is read.
+  const second = make();
+  const wholes = new Map([[contentKey(d1.size, d1.blockSize, d1.ranges), d1.sha256]]);
+  const d2 = digestImage(second.view, mapped, { wholes, copied: { ...second.view.cleanRanges(), known } });
+  const baseRead = second.reads.base;
+  second.close();
+  assert.equal(d2, d1);
+  // Only the runs that are not a whole-block copy are read (their clean bytes come from the base through the view).
+  const notCopied = splitAtCopied(toBlockRanges(mapped, bs, d1.size), second.view.cleanRanges().clean, bs)
+    .filter((r) => !r.copied)
+    .reduce((n, r) => n + (r.last - r.first + 1) * bs, 0);
+  assert.ok(baseRead <= notCopied && notCopied < 5 * bs, `read ${baseRead} bytes of the base, at most ${notCopied}`);
+  // Without the content cache nor remembered runs, the same split and sums (nothing depends on what was known).
+  const third = make();
+  const d3 = digestImage(third.view, mapped, { copied: { ...third.view.cleanRanges(), known: new Map() } });
+  third.close();
+  assert.equal(d3, d1);
+  // And bmaptool checks the split ranges against the file.
+  const bmap = join(dir, 'copy.bmap');
+  writeFileSync(bmap, renderBmap({ imageSize: d1.size, blockSize: bs, ranges: d1.ranges }));
+  execFileSync('bmaptool', ['copy', '--bmap', bmap, img, join(dir, 'copy-out')], { stdio: 'ignore' });
+  assert.ok(readFileSync(join(dir, 'copy-out')).equals(file));
 });
 
 test.run();
