@@ -257,10 +257,13 @@ function newest(dir: string, exts: string[]): number {
 }
 
 /**
- * The CLI as users run it: bin/pi-image.js, which runs the compiled dist/ when it is fresh. Runs `npm run build`
- * first when dist/ is older than a source (otherwise the launcher would fall back to tsx and time the wrong thing).
+ * The CLI as an installed package runs it: the compiled bundle dist/cli/pi-image.js (bin/pi-image.js runs just that
+ * once dist/ is fresh). Runs `npm run build` first when dist/ is older than a source, and then times the bundle
+ * directly: through the launcher, a source edited while a bench runs would switch the remaining rounds to tsx
+ * (seen once: a warm build at 211 MB instead of 123). benchCommit() says which tree that bundle was built from.
+ * `{ launcher: true }` times bin/pi-image.js itself, its freshness check of the checkout included (start-up).
  */
-export function cli(): string[] {
+export function cli(opts: { launcher?: boolean } = {}): string[] {
   const stamp = join(ROOT, 'dist', '.built');
   const fresh = () => existsSync(stamp) && Math.max(...['lib', 'bin', 'scripts'].map((d) => newest(join(ROOT, d), ['.ts', '.mjs']))) <= statSync(stamp).mtimeMs;
   if (!fresh()) {
@@ -268,7 +271,19 @@ export function cli(): string[] {
     execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
     if (!fresh()) throw new Error('npm run build did not leave a fresh dist/');
   }
-  return [process.execPath, join(ROOT, 'bin', 'pi-image.js')];
+  console.log(`measuring ${benchCommit()}`);
+  return [process.execPath, join(ROOT, opts.launcher ? 'bin' : 'dist', opts.launcher ? 'pi-image.js' : join('cli', 'pi-image.js'))];
+}
+
+/** The commit of the tree measured, and whether lib/ bin/ scripts/ differ from it ("+ local changes"). */
+export function benchCommit(): string {
+  try {
+    const head = execFileSync('git', ['-C', ROOT, 'log', '-1', '--format=%h %s'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'lib', 'bin', 'scripts'], { encoding: 'utf8' }).trim();
+    return `${head}${dirty ? ' + local changes' : ''}`;
+  } catch {
+    return 'a tree outside git';
+  }
 }
 
 /** `sync` (not timed): a side's writeback is not left for the next side to pay. */
