@@ -62,14 +62,17 @@ export function digestImage(
   try {
     const size = io.size;
     const blocks = toBlockRanges(ranges, blockSize, size);
-    const runs = opts.copied ? splitAtCopied(blocks, opts.copied.clean, blockSize) : blocks.map((b) => ({ ...b, copied: false }));
-    const span = (b: { first: number; last: number }) => ({ start: b.first * blockSize, end: Math.min(size, (b.last + 1) * blockSize) });
-    const total = runs.reduce((s, b) => s + span(b).end - span(b).start, 0);
+    // Each run with its bytes [start, end): the image's last block may be short.
+    const runs = (opts.copied ? splitAtCopied(blocks, opts.copied.clean, blockSize) : blocks.map((b) => ({ ...b, copied: false }))).map((b) => ({
+      ...b,
+      start: b.first * blockSize,
+      end: Math.min(size, (b.last + 1) * blockSize),
+    }));
+    const total = runs.reduce((s, b) => s + b.end - b.start, 0);
     const buf = Buffer.allocUnsafe(CHUNK);
     let done = 0;
     /** The bytes of one run, in order, to `take`. */
-    const read = (b: { first: number; last: number }, take: (offset: number, data: Buffer) => void, progress: boolean): void => {
-      const { start, end } = span(b);
+    const read = ({ start, end }: { start: number; end: number }, take: (offset: number, data: Buffer) => void, progress: boolean): void => {
       for (let off = start; off < end; ) {
         const view = buf.subarray(0, Math.min(CHUNK, end - off));
         io.readInto(view, off);
@@ -86,7 +89,7 @@ export function digestImage(
     }
     const out: BlockRange[] = [];
     for (const b of runs) {
-      const { start, end } = span(b);
+      const { start, end } = b;
       const key = b.copied ? `${start + opts.copied!.shift}+${end - start}` : '';
       let checksum = b.copied ? opts.copied!.known.get(key) : undefined;
       if (checksum === undefined) {

@@ -228,43 +228,23 @@ export class FatTable {
 
   /** Runs [first, count] of allocated (non-free) clusters, in order. FAT16/32 are scanned a page at a time. */
   *allocatedRuns(): Generator<[number, number]> {
+    const width = this.g.fatType === 12 ? 0 : this.g.fatType / 8;
     let start = -1;
-    const width = this.g.fatType === 32 ? 4 : this.g.fatType === 16 ? 2 : 0;
     for (let n = 2; n <= this.maxCluster; ) {
-      let used: boolean;
-      if (width === 0) {
-        used = this.get(n) !== FREE;
-      } else {
-        // The rest of this FAT page in one go: a cluster's entry never straddles a page.
-        const p = Math.floor((n * width) / PAGE);
-        const pg = this.page(p);
-        const end = Math.min(this.maxCluster + 1, ((p + 1) * PAGE) / width);
-        if (pg.length === PAGE && pg.equals(ZERO_PAGE)) {
-          // A free page (most of a new volume's FAT): one compare instead of a thousand reads.
-          if (start >= 0) {
-            yield [start, n - start];
-            start = -1;
-          }
-          n = end;
-          continue;
+      // The entries of one FAT page (a FAT16/32 entry never straddles one), or FAT12's one entry.
+      const p = width ? Math.floor((n * width) / PAGE) : -1;
+      const pg = width ? this.page(p) : undefined;
+      const end = width ? Math.min(this.maxCluster + 1, ((p + 1) * PAGE) / width) : n + 1;
+      // A page of zeros (most of a new volume's FAT) is free throughout: one compare, no entry read.
+      const allFree = pg !== undefined && pg.length === PAGE && pg.equals(ZERO_PAGE);
+      for (; n < end; n++) {
+        const v = allFree ? FREE : !pg ? this.get(n) : width === 4 ? pg.readUInt32LE(n * 4 - p * PAGE) & 0x0fffffff : pg.readUInt16LE(n * 2 - p * PAGE);
+        if (v !== FREE && start < 0) start = n;
+        else if (v === FREE && start >= 0) {
+          yield [start, n - start];
+          start = -1;
         }
-        for (; n < end; n++) {
-          const o = n * width - p * PAGE;
-          const v = width === 4 ? pg.readUInt32LE(o) & 0x0fffffff : pg.readUInt16LE(o);
-          if (v !== FREE && start < 0) start = n;
-          else if (v === FREE && start >= 0) {
-            yield [start, n - start];
-            start = -1;
-          }
-        }
-        continue;
       }
-      if (used && start < 0) start = n;
-      else if (!used && start >= 0) {
-        yield [start, n - start];
-        start = -1;
-      }
-      n++;
     }
     if (start >= 0) yield [start, this.maxCluster + 1 - start];
   }
